@@ -1,0 +1,392 @@
+"""Sweep folder -> one tidy table: the only place in `analysis/` that reads run files.
+
+Everything downstream (fits, plots, reports, notebooks) works on the DataFrame `collect`
+returns, so a sweep trained on a cluster can be analysed anywhere from its small files.
+Runs are read defensively: a sweep is usually looked at while some runs are still
+running or have failed, so a missing or half-written file becomes a status on that run's
+row, never a traceback. The one thing that does raise is a file written by a *newer*
+schema: guessing at its meaning would silently give wrong numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+SCHEMA_VERSION = 1
+"""The newest file schema this version reads (all run JSON files and results.parquet)."""
+
+RESULTS_FILE = "results.parquet"
+_PARQUET_KEY = b"wsl_scaling.schema_version"
+
+PHASES = ("pending", "running", "done", "failed", "preempted", "cancelled")
+CORRUPT = "corrupt"
+"""Status of a row whose state, config or transfer file could not be read."""
+
+# results column -> dotted run-config field it comes from
+FIELDS = {
+    "arch": "model.arch",
+    "depth": "model.depth",
+    "width": "model.width_per_group",
+    "cardinality": "model.cardinality",
+    "base_width": "model.base_width",
+    "dataset_images": "data.images",
+    "vocab": "data.vocab",
+    "resample": "data.resample",
+    "label_noise": "data.label_noise",
+    "seed": "seed",
+    "images_seen": "optim.images_seen",
+}
+
+# the fixed columns of results.parquet, in order, with their dtypes
+COLUMNS = {
+    "sweep": "text", "run_id": "text", "status": "text",
+    "train_status": "text", "transfer_status": "text",
+    "arch": "text", "depth": "Int64", "width": "Int64", "cardinality": "Int64",
+    "base_width": "Int64", "params": "Int64", "flops_per_image": "float64",
+    "dataset_images": "Int64", "vocab": "text", "resample": "text",
+    "label_noise": "float64", "seed": "Int64", "images_seen": "Int64",
+    "pretrain_flops": "float64", "target": "text", "protocol": "text",
+    "top1": "float64", "top5": "float64", "floor_top1": "float64", "floor_top5": "float64",
+    "git_sha": "text",
+}
+_TEXT = pd.Series(["text"]).dtype  # pandas' own string dtype ('str' in pandas 3, else object)
+_METRICS = ("top1", "top5", "floor_top1", "floor_top5")
+_MANIFEST_VALUES = ("params", "flops_per_image", "pretrain_flops")
+
+
+class SchemaVersionError(ValueError):
+    """A file was written by a newer wsl-scaling than the one reading it."""
+
+
+class CollectWarning(UserWarning):
+    """A run file could not be read; the run's row carries status 'corrupt'."""
+
+
+# --------------------------------------------------------------------------- file readers
+
+def _check_version(obj: Any, path: Path) -> str | None:
+    """Return a problem string for a malformed object; raise for a newer schema."""
+    if not isinstance(obj, dict):
+        return f"{path.name}: expected a mapping, found {type(obj).__name__}"
+    version = obj.get("schema_version", 1)
+    if not isinstance(version, int):
+        return f"{path.name}: schema_version {version!r} is not an integer"
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{path}: schema_version {version} is newer than this wsl-scaling reads "
+            f"(<= {SCHEMA_VERSION}); upgrade wsl-scaling to analyse this sweep")
+    return None
+
+
+def read_json(path: Path) -> tuple[dict | None, str | None]:
+    """Read one schema-versioned JSON file as ``(data, problem)``.
+
+    A missing file is ``(None, None)``; an unreadable one is ``(None, "name: why")``.
+    """
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError) as e:
+        return None, f"{path.name}: unreadable ({e.__class__.__name__})"
+    except json.JSONDecodeError as e:
+        return None, f"{path.name}: corrupt JSON ({e.msg} at line {e.lineno})"
+    problem = _check_version(obj, path)
+    return (None, problem) if problem else (obj, None)
+
+
+def read_yaml(path: Path) -> tuple[dict | None, str | None]:
+    """Like `read_json` for a YAML file (run configs)."""
+    path = Path(path)
+    try:
+        obj = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError) as e:
+        return None, f"{path.name}: unreadable ({e.__class__.__name__})"
+    except yaml.YAMLError as e:
+        return None, f"{path.name}: corrupt YAML ({str(e).splitlines()[0]})"
+    problem = _check_version(obj, path)
+    return (None, problem) if problem else (obj, None)
+
+
+def read_metrics(run_dir: str | os.PathLike) -> pd.DataFrame:
+    """A run's ``metrics.jsonl`` as a DataFrame (one row per logged step).
+
+    A line that does not parse (typically the last one of a run killed mid-write) is
+    skipped, so this works on running and preempted runs.
+    """
+    rows = []
+    try:
+        lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    except FileNotFoundError:
+        lines = []
+    for line in lines:
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            rows.append(obj)
+    return pd.DataFrame(rows)
+
+
+def _dotted(config: dict | None, field: str) -> Any:
+    node: Any = config
+    for key in field.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+# --------------------------------------------------------------------------- one sweep
+
+@dataclass
+class _Run:
+    run_id: str
+    path: Path
+    manifest: dict
+
+
+def _sweep_name(sweep: Path) -> str:
+    spec, _ = read_yaml(sweep / "sweep.yaml")
+    name = spec.get("name") if isinstance(spec, dict) else None
+    return str(name) if name else sweep.name
+
+
+def _read_manifest(sweep: Path) -> pd.DataFrame:
+    path = sweep / "manifest.csv"
+    try:
+        manifest = pd.read_csv(path)
+    except FileNotFoundError:
+        return pd.DataFrame({"run_id": pd.Series([], dtype=object)})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        warnings.warn(f"{path}: unreadable manifest ({e.__class__.__name__}); "
+                      "reading runs/ only", CollectWarning, stacklevel=3)
+        return pd.DataFrame({"run_id": pd.Series([], dtype=object)})
+    if "run_id" not in manifest.columns:
+        warnings.warn(f"{path}: no run_id column; reading runs/ only", CollectWarning,
+                      stacklevel=3)
+        return pd.DataFrame({"run_id": pd.Series([], dtype=object)})
+    manifest["run_id"] = manifest["run_id"].astype(str)
+    return manifest
+
+
+def _runs(sweep: Path, manifest: pd.DataFrame) -> list[_Run]:
+    """Runs in manifest order, then any run folder the manifest does not list."""
+    runs_dir = sweep / "runs"
+    listed = [_Run(str(r["run_id"]), runs_dir / str(r["run_id"]),
+                   {k: (None if _missing(v) else v) for k, v in r.items()})
+              for r in manifest.to_dict("records")]
+    known = {r.run_id for r in listed}
+    extra = sorted(p.name for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
+    return listed + [_Run(name, runs_dir / name, {}) for name in extra if name not in known]
+
+
+def _status(train: str | None, transfer: str | None) -> str:
+    if train == "done":
+        return "done" if transfer == "done" else (transfer or "pending")
+    return train or "pending"
+
+
+def _run_rows(sweep_name: str, run: _Run, axes: list[str]) -> list[dict]:
+    config, config_problem = read_yaml(run.path / "config.yaml")
+    state, state_problem = read_json(run.path / "state.json")
+    provenance, _ = read_json(run.path / "provenance.json")
+    problems = [p for p in (config_problem, state_problem) if p]
+
+    train = transfer = None
+    if state is not None:
+        train, transfer = state.get("train") or "pending", state.get("transfer") or "pending"
+    elif state_problem is None:
+        train = transfer = "pending"  # never started
+    base = {
+        "sweep": sweep_name, "run_id": run.run_id,
+        "status": CORRUPT if problems else _status(train, transfer),
+        "train_status": train, "transfer_status": transfer,
+        "git_sha": (provenance or {}).get("git_sha"),
+    }
+    for column, field in FIELDS.items():
+        value = _dotted(config, field)
+        base[column] = run.manifest.get(field) if value is None else value
+    for column in _MANIFEST_VALUES:
+        base[column] = run.manifest.get(column)
+    for field in axes:
+        value = _dotted(config, field)
+        base[field] = run.manifest.get(field) if value is None else value
+    if base["vocab"] is not None:
+        base["vocab"] = str(base["vocab"])
+
+    rows = []
+    transfer_dir = run.path / "transfer"
+    files = sorted(transfer_dir.glob("*.json")) if transfer_dir.is_dir() else []
+    for path in files:
+        target, _, protocol = path.stem.partition("__")
+        result, problem = read_json(path)
+        row = dict(base, target=target, protocol=protocol or None)
+        if problem:
+            problems.append(problem)
+            row["status"] = CORRUPT
+        result = result or {}
+        row["target"] = result.get("target", row["target"])
+        row["protocol"] = result.get("protocol", row["protocol"])
+        row.update({m: result.get(m) for m in _METRICS})
+        rows.append(row)
+    for problem in problems:
+        warnings.warn(f"{sweep_name}/{run.run_id}: {problem}", CollectWarning, stacklevel=4)
+    return rows or [dict(base, target=None, protocol=None)]
+
+
+def _collect_one(sweep: Path) -> pd.DataFrame:
+    if not sweep.is_dir():
+        raise FileNotFoundError(f"{sweep}: no such sweep folder")
+    manifest = _read_manifest(sweep)
+    mapped = set(FIELDS.values())
+    axes = [c for c in manifest.columns if "." in c and c not in mapped]
+    name = _sweep_name(sweep)
+    rows = [row for run in _runs(sweep, manifest) for row in _run_rows(name, run, axes)]
+    return _typed(pd.DataFrame(rows), axes)
+
+
+def _typed(df: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    """Fixed columns with fixed dtypes (so sweeps concatenate and parquet round-trips)."""
+    out = pd.DataFrame(index=df.index)
+    for column, dtype in COLUMNS.items():
+        values = df[column] if column in df else pd.Series([None] * len(df), index=df.index)
+        if dtype == "text":
+            out[column] = values.map(lambda v: None if _missing(v) else str(v)).astype(_TEXT)
+        else:
+            out[column] = pd.to_numeric(values, errors="coerce").astype(dtype)
+    for column in axes:
+        values = df[column].infer_objects()
+        kinds = {type(v) for v in values.dropna()}
+        if len(kinds) > 1 and not kinds <= {int, float, bool}:
+            # e.g. data.vocab-like axes mixing 1000 and 'all': keep them as text
+            values = values.map(lambda v: None if _missing(v) else str(v))
+        out[column] = values
+    return out
+
+
+# --------------------------------------------------------------------------- public
+
+def collect(*sweep_dirs: str | os.PathLike, write: bool = True) -> pd.DataFrame:
+    """Read one or more sweep folders into one row per run x transfer target x protocol.
+
+    Columns are `COLUMNS` (DESIGN.md's results.parquet, plus ``train_status``,
+    ``transfer_status`` and ``floor_top5``) followed by every other sweep axis of the
+    manifest, named by its dotted config field (e.g. ``optim.lr``). A run without transfer
+    results still has one row (target NaN) so failed and pending runs stay visible.
+
+    ``status`` is ``done`` when both phases are done; otherwise the train phase, or the
+    transfer phase once training is done; ``corrupt`` when a run file could not be read
+    (a `CollectWarning` names the file and the reason; see also `run_states`).
+
+    With ``write``, each sweep's rows are written atomically to ``<sweep>/results.parquet``.
+    Raises `SchemaVersionError` (one line) on a file from a newer wsl-scaling.
+    """
+    if not sweep_dirs:
+        raise TypeError("collect() needs at least one sweep folder")
+    frames = []
+    for sweep_dir in sweep_dirs:
+        sweep = Path(sweep_dir)
+        df = _collect_one(sweep)
+        if write:
+            write_results(df, sweep / RESULTS_FILE)
+        frames.append(df)
+    if len(frames) == 1:
+        return frames[0]
+    return pd.concat(frames, ignore_index=True, sort=False)
+
+
+def write_results(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write ``df`` to parquet atomically (temp file in the same folder, then os.replace),
+    tagging the file with its schema version."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    metadata = dict(table.schema.metadata or {})
+    metadata[_PARQUET_KEY] = str(SCHEMA_VERSION).encode()
+    table = table.replace_schema_metadata(metadata)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_results(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a results.parquet (or the one in a sweep folder) written by `collect`."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    table = pq.read_table(path)
+    version = int((table.schema.metadata or {}).get(_PARQUET_KEY, b"1"))
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{path}: schema_version {version} is newer than this wsl-scaling reads "
+            f"(<= {SCHEMA_VERSION}); upgrade wsl-scaling")
+    return table.to_pandas()
+
+
+def run_states(*sweep_dirs: str | os.PathLike, stale_after_s: float = 300.0) -> pd.DataFrame:
+    """One row per run: its phases, attempts, progress, last error and liveness.
+
+    ``stale`` is True for a running phase whose heartbeat is older than ``stale_after_s``
+    (the job probably died without writing a final state). ``error`` also carries the
+    reason a state, config or transfer file could not be read.
+    """
+    rows = []
+    now = datetime.now(timezone.utc)
+    for sweep_dir in sweep_dirs:
+        sweep = Path(sweep_dir)
+        if not sweep.is_dir():
+            raise FileNotFoundError(f"{sweep}: no such sweep folder")
+        name = _sweep_name(sweep)
+        for run in _runs(sweep, _read_manifest(sweep)):
+            state, problem = read_json(run.path / "state.json")
+            config, config_problem = read_yaml(run.path / "config.yaml")
+            transfer_dir = run.path / "transfer"
+            transfer_problems = [p for f in sorted(transfer_dir.glob("*.json"))
+                                 for p in [read_json(f)[1]] if p] if transfer_dir.is_dir() else []
+            problems = [p for p in (problem, config_problem, *transfer_problems) if p]
+            state = state or {}
+            train = state.get("train") or (None if problem else "pending")
+            transfer = state.get("transfer") or (None if problem else "pending")
+            heartbeat = pd.to_datetime(state.get("heartbeat"), utc=True, errors="coerce")
+            running = "running" in (train, transfer)
+            stale = bool(running and pd.notna(heartbeat)
+                         and (now - heartbeat).total_seconds() > stale_after_s)
+            rows.append({
+                "sweep": name, "run_id": run.run_id,
+                "status": CORRUPT if problems else _status(train, transfer),
+                "train_status": train, "transfer_status": transfer,
+                "attempts": state.get("attempts"), "images_seen": state.get("images_seen"),
+                "planned_images": _dotted(config, "optim.images_seen")
+                or run.manifest.get("optim.images_seen"),
+                "stale": stale, "heartbeat": heartbeat,
+                "error": "; ".join(problems) if problems else state.get("error"),
+                "job": state.get("job"), "host": state.get("host"),
+            })
+    return pd.DataFrame(rows)

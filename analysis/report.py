@@ -1,0 +1,179 @@
+"""A sweep's report: an executed notebook, its HTML, its figures and its fits.
+
+The notebook template (``analysis/templates/report.ipynb``) is the report: it only calls
+this package's public functions, so what a reader sees is what they can re-run by hand.
+`report` collects the sweep, runs the template with papermill (parameter ``sweep_dir``)
+and exports it with nbconvert::
+
+    <sweep>/report/report.ipynb     executed notebook
+    <sweep>/report/report.html      the same, as one self-contained page
+    <sweep>/report/figures/*.png    and *.svg (written by the notebook)
+    <sweep>/report/fits.json        the fitted slopes (written by the notebook)
+
+The helpers below (`save_figure`, `write_fits`, `slope_table`, `floor_table`) are what the
+notebook calls to write and show those files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.collect import SCHEMA_VERSION, CollectWarning, collect
+
+TEMPLATE = Path(__file__).parent / "templates" / "report.ipynb"
+
+
+class ReportError(RuntimeError):
+    """The report notebook failed; the message names the cell, the error and the file."""
+
+
+# --------------------------------------------------------------------------- the entry point
+
+def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
+           execute: bool = True, kernel_name: str = "python3",
+           timeout_s: int = 600) -> Path:
+    """Write ``<sweep>/report/report.html`` (or under ``out``) and return its path.
+
+    Collects the sweep first (writing ``results.parquet``), then executes the template with
+    papermill on the ``kernel_name`` kernel and exports HTML with nbconvert. With
+    ``execute=False`` only the parameterised, unexecuted ``report.ipynb`` is written (to
+    run or edit by hand) and its path is returned. A failing cell raises `ReportError`
+    after the partial notebook and HTML are written, so the traceback can be read there.
+    """
+    import papermill
+
+    sweep = Path(sweep_dir).resolve()
+    out = Path(out).resolve() if out else sweep / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollectWarning)  # the notebook's run table shows them
+        collect(sweep, write=True)
+    notebook = out / "report.ipynb"
+    parameters = {"sweep_dir": str(sweep), "out_dir": str(out)}
+    if not execute:
+        papermill.execute_notebook(str(TEMPLATE), str(notebook), parameters=parameters,
+                                   prepare_only=True, progress_bar=False)
+        return notebook
+    try:
+        with _kernel_imports_this_package():
+            papermill.execute_notebook(str(TEMPLATE), str(notebook), parameters=parameters,
+                                       kernel_name=kernel_name, progress_bar=False,
+                                       cwd=str(out), execution_timeout=timeout_s)
+    except papermill.PapermillExecutionError as e:
+        html = _export_html(notebook)
+        raise ReportError(f"report notebook failed in cell {e.exec_count}: {e.ename}: "
+                          f"{e.evalue}; see {html}") from None
+    return _export_html(notebook)
+
+
+@contextlib.contextmanager
+def _kernel_imports_this_package():
+    """Put the folder holding this `analysis` package first on the kernel's PYTHONPATH.
+
+    The kernel is a fresh process started from the report folder; without this it would
+    import whichever `analysis` its environment resolves (an older install, or a stale
+    editable-install namespace), not the code that is writing the report.
+    """
+    root = str(Path(__file__).resolve().parents[1])
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([root, old] if old else [root])
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+def _export_html(notebook: Path) -> Path:
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter()
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    body, _ = exporter.from_filename(str(notebook))
+    return _atomic_write(notebook.with_suffix(".html"), body)
+
+
+def _atomic_write(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------- notebook helpers
+
+def save_figure(fig, name: str, out_dir: str | os.PathLike, formats=("png", "svg"),
+                dpi: int = 120):
+    """Save ``fig`` as ``<out_dir>/figures/<name>.<fmt>`` and return the PNG for display.
+
+    Showing the saved PNG (an `IPython.display.Image`) rather than the live figure makes
+    the notebook's picture identical to the file, and independent of the matplotlib
+    backend: it becomes an ``<img>`` in the HTML even under a forced Agg backend.
+    """
+    from IPython.display import Image
+
+    folder = Path(out_dir) / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    for fmt in formats:
+        fig.savefig(folder / f"{name}.{fmt}", dpi=dpi, bbox_inches="tight")
+    return Image(filename=str(folder / f"{name}.png"))
+
+
+def _jsonable(value):
+    if value is None or value is pd.NA:
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_fits(fits: pd.DataFrame, path: str | os.PathLike, **meta) -> Path:
+    """Write a `fit_groups` table as ``{"schema_version", **meta, "fits": [rows]}`` JSON."""
+    rows = [{k: _jsonable(v) for k, v in row.items()} for row in fits.to_dict("records")]
+    doc = {"schema_version": SCHEMA_VERSION, **{k: _jsonable(v) for k, v in meta.items()},
+           "fits": rows}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _atomic_write(path, json.dumps(doc, indent=1) + "\n")
+
+
+def slope_table(fits: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """A log-linear `fit_groups` table for reading: points per 10x images with its interval."""
+    by = list(fits.columns[:list(fits.columns).index("law")])
+    ci = f"{100 * level:g}% CI"
+    table = fits[by].copy()
+    table["points / 10x images"] = fits["b"].round(2)
+    table[ci] = [f"[{lo:.2f}, {hi:.2f}]" if pd.notna(lo) else "" for lo, hi in
+                 zip(fits["b_lo"], fits["b_hi"])]
+    table["a"] = fits["a"].round(2)
+    table["r²"] = fits["r2"].round(3)
+    table["points"] = fits["n"]
+    if fits["message"].fillna("").ne("").any():
+        table["note"] = fits["message"]
+    return table.reset_index(drop=True)
+
+
+def floor_table(df: pd.DataFrame, by=("width", "target", "protocol")) -> pd.DataFrame:
+    """Random-trunk floor (mean and sd over done rows) per width, target and protocol."""
+    by = [c for c in by if c in df.columns]
+    done = df[(df["status"] == "done") & df["floor_top1"].notna()]
+    if not len(done):
+        return pd.DataFrame(columns=[*by, "floor_top1", "sd", "runs"])
+    table = done.groupby(by, dropna=False)["floor_top1"].agg(["mean", "std", "count"])
+    table.columns = ["floor_top1", "sd", "runs"]
+    return table.round(2).reset_index()

@@ -1,0 +1,94 @@
+"""Knobs of the synthetic weakly labelled world (torch-free, so configs load without torch).
+
+Every knob the data issue names is a field here, so a sweep can put any of them on an axis
+(`data.world.zipf_exponent: [0.8, 1.2]`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def _check(ok: bool, field: str, value, fix: str) -> None:
+    """One-line error naming the field, the value and the fix (same format as scaling's)."""
+    if not ok:
+        raise ValueError(f"{field}={value!r} is invalid: {fix}")
+
+
+@dataclass
+class WorldConfig:
+    """A hierarchy of visual concepts, their Zipfian popularity and how Instagram-like tags
+    are emitted for them. Defaults are sized so that a 2-core CPU sees transfer accuracy
+    grow with the number of pretraining images."""
+
+    num_coarse: int = 16
+    """Coarse concepts (shape families), like WordNet's upper synsets."""
+    fine_per_coarse: int = 24
+    """Fine concepts per coarse one (a fine concept is a shape variant x texture x colour)."""
+    zipf_exponent: float = 1.0
+    """Popularity of fine concepts in pretraining images: p(rank r) ~ r^-s."""
+    max_objects: int = 2
+    """Objects (concepts) per pretraining image: 1..max_objects."""
+    synonyms: int = 3
+    """Raw hashtag spellings per canonical tag (merged into one canonical tag)."""
+    p_fine_tag: float = 0.7
+    """Chance an object's fine tag is emitted (1 - this = missing tag)."""
+    p_coarse_tag: float = 0.3
+    """Chance an object's coarse tag is emitted."""
+    p_absent_tag: float = 0.15
+    """Chance an image carries a tag of a concept that is not in it."""
+    num_nonvisual: int = 64
+    """Canonical tags that name nothing visual (#love, #tbt)."""
+    p_nonvisual_tag: float = 0.5
+    """Chance an image carries one non-visual tag."""
+    clutter: float = 0.5
+    """Background clutter and distractor strength (0 = clean background)."""
+    noise_std: float = 8.0
+    """Pixel noise (uint8 units)."""
+    variants: int = 2
+    """Shape variants per family (solid, hollow, ...): one axis of a fine concept."""
+    textures: int = 4
+    """Surface textures (plain, stripes, checks, rings, then finer copies): another axis."""
+    colours: int = 6
+    """Hues evenly spaced on the colour wheel: the third axis."""
+    fine_target_classes: int = 100
+    """Classes of the `fine` target: fine concepts spread evenly over popularity ranks, so
+    the target needs the rare tail as much as the head (0 = all fine concepts)."""
+    novel_classes: int = 48
+    """Classes of the `novel` target: variant x texture x colour combinations that no
+    pretraining image shows and no tag names."""
+
+    def __post_init__(self) -> None:
+        _check(self.num_coarse >= 2, "data.world.num_coarse", self.num_coarse, "use at least 2")
+        _check(self.fine_per_coarse >= 1, "data.world.fine_per_coarse", self.fine_per_coarse,
+              "use at least 1")
+        _check(self.zipf_exponent >= 0, "data.world.zipf_exponent", self.zipf_exponent,
+              "use a value >= 0 (0 = uniform popularity)")
+        _check(self.max_objects >= 1, "data.world.max_objects", self.max_objects, "use at least 1")
+        _check(self.synonyms >= 1, "data.world.synonyms", self.synonyms, "use at least 1")
+        for name in ("p_fine_tag", "p_coarse_tag", "p_absent_tag", "p_nonvisual_tag", "clutter"):
+            value = getattr(self, name)
+            _check(0.0 <= value <= 1.0, f"data.world.{name}", value, "use a probability in [0, 1]")
+        _check(self.num_nonvisual >= 0, "data.world.num_nonvisual", self.num_nonvisual,
+              "use a count >= 0")
+        _check(self.noise_std >= 0, "data.world.noise_std", self.noise_std, "use a value >= 0")
+        _check(self.num_coarse <= 64, "data.world.num_coarse", self.num_coarse,
+              "use at most 64 (distinct shape families)")
+        for name in ("variants", "textures", "colours"):
+            value = getattr(self, name)
+            _check(value >= 1, f"data.world.{name}", value, "use at least 1")
+        combos = self.variants * self.textures * self.colours
+        _check(self.fine_per_coarse < combos, "data.world.fine_per_coarse", self.fine_per_coarse,
+              f"use fewer than variants x textures x colours = {combos}, so novel combinations "
+              "are left over")
+        num_fine = self.num_coarse * self.fine_per_coarse
+        _check(0 <= self.fine_target_classes <= num_fine, "data.world.fine_target_classes",
+              self.fine_target_classes, f"use 0 (all) up to num_coarse x fine_per_coarse = {num_fine}")
+        spare = self.num_coarse * (combos - self.fine_per_coarse)
+        _check(2 <= self.novel_classes <= spare, "data.world.novel_classes", self.novel_classes,
+              f"use 2 up to the {spare} untagged combinations")
+
+    @property
+    def num_fine(self) -> int:
+        """Fine concepts in the world (each one tagged canonical fine tag)."""
+        return self.num_coarse * self.fine_per_coarse

@@ -1,0 +1,31 @@
+"""`create_model(name, num_classes, **kwargs)`: the one door to every trunk (timm-style registry)."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Callable
+
+import torch.nn as nn
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register a builder under its function name; builders take ``num_classes`` and knobs."""
+    if fn.__name__ in _MODELS:
+        raise ValueError(f"model {fn.__name__!r} is registered twice")
+    _MODELS[fn.__name__] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)
+
+
+def create_model(name: str, num_classes: int = 1000, **kwargs) -> nn.Module:
+    """Build a registered model; an unknown name names the closest registered one."""
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, list(_MODELS), n=1, cutoff=0.0)
+        raise ValueError(f"model.arch={name!r} is invalid: use a registered model, "
+                         f"e.g. {close[0]!r} (see models.list_models())")
+    return _MODELS[name](num_classes=num_classes, **kwargs)

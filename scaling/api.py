@@ -1,0 +1,163 @@
+"""The public functions behind every `scaling` subcommand (torch-free until called).
+
+Each imports its implementation lazily, so `import scaling` and the torch-free commands
+(`run`, `status`, `collect`, `fit`, `report`, `submit`) never import torch. Notebooks call
+these directly: `expand_sweep(...)`, `run_local(...)`, `collect(...)`, `report(...)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Union
+
+from scaling.config import RunConfig, load_run_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _as_config(config: Union[RunConfig, str, Path]) -> tuple[RunConfig, Optional[Path]]:
+    if isinstance(config, RunConfig):
+        return config, None
+    return load_run_config(config), Path(config).resolve().parent
+
+
+def sweep(sweep_file: str, root: str = "sweeps") -> Path:
+    """Expand SWEEP_FILE into ROOT/<name>/runs/<run_id>/config.yaml and manifest.csv.
+
+    Args:
+        sweep_file: the sweep YAML (DESIGN.md format).
+        root: folder that holds sweep folders.
+    """
+    from scaling.sweep import expand_sweep
+
+    out = expand_sweep(sweep_file, root)
+    from scaling.runfiles import read_manifest
+
+    print(f"{out}: {len(read_manifest(out / 'manifest.csv'))} runs")
+    return out
+
+
+expand_sweep = sweep
+
+
+def run(sweep_dir: str, local: bool = False, parallel: int = 2, retry_failed: bool = False,
+        progress: bool = True) -> dict:
+    """Run every unfinished run of SWEEP_DIR (train, then transfer).
+
+    Args:
+        sweep_dir: a folder made by `scaling sweep`.
+        local: run here (required today: `scaling submit` sends to Slurm).
+        parallel: runs at a time.
+        retry_failed: also rerun runs whose last phase failed.
+        progress: show a progress bar over runs.
+    """
+    from scaling.errors import ConfigError
+
+    if not local:
+        raise ConfigError("run: --local is required (use `scaling submit` for Slurm)")
+    from slurm.local import run_local as _run_local
+
+    return _run_local(sweep_dir, parallel=parallel, retry_failed=retry_failed,
+                      progress=progress)
+
+
+def run_local(sweep_dir: str, parallel: int = 2, retry_failed: bool = False) -> dict:
+    """Notebook spelling of `scaling run SWEEP_DIR --local`."""
+    return run(sweep_dir, local=True, parallel=parallel, retry_failed=retry_failed)
+
+
+def train(config: Union[RunConfig, str], run_dir: Optional[str] = None) -> str:
+    """Pretrain one run; returns its train phase (`done` on success).
+
+    Args:
+        config: a RunConfig or the path of a run's config.yaml.
+        run_dir: the run folder (default: the folder holding the config file).
+    """
+    from scaling.engine import train as _train
+
+    cfg, folder = _as_config(config)
+    target = run_dir or folder
+    if target is None:
+        raise ValueError("train: give run_dir when passing a RunConfig object")
+    return _train(cfg, target)
+
+
+def transfer(config: Union[RunConfig, str], run_dir: Optional[str] = None) -> dict:
+    """Linear-probe the finished trunk of a run on each of its targets (plus the floor)."""
+    from scaling.transfer import transfer as _transfer
+
+    cfg, folder = _as_config(config)
+    target = run_dir or folder
+    if target is None:
+        raise ValueError("transfer: give run_dir when passing a RunConfig object")
+    return _transfer(cfg, target)
+
+
+def status(sweep_dir: str) -> list[dict]:
+    """Print a table of runs: train/transfer phase, attempts, job, last error, stale heartbeat.
+
+    Args:
+        sweep_dir: a sweep folder.
+    """
+    from scaling.runfiles import is_stale, list_runs, read_state
+
+    rows = []
+    for run_dir in list_runs(sweep_dir):
+        state = read_state(run_dir)
+        rows.append({"run_id": run_dir.name, "train": state["train"],
+                     "transfer": state["transfer"], "attempts": state["attempts"],
+                     "job": state.get("job") or "-", "stale": "STALE" if is_stale(state) else "",
+                     "error": state.get("error") or ""})
+    if rows:
+        widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in rows[0]}
+        print("  ".join(k.ljust(widths[k]) for k in rows[0]))
+        for r in rows:
+            print("  ".join(str(r[k]).ljust(widths[k]) for k in r).rstrip())
+    return rows
+
+
+def collect(sweep_dirs: List[str], write: bool = True):
+    """Gather every run x target x protocol of the sweeps into results.parquet (pandas)."""
+    from analysis import collect as _collect
+
+    df = _collect(*sweep_dirs, write=write)
+    print(f"{len(df)} rows from {len(sweep_dirs)} sweep(s)")
+    return df
+
+
+def fit(sweep_dir: str, x: str = "dataset_images", y: str = "top1",
+        law: str = "loglinear"):
+    """Fit LAW of Y against X per (width, vocab, target, protocol) and print the table."""
+    from analysis import collect as _collect, fit_groups
+
+    table = fit_groups(_collect(sweep_dir, write=True), x=x, y=y, law=law)
+    print(table.to_string(index=False))
+    return table
+
+
+def report(sweep_dir: str) -> Path:
+    """Collect, fit and render SWEEP_DIR/report/report.html (executed notebook)."""
+    from analysis import report as _report
+
+    path = _report(sweep_dir)
+    print(f"report: {Path(path).resolve()}")
+    return path
+
+
+def demo(root: str = "sweeps", parallel: int = 2, sweep_file: Optional[str] = None) -> Path:
+    """The whole study in miniature on this CPU: sweep, run, collect, report.
+
+    Args:
+        root: where the demo sweep folder goes.
+        parallel: runs at a time.
+        sweep_file: another sweep file (default configs/demo.yaml).
+    """
+    import time
+
+    start = time.perf_counter()
+    sweep_dir = sweep(sweep_file or str(REPO / "configs" / "demo.yaml"), root)
+    run(str(sweep_dir), local=True, parallel=parallel)
+    path = report(str(sweep_dir))
+    print(f"demo finished in {time.perf_counter() - start:.0f} s")
+    print(f"open {Path(path).resolve()}")
+    return path

@@ -1,0 +1,143 @@
+"""The `scaling` command (jsonargparse): one subcommand per step of the flow.
+
+Torch-free: subcommands import their implementation only when they run. Every subcommand
+takes --config, --print_config and --help; boolean options work bare (`--dry_run`) as well
+as with a value (`--dry_run false`). Known errors print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+from jsonargparse import ActionConfigFile, ArgumentParser
+
+from scaling import api
+from scaling.errors import ConfigError, RunError
+
+TRUTHY = {"true", "false", "yes", "no", "1", "0", "on", "off"}
+
+
+def _function_parser(fn: Callable) -> ArgumentParser:
+    parser = ArgumentParser(description=(fn.__doc__ or "").strip().splitlines()[0])
+    parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options")
+    parser.add_function_arguments(fn, as_positional=True)
+    return parser
+
+
+def _run_config_parser(help_text: str) -> ArgumentParser:
+    from scaling.config import RunConfig
+
+    parser = ArgumentParser(description=help_text)
+    parser.add_argument("--config", action=ActionConfigFile,
+                        help="a run's config.yaml (the run folder defaults to its folder)")
+    parser.add_class_arguments(RunConfig, None, fail_untyped=False)
+    parser.add_argument("--run_dir", type=Optional[str], default=None,
+                        help="run folder (default: the folder of --config)")
+    return parser
+
+
+def _collect_parser() -> ArgumentParser:
+    parser = ArgumentParser(description="Gather runs into <sweep>/results.parquet.")
+    parser.add_argument("--config", action=ActionConfigFile)
+    parser.add_argument("sweep_dirs", nargs="+", help="sweep folders")
+    parser.add_argument("--write", type=bool, default=True)
+    return parser
+
+
+COMMANDS: dict[str, Callable[[], ArgumentParser]] = {
+    "sweep": lambda: _function_parser(api.sweep),
+    "run": lambda: _function_parser(api.run),
+    "status": lambda: _function_parser(api.status),
+    "train": lambda: _run_config_parser("Pretrain one run (what each array task runs)."),
+    "transfer": lambda: _run_config_parser("Probe a finished run's trunk on its targets."),
+    "collect": _collect_parser,
+    "fit": lambda: _function_parser(api.fit),
+    "report": lambda: _function_parser(api.report),
+    "demo": lambda: _function_parser(api.demo),
+}
+LATER = {"submit": "Slurm submission", "cancel": "Slurm cancellation",
+         "data": "data materialization"}
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="scaling", description="wsl-scaling: how weakly supervised "
+                            "pretraining scales, from sweep file to report.")
+    sub = parser.add_subcommands(required=True, dest="command")
+    for name, make in COMMANDS.items():
+        sub.add_subcommand(name, make(), help=make().description)
+    return parser
+
+
+def _bool_options(parser: ArgumentParser) -> set[str]:
+    out = set()
+    for action in parser._actions:
+        if getattr(action, "_typehint", None) is bool or action.type is bool:
+            out.update(action.option_strings)
+    return out
+
+
+def normalize_bool_flags(argv: list[str], options: set[str]) -> list[str]:
+    """`--flag` with no value -> `--flag=true`, so bare boolean flags work."""
+    out = []
+    for i, token in enumerate(argv):
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if token in options and (nxt is None or nxt.lower() not in TRUTHY):
+            out.append(f"{token}=true")
+        else:
+            out.append(token)
+    return out
+
+
+def _execute(command: str, cfg) -> int:
+    args = {k: v for k, v in vars(cfg).items() if k not in ("config", "__path__")}
+    if command in ("train", "transfer"):
+        from scaling.config import RunConfig, from_dict
+
+        run_dir = args.pop("run_dir", None)
+        paths = cfg.get("config") or []
+        if run_dir is None and paths:
+            run_dir = str(Path(str(paths[-1])).resolve().parent)
+        if run_dir is None:
+            raise ConfigError(f"{command}: give --config RUN/config.yaml or --run_dir")
+        from jsonargparse import Namespace
+
+        plain = Namespace(args).as_dict()
+        config = from_dict(RunConfig, plain)
+        if command == "train":
+            from scaling.engine import train as _train
+
+            return 0 if _train(config, run_dir) == "done" else 3
+        from scaling.transfer import transfer as _transfer
+
+        _transfer(config, run_dir)
+        return 0
+    if command == "collect":
+        api.collect(args["sweep_dirs"], write=args.get("write", True))
+        return 0
+    getattr(api, command)(**args)
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LATER:
+        print(f"error: `scaling {argv[0]}` ({LATER[argv[0]]}) is not built yet in this "
+              "version; see README 'Status'", file=sys.stderr)
+        return 2
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    if command:
+        argv = [command] + normalize_bool_flags(argv[1:], _bool_options(COMMANDS[command]()))
+    parser = build_parser()
+    cfg = parser.parse_args(argv)
+    command = cfg.command
+    try:
+        return _execute(command, cfg[command])
+    except (ConfigError, RunError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

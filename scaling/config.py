@@ -1,0 +1,450 @@
+"""Typed run configuration (torch-free): what `scaling train --config RUN/config.yaml` reads.
+
+Nested dataclasses, one per DESIGN.md section; each `__post_init__` rejects bad values with
+a one-line `ConfigError` naming the field, the value and the fix, so a bad sweep fails at
+`scaling sweep`, not an hour into a Slurm job. `from_dict` is strict: an unknown key is an
+error naming the closest valid field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from data.world_config import WorldConfig
+from scaling.errors import ConfigError, check
+
+SCHEMA_VERSION = 1
+
+STRATEGIES = ("ddp", "fsdp2", "fsdp1", "deepspeed", "fairscale", "auto")
+PRECISIONS = ("fp32", "bf16", "fp16")
+RESAMPLES = ("natural", "sqrt", "uniform")
+SCHEDULES = ("step", "cosine")
+PROTOCOLS = ("linear",)
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class ModelConfig:
+    """The trunk: a ResNeXt of the paper's family or a small CPU member of it."""
+
+    arch: str = "resnext"
+    """Registry name (`models.list_models()`): `resnext` (all knobs below) or a named member
+    such as `resnext101_32x16d` (which fixes depth, cardinality and width)."""
+    depth: int = 101
+    """Bottleneck depth: 4 stages for 14/26/50/101/152; 3 stages for 9k+2 when stages=3."""
+    stages: int = 4
+    """Residual stages (4 as in ResNet; 3 for small CPU members at 24-64 px)."""
+    cardinality: int = 32
+    """Groups in each 3x3 conv (the paper's 32)."""
+    width_per_group: int = 4
+    """Channels per group in the first stage at base_width 64 (the paper's C in 32xCd)."""
+    base_width: int = 64
+    """Planes of the first stage (64 in torchvision; 8-16 for CPU members)."""
+    stem: str = "imagenet"
+    """`imagenet` (7x7/2 conv + max-pool) or `small` (3x3/1 conv, no pool) for tiny images."""
+    image_size: int = 224
+    """Input side in pixels (the synthetic world renders at this size)."""
+    channels_last: bool = True
+    """Memory format: channels_last is +45-70% on CPU (measured) and what tensor cores want."""
+
+    def __post_init__(self) -> None:
+        check(self.stem in ("imagenet", "small"), "model.stem", self.stem,
+              "use 'imagenet' or 'small'")
+        check(self.stages in (3, 4), "model.stages", self.stages, "use 3 or 4")
+        check(self.cardinality >= 1, "model.cardinality", self.cardinality, "use at least 1")
+        check(self.width_per_group >= 1, "model.width_per_group", self.width_per_group,
+              "use at least 1")
+        check(self.base_width >= 4, "model.base_width", self.base_width, "use at least 4")
+        check(self.base_width * self.width_per_group >= 64, "model.width_per_group",
+              self.width_per_group, f"with base_width {self.base_width} use at least "
+              f"{-(-64 // self.base_width)} (torchvision's group width is "
+              "base_width x width_per_group / 64 channels, at least 1)")
+        check(8 <= self.image_size <= 1024, "model.image_size", self.image_size,
+              "use a side between 8 and 1024 pixels")
+
+
+@dataclass
+class DataConfig:
+    """Where pretraining images and their hashtags come from, and the paper's data knobs."""
+
+    source: str = "synthetic"
+    """`synthetic` (embedded world, generated on the fly), `hf` or `webdataset`."""
+    path: Optional[str] = None
+    """Folder or shard pattern for `hf` / `webdataset` sources."""
+    images: int = 10_000
+    """Pretraining set size N (nested: the 10x set contains the 1x set)."""
+    vocab: Union[int, str] = "all"
+    """An integer K (the K most frequent canonical tags), `all`, or `matched:<target>`."""
+    resample: str = "natural"
+    """Tag-frequency resampling: natural, sqrt or uniform."""
+    label_noise: float = 0.0
+    """Fraction of tags replaced by a random tag (the paper's robustness experiment)."""
+    targets: str = "soft"
+    """`soft` (1/k over an image's k tags, softmax CE) or `multihot` (per-class sigmoid)."""
+    seed: int = 0
+    """World seed: the same world across a sweep's runs and seeds."""
+    cache: bool = True
+    """Render the N pretraining images once into a uint8 cache (else render per batch)."""
+    world: WorldConfig = field(default_factory=WorldConfig)
+
+    def __post_init__(self) -> None:
+        check(self.source in ("synthetic", "hf", "webdataset"), "data.source", self.source,
+              "use 'synthetic', 'hf' or 'webdataset'")
+        check(self.source == "synthetic" or bool(self.path), "data.path", self.path,
+              f"set data.path for data.source={self.source!r}")
+        check(self.images >= 1, "data.images", self.images, "use at least 1 image")
+        if isinstance(self.vocab, int):
+            check(self.vocab >= 1, "data.vocab", self.vocab, "use K >= 1, 'all' or 'matched:<target>'")
+        else:
+            check(self.vocab == "all" or self.vocab.startswith("matched:")
+                  and len(self.vocab) > len("matched:"), "data.vocab", self.vocab,
+                  "use an integer K, 'all' or 'matched:<target>' (e.g. matched:fine)")
+        check(self.resample in RESAMPLES, "data.resample", self.resample,
+              f"use one of {', '.join(RESAMPLES)}")
+        check(0.0 <= self.label_noise < 1.0, "data.label_noise", self.label_noise,
+              "use a fraction in [0, 1)")
+        check(self.targets in ("soft", "multihot"), "data.targets", self.targets,
+              "use 'soft' or 'multihot'")
+
+
+@dataclass
+class OptimConfig:
+    """The paper's recipe: synchronous SGD, Nesterov, linear lr scaling, warmup, halving."""
+
+    global_batch: int = 256
+    """Images per optimizer step, summed over ranks; exact at any world size."""
+    micro_batch: Optional[int] = None
+    """Images per rank per forward; None = global_batch / world size (accumulate if smaller)."""
+    lr_per_256: float = 0.1
+    """Learning rate per 256 images, scaled linearly with global_batch (Goyal et al.)."""
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    warmup_frac: float = 0.05
+    """Fraction of the schedule spent in linear warmup."""
+    schedule: str = "step"
+    """`step` (halve at equal intervals, the paper) or `cosine`."""
+    halvings: int = 4
+    """Number of lr halvings over the schedule after warmup (step schedule)."""
+    images_seen: int = 100_000
+    """Schedule length in images processed, independent of world size."""
+    augment: bool = True
+    """Random horizontal flip and a small shift."""
+
+    def __post_init__(self) -> None:
+        check(self.global_batch >= 1, "optim.global_batch", self.global_batch, "use at least 1")
+        check(self.micro_batch is None or self.micro_batch >= 1, "optim.micro_batch",
+              self.micro_batch, "use at least 1 or leave it unset")
+        check(self.lr_per_256 > 0, "optim.lr_per_256", self.lr_per_256, "use a positive rate")
+        check(0.0 <= self.momentum < 1.0, "optim.momentum", self.momentum, "use a value in [0, 1)")
+        check(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, "use a value >= 0")
+        check(0.0 <= self.warmup_frac < 1.0, "optim.warmup_frac", self.warmup_frac,
+              "use a fraction in [0, 1)")
+        check(self.schedule in SCHEDULES, "optim.schedule", self.schedule,
+              f"use one of {', '.join(SCHEDULES)}")
+        check(self.halvings >= 0, "optim.halvings", self.halvings, "use a count >= 0")
+        check(self.images_seen >= self.global_batch, "optim.images_seen", self.images_seen,
+              f"use at least one global batch ({self.global_batch} images)")
+
+
+@dataclass
+class ShardConfig:
+    """How the model is spread over ranks; one module per strategy in scaling/strategies/."""
+
+    strategy: str = "ddp"
+    zero_stage: int = 3
+    """ZeRO stage for deepspeed (1, 2, 3) and fairscale (1, 2)."""
+    reshard_after_forward: bool = True
+    """FSDP: true = ZeRO-3 (free params after forward), false = ZeRO-2."""
+    activation_checkpointing: bool = False
+    offload: bool = False
+    """Offload parameters / optimizer state to CPU where the strategy supports it."""
+    compile: bool = False
+    """Wrap the model in torch.compile."""
+    deepspeed_overrides: dict = field(default_factory=dict)
+    """Merged into the generated ds_config (validated keys only)."""
+
+    def __post_init__(self) -> None:
+        check(self.strategy in STRATEGIES, "shard.strategy", self.strategy,
+              f"use one of {', '.join(STRATEGIES)}")
+        check(self.zero_stage in (0, 1, 2, 3), "shard.zero_stage", self.zero_stage,
+              "use 0, 1, 2 or 3")
+
+
+@dataclass
+class ResourcesConfig:
+    """What one run asks of the scheduler (Slurm) or the local machine."""
+
+    nodes: int = 1
+    devices_per_node: int = 1
+    """Ranks per node: GPUs on a GPU node, processes on a CPU node."""
+    device: str = "auto"
+    """`cpu`, `cuda` or `auto` (cuda when available)."""
+    cpus_per_rank: int = 1
+    """CPU cores per rank (torch threads on CPU, loader workers on GPU)."""
+    mem_gb: int = 8
+    """Host memory per node."""
+    time_min: int = 60
+    """Wall-time limit per attempt, minutes."""
+    max_attempts: int = 3
+    """Times a preempted task may start (state.json counts them) before it stops requeueing."""
+
+    def __post_init__(self) -> None:
+        check(self.nodes >= 1, "resources.nodes", self.nodes, "use at least 1")
+        check(self.devices_per_node >= 1, "resources.devices_per_node", self.devices_per_node,
+              "use at least 1")
+        check(self.device in DEVICES, "resources.device", self.device,
+              f"use one of {', '.join(DEVICES)}")
+        check(self.cpus_per_rank >= 1, "resources.cpus_per_rank", self.cpus_per_rank,
+              "use at least 1")
+        check(self.mem_gb >= 1, "resources.mem_gb", self.mem_gb, "use at least 1")
+        check(self.time_min >= 1, "resources.time_min", self.time_min, "use at least 1")
+        check(self.max_attempts >= 1, "resources.max_attempts", self.max_attempts,
+              "use at least 1")
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * self.devices_per_node
+
+
+@dataclass
+class CheckpointConfig:
+    every_steps: int = 200
+    """Steps between checkpoints (one is always written at the end and on a signal)."""
+    keep_last: int = 2
+
+    def __post_init__(self) -> None:
+        check(self.every_steps >= 1, "checkpoint.every_steps", self.every_steps, "use at least 1")
+        check(self.keep_last >= 1, "checkpoint.keep_last", self.keep_last, "use at least 1")
+
+
+@dataclass
+class TransferConfig:
+    """Which target tasks each trunk is evaluated on, and how."""
+
+    targets: list = field(default_factory=lambda: ["fine"])
+    """Target task names of the data source (synthetic: fine, coarse, novel)."""
+    protocols: list = field(default_factory=lambda: ["linear"])
+    """`linear`: logistic regression on frozen pooled features."""
+    train_images: int = 4000
+    test_images: int = 4000
+    floor: bool = True
+    """Also probe a randomly initialised trunk (the floor every figure shows)."""
+
+    def __post_init__(self) -> None:
+        check(len(self.targets) >= 1, "transfer.targets", self.targets, "name at least one target")
+        for proto in self.protocols:
+            check(proto in PROTOCOLS, "transfer.protocols", proto,
+                  f"use one of {', '.join(PROTOCOLS)}")
+        check(self.train_images >= 10, "transfer.train_images", self.train_images,
+              "use at least 10")
+        check(self.test_images >= 10, "transfer.test_images", self.test_images, "use at least 10")
+
+
+@dataclass
+class LoggingConfig:
+    every_steps: int = 10
+    tensorboard: bool = True
+    progress: bool = True
+    """A tqdm bar on rank 0 (off in Slurm logs unless asked)."""
+
+    def __post_init__(self) -> None:
+        check(self.every_steps >= 1, "logging.every_steps", self.every_steps, "use at least 1")
+
+
+@dataclass
+class RunConfig:
+    """One fully resolved run: `<sweep>/runs/<run_id>/config.yaml`."""
+
+    name: str = "run"
+    """The run id (readable, unique within its sweep)."""
+    seed: int = 0
+    """Run seed: model init and data order (the world has its own, data.seed)."""
+    precision: str = "fp32"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    shard: ShardConfig = field(default_factory=ShardConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        check(self.precision in PRECISIONS, "precision", self.precision,
+              f"use one of {', '.join(PRECISIONS)}")
+        check(self.schema_version <= SCHEMA_VERSION, "schema_version", self.schema_version,
+              f"this version reads schema <= {SCHEMA_VERSION}; upgrade wsl-scaling")
+        world = self.resources.world_size
+        check(self.optim.global_batch % world == 0, "optim.global_batch", self.optim.global_batch,
+              f"use a multiple of the world size {world} (nodes x devices_per_node)")
+        if self.optim.micro_batch is not None:
+            per_rank = self.optim.global_batch // world
+            check(per_rank % self.optim.micro_batch == 0, "optim.micro_batch",
+                  self.optim.micro_batch,
+                  f"use a divisor of the per-rank batch {per_rank} (global_batch / world size)")
+        vocab = self.data.vocab
+        if isinstance(vocab, str) and vocab.startswith("matched:"):
+            target = vocab.split(":", 1)[1]
+            check(bool(target), "data.vocab", vocab, "name a target, e.g. matched:fine")
+
+
+# --------------------------------------------------------------------------- dict <-> config
+
+def _field_types(cls) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def closest(name: str, options) -> str:
+    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.0)
+    return match[0] if match else ""
+
+
+def _coerce(value, hint, path: str):
+    """Light type checking of YAML scalars (ints stay ints, floats accept ints)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, prefix=path)
+    if origin is Union:
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, path)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{path}={value!r} is invalid")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}={value!r} is invalid: use true or false")
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{path}={value!r} is invalid: use an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}={value!r} is invalid: use a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}={value!r} is invalid: use a string")
+        return value
+    if hint is list or origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}={value!r} is invalid: use a list")
+        return list(value)
+    if hint is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}={value!r} is invalid: use a mapping")
+        return dict(value)
+    return value
+
+
+def from_dict(cls, data: Optional[dict], prefix: str = ""):
+    """Build dataclass ``cls`` from a (possibly partial) mapping; unknown keys are errors."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}={data!r} is invalid: use a mapping")
+    types = _field_types(cls)
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in types:
+            raise ConfigError(f"unknown field {path!r}: did you mean "
+                              f"{(prefix + '.' if prefix else '') + closest(str(key), types)!r}?")
+        kwargs[key] = _coerce(value, types[key], path)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # data.world raises plain ValueError in the same format
+        raise ConfigError(str(exc)) from None
+
+
+def to_dict(config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def field_paths(cls=RunConfig, prefix: str = "") -> list[str]:
+    """Every dotted field name (e.g. `model.width_per_group`), for sweep-axis validation."""
+    out = []
+    for name, hint in _field_types(cls).items():
+        path = f"{prefix}{name}"
+        if dataclasses.is_dataclass(hint):
+            out.extend(field_paths(hint, path + "."))
+        else:
+            out.append(path)
+    return out
+
+
+def set_path(mapping: dict, dotted: str, value) -> None:
+    """Set `a.b.c` in a nested dict, creating levels as needed."""
+    keys = dotted.split(".")
+    node = mapping
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted}: {key!r} is not a section")
+    node[keys[-1]] = value
+
+
+def get_path(mapping: dict, dotted: str):
+    node = mapping
+    for key in dotted.split("."):
+        node = node[key]
+    return node
+
+
+def check_field_path(dotted: str) -> None:
+    """Refuse a dotted name that is not a config field, naming the closest valid one."""
+    paths = field_paths()
+    if dotted not in paths:
+        raise ConfigError(f"unknown field {dotted!r}: did you mean {closest(dotted, paths)!r}?")
+
+
+def config_hash(config: RunConfig) -> str:
+    """Stable hash of everything that changes a run's results (`name` excluded)."""
+    payload = to_dict(config)
+    payload.pop("name", None)
+    payload.pop("resources", None)  # where it runs does not change what it computes
+    payload.pop("logging", None)
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def load_yaml(path: Union[str, Path]) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist: check the path")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(f"{path}{where} is not valid YAML: fix the syntax") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} holds {type(data).__name__}: a run config is a mapping")
+    return data
+
+
+def load_run_config(path: Union[str, Path]) -> RunConfig:
+    return from_dict(RunConfig, load_yaml(path))
+
+
+def dump_yaml(data: dict) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)

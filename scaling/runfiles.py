@@ -1,0 +1,128 @@
+"""The run folder's small files (state.json, provenance.json, transfer results): atomic
+writes and schema-checked reads. Torch-free and stdlib-only, so `slurm/` and `analysis/`
+style readers can share the exact contract without pulling in the engine."""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import os
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Union
+
+SCHEMA_VERSION = 1
+PHASES = ("pending", "running", "done", "failed", "preempted", "cancelled")
+STALE_AFTER_S = 300  # a running phase whose heartbeat is older than this is reported stale
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write_text(path: Union[str, Path], text: str) -> None:
+    """Write via a temp file in the same folder + os.replace: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Union[str, Path], payload: dict) -> None:
+    payload = {"schema_version": SCHEMA_VERSION, **payload}
+    atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: Union[str, Path]) -> Optional[dict]:
+    """None when missing; a newer schema_version than this code knows is a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    payload = json.loads(path.read_text())
+    version = payload.get("schema_version", 1)
+    if version > SCHEMA_VERSION:
+        raise ValueError(f"{path}: schema_version={version} is newer than this wsl-scaling "
+                         f"reads ({SCHEMA_VERSION}): upgrade wsl-scaling")
+    return payload
+
+
+# ---------------------------------------------------------------------------- state.json
+
+def default_state() -> dict[str, Any]:
+    return {"train": "pending", "transfer": "pending", "attempts": 0, "images_seen": 0,
+            "error": None, "heartbeat": None, "job": None, "host": None}
+
+
+def read_state(run_dir: Union[str, Path]) -> dict[str, Any]:
+    state = default_state()
+    try:
+        state.update(read_json(Path(run_dir) / "state.json") or {})
+    except json.JSONDecodeError:
+        state.update(train="failed", error="state.json is corrupt")
+    return state
+
+
+def update_state(run_dir: Union[str, Path], **changes) -> dict[str, Any]:
+    """Read-modify-write of state.json (rank 0 only; the run's single writer)."""
+    state = read_state(run_dir)
+    state.pop("schema_version", None)
+    state.update(changes)
+    state["heartbeat"] = now_iso()
+    state["host"] = socket.gethostname()
+    job = slurm_job_id()
+    if job:
+        state["job"] = job
+    write_json(Path(run_dir) / "state.json", state)
+    return state
+
+
+def is_stale(state: dict, now: Optional[_dt.datetime] = None) -> bool:
+    if "running" not in (state.get("train"), state.get("transfer")) or not state.get("heartbeat"):
+        return False
+    beat = _dt.datetime.fromisoformat(state["heartbeat"])
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return (now - beat).total_seconds() > STALE_AFTER_S
+
+
+def slurm_job_id() -> Optional[str]:
+    """`<array>_<task>` for array tasks, else the job id, else None."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+# ---------------------------------------------------------------------------- the sweep folder
+
+def read_manifest(path: Union[str, Path]) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def list_runs(sweep_dir: Union[str, Path]) -> list[Path]:
+    """Run folders of a sweep in manifest order (folders missing from it last)."""
+    sweep_dir = Path(sweep_dir)
+    runs = sweep_dir / "runs"
+    ids = [row["run_id"] for row in read_manifest(sweep_dir / "manifest.csv")]
+    extra = sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name not in ids) \
+        if runs.is_dir() else []
+    return [runs / i for i in ids + extra if (runs / i).is_dir()]

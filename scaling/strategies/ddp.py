@@ -1,0 +1,60 @@
+"""`ddp`: the reference strategy (full replicas, gradients all-reduced by DDP)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from scaling.strategies.base import OptimizerFactory, Strategy
+
+
+class DDPStrategy(Strategy):
+    name = "ddp"
+
+    def wrap(self, model: torch.nn.Module, make_optimizer: OptimizerFactory) -> torch.nn.Module:
+        model = model.to(self.env.device)
+        self._module = model
+        if self.env.distributed:
+            ids = [self.env.device.index] if self.env.device.type == "cuda" else None
+            model = DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+        self.model = model
+        self.optimizer = make_optimizer(self._module)
+        self.scaler = torch.amp.GradScaler(self.env.device.type,
+                                           enabled=self.config.precision == "fp16")
+        return model
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self._module
+
+    def no_sync(self, sync: bool):
+        if self.env.distributed and not sync:
+            return self.model.no_sync()
+        return super().no_sync(sync)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.scaler.scale(loss).backward()
+
+    def step(self) -> bool:
+        scale_before = self.scaler.get_scale() if self.scaler.is_enabled() else None
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return scale_before is None or self.scaler.get_scale() >= scale_before
+
+    def save(self, directory: Path, extra: dict) -> None:
+        if self.env.is_main:  # replicas are identical: one copy is the whole state
+            torch.save({"model": self._module.state_dict(),
+                        "optimizer": self.optimizer.state_dict(),
+                        "scaler": self.scaler.state_dict(), "extra": extra},
+                       directory / "state.pt")
+
+    def load(self, directory: Path) -> dict:
+        payload = torch.load(directory / "state.pt", map_location=self.env.device,
+                             weights_only=True)
+        self._module.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scaler.load_state_dict(payload["scaler"])
+        return payload["extra"]

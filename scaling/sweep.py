@@ -1,0 +1,262 @@
+"""`scaling sweep`: a sweep file -> `<root>/<name>/runs/<run_id>/config.yaml` + manifest.csv.
+
+The sweep file (DESIGN.md) names a base config and axes; grids are crossed, `zip` groups
+move together, `grids` adds more blocks over the same base, runs are de-duplicated by
+config hash. Every run config is validated here, so a typo fails now, not on the cluster.
+Regenerating adds new runs, never touches a `done` run, and refuses when a `done` run's
+config would change.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import itertools
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from scaling.config import (RunConfig, check_field_path, config_hash, dump_yaml, from_dict,
+                            get_path, load_yaml, set_path, to_dict, closest)
+from scaling.errors import ConfigError
+from scaling.runfiles import atomic_write_text, read_manifest, read_state
+
+SWEEP_KEYS = ("name", "description", "base", "axes", "zip", "seeds", "grids")
+GRID_KEYS = ("axes", "zip")
+# Short prefixes for readable run ids (others use the field's last name).
+ABBREV = {"model.width_per_group": "w", "data.images": "n", "data.vocab": "v", "seed": "s",
+          "model.depth": "d", "model.cardinality": "g", "data.resample": "r",
+          "data.label_noise": "ln", "optim.images_seen": "i", "model.base_width": "b",
+          "shard.strategy": "", "precision": ""}
+
+
+def _si(value: float) -> str:
+    for factor, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            text = f"{value / factor:.3g}"
+            return text + suffix
+    return f"{value:g}"
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "T" if value else "F"
+    if isinstance(value, int):
+        return _si(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    text = str(value).replace("matched:", "m-")
+    return "".join(c if c.isalnum() or c in "-." else "-" for c in text)
+
+
+def make_run_id(point: dict, order: list[str]) -> str:
+    parts = []
+    for key in order:
+        if key in point:
+            prefix = ABBREV.get(key, key.rsplit(".", 1)[-1] + "_")
+            parts.append(prefix + format_value(point[key]))
+    return "-".join(parts) or "run"
+
+
+def _grid_points(axes: dict, zipped: list, where: str) -> list[dict]:
+    if not isinstance(axes, dict):
+        raise ConfigError(f"{where}.axes={axes!r} is invalid: use a mapping field -> list")
+    blocks: list[list[dict]] = []
+    for key, values in axes.items():
+        check_field_path(key)
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}.axes.{key}={values!r} is invalid: use a non-empty list")
+        blocks.append([{key: v} for v in values])
+    for i, group in enumerate(zipped or []):
+        if not isinstance(group, dict) or not group:
+            raise ConfigError(f"{where}.zip[{i}]={group!r} is invalid: use a mapping field -> list")
+        lengths = {k: len(v) if isinstance(v, list) else -1 for k, v in group.items()}
+        for key in group:
+            check_field_path(key)
+        if len(set(lengths.values())) != 1 or -1 in lengths.values():
+            raise ConfigError(f"{where}.zip[{i}] lists have lengths {lengths}: zipped axes "
+                              "move together, so give every list the same length")
+        keys = list(group)
+        blocks.append([dict(zip(keys, vals)) for vals in zip(*(group[k] for k in keys))])
+    points = []
+    for combo in itertools.product(*blocks):
+        point: dict = {}
+        for part in combo:
+            point.update(part)
+        points.append(point)
+    return points
+
+
+def _check_keys(mapping: dict, allowed, where: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            raise ConfigError(f"unknown key {where}{key!r} in the sweep file: did you mean "
+                              f"{closest(str(key), allowed)!r}?")
+
+
+def load_sweep(sweep_file: Union[str, Path]) -> dict:
+    sweep_file = Path(sweep_file)
+    spec = load_yaml(sweep_file)
+    _check_keys(spec, SWEEP_KEYS, "")
+    if not spec.get("name") or not isinstance(spec["name"], str):
+        raise ConfigError(f"name={spec.get('name')!r} is invalid: give the sweep a name "
+                          "(its folder name)")
+    if any(c in spec["name"] for c in "/\\ ") or spec["name"].startswith("."):
+        raise ConfigError(f"name={spec['name']!r} is invalid: use a folder name without "
+                          "slashes or spaces")
+    return spec
+
+
+def resolve_base(base, sweep_file: Path) -> dict:
+    if base is None:
+        return {}
+    if isinstance(base, dict):
+        return copy.deepcopy(base)
+    if isinstance(base, str):
+        for candidate in (sweep_file.parent / base, Path(base)):
+            if candidate.is_file():
+                return load_yaml(candidate)
+        raise ConfigError(f"base={base!r} is invalid: no such file next to "
+                          f"{sweep_file} or in the current folder")
+    raise ConfigError(f"base={base!r} is invalid: use a path or an inline mapping")
+
+
+def expand(spec: dict, base: dict) -> tuple[list[tuple[str, RunConfig, dict]], list[str]]:
+    """All (run_id, config, axis point) of a sweep spec, de-duplicated by config hash."""
+    grids = []
+    if spec.get("axes") or spec.get("zip") or not spec.get("grids"):
+        grids.append(({**(spec.get("axes") or {})}, spec.get("zip") or [], "sweep"))
+    for i, grid in enumerate(spec.get("grids") or []):
+        if not isinstance(grid, dict):
+            raise ConfigError(f"grids[{i}]={grid!r} is invalid: use a mapping with axes/zip")
+        _check_keys(grid, GRID_KEYS, f"grids[{i}].")
+        grids.append((grid.get("axes") or {}, grid.get("zip") or [], f"grids[{i}]"))
+    seeds = spec.get("seeds")
+    if seeds is not None and (not isinstance(seeds, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise ConfigError(f"seeds={seeds!r} is invalid: use a list of integers")
+
+    order: list[str] = []
+    for axes, zipped, _ in grids:
+        for key in list(axes) + [k for g in zipped for k in g]:
+            if key not in order:
+                order.append(key)
+    if seeds is not None and "seed" not in order:
+        order.append("seed")
+
+    runs, seen_hash, seen_id = [], set(), {}
+    for axes, zipped, where in grids:
+        for point in _grid_points(axes, zipped, where):
+            for seed in (seeds if seeds is not None else [None]):
+                full = dict(point)
+                if seed is not None:
+                    full["seed"] = seed
+                data = copy.deepcopy(base)
+                for key, value in full.items():
+                    set_path(data, key, value)
+                run_id = make_run_id(full, order)
+                data["name"] = run_id
+                try:
+                    config = from_dict(RunConfig, data)
+                except ConfigError as exc:
+                    raise ConfigError(f"run {run_id}: {exc}") from None
+                digest = config_hash(config)
+                if digest in seen_hash:
+                    continue
+                seen_hash.add(digest)
+                if run_id in seen_id:
+                    run_id = f"{run_id}-{digest[:6]}"
+                    config.name = run_id
+                seen_id[run_id] = digest
+                runs.append((run_id, config, full))
+    return runs, order
+
+
+def _first_difference(old: dict, new: dict, prefix: str = "") -> Optional[str]:
+    for key in sorted(set(old) | set(new)):
+        path = f"{prefix}{key}"
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found = _first_difference(a, b, path + ".")
+            if found:
+                return found
+        elif a != b:
+            return f"{path}: {a!r} -> {b!r}"
+    return None
+
+
+def _num_classes(config: RunConfig) -> int:
+    """Size of the run's hashtag vocabulary: it fixes the classifier head."""
+    from data.pretrain import world_for
+    from data.vocab import resolve_vocab
+
+    return len(resolve_vocab(world_for(config.data, config.model.image_size), config.data.vocab))
+
+
+def _estimates(config: RunConfig, cache: dict) -> dict:
+    from models import model_stats
+    from scaling.recipe import model_kwargs
+
+    classes = _num_classes(config)
+    key = (config.model.arch, tuple(sorted(model_kwargs(config).items())), classes,
+           config.model.image_size)
+    if key not in cache:
+        cache[key] = model_stats(config.model.arch, classes, config.model.image_size,
+                                 **model_kwargs(config))
+    stats = cache[key]
+    return {"params": stats["params"], "flops_per_image": stats["flops_per_image"],
+            "pretrain_flops": 3 * stats["flops_per_image"] * config.optim.images_seen,
+            "num_classes": classes, "strategy": config.shard.strategy,
+            "nodes_x_devices": f"{config.resources.nodes}x{config.resources.devices_per_node}"}
+
+
+def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps") -> Path:
+    """Expand a sweep file into `<root>/<name>/`; returns the sweep folder."""
+    sweep_file = Path(sweep_file)
+    spec = load_sweep(sweep_file)
+    base = resolve_base(spec.get("base"), sweep_file)
+    runs, order = expand(spec, base)
+    sweep_dir = Path(root) / spec["name"]
+    runs_dir = sweep_dir / "runs"
+
+    # refuse before writing anything when a finished run would change
+    for run_id, config, _ in runs:
+        run_dir = runs_dir / run_id
+        if read_state(run_dir)["train"] == "done" and (run_dir / "config.yaml").is_file():
+            old = load_yaml(run_dir / "config.yaml")
+            new = to_dict(config)
+            if config_hash(from_dict(RunConfig, old)) != config_hash(config):
+                diff = _first_difference(old, new)
+                raise ConfigError(f"run {run_id} is done and its config would change "
+                                  f"({diff}): use a new sweep name or remove that run folder")
+
+    cache: dict = {}
+    rows = []
+    for run_id, config, point in runs:
+        run_dir = runs_dir / run_id
+        if read_state(run_dir)["train"] != "done":
+            atomic_write_text(run_dir / "config.yaml", dump_yaml(to_dict(config)))
+        row = {"run_id": run_id, "config_hash": config_hash(config)}
+        row.update({key: get_path(to_dict(config), key) for key in order})
+        row.update(_estimates(config, cache))
+        rows.append(row)
+
+    old_rows = read_manifest(sweep_dir / "manifest.csv")
+    new_ids = {r["run_id"] for r in rows}
+    kept = [r for r in old_rows if r["run_id"] not in new_ids and (runs_dir / r["run_id"]).is_dir()]
+    _write_manifest(sweep_dir / "manifest.csv", kept + rows)
+    atomic_write_text(sweep_dir / "sweep.yaml", sweep_file.read_text())
+    return sweep_dir
+
+
+def _write_manifest(path: Path, rows: list[dict]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())

@@ -1,0 +1,25 @@
+"""Fixtures for the analysis tests: fabricated sweep folders (see analysis_fakes)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # so tests import analysis_fakes in any import mode
+
+from analysis_fakes import make_sweep  # noqa: E402
+
+
+@pytest.fixture
+def sweep(tmp_path) -> Path:
+    """The default fabricated sweep: 2 widths x 2 vocabs x 3 sizes x 3 seeds, 2 targets,
+    plus a failed, a running (corrupt transfer file) and a never-started run."""
+    return make_sweep(tmp_path)
+
+
+@pytest.fixture
+def make(tmp_path):
+    """Factory: ``make(name=..., widths=..., ...)`` -> a fabricated sweep folder."""
+    return lambda **kw: make_sweep(tmp_path, **kw)

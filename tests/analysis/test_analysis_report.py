@@ -1,0 +1,97 @@
+"""Figures, the notebook report, and the no-torch import rule."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+from matplotlib.figure import Figure
+
+import analysis
+from analysis import CollectWarning, collect, fit_groups, plot_scaling, plot_status, report
+
+
+def _collect(sweep):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollectWarning)
+        return collect(sweep, write=False)
+
+
+def _data_axes(fig):
+    return [ax for ax in fig.axes if ax.lines or ax.texts or ax.collections]
+
+
+def test_plot_scaling_has_a_log_panel_per_vocab_and_target_with_lines_per_width(sweep):
+    df = _collect(sweep)
+    fig = plot_scaling(df, fit_groups(df, n_boot=0))
+    assert isinstance(fig, Figure)
+    axes = _data_axes(fig)
+    assert len(axes) == 2 * 2  # vocab x target
+    ax = axes[0]
+    assert ax.get_xscale() == "log"
+    dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+    fitted = [line for line in ax.lines if line.get_linestyle() == "-" and len(line.get_xdata()) > 10]
+    assert len(dashed) == 2 and len(fitted) == 2  # a floor and a fitted line per width
+    assert len(ax.containers) == 2  # error bars per width (3 seeds)
+
+
+def test_plot_scaling_handles_one_width_one_vocab_one_target_and_no_done_runs(tmp_path):
+    from analysis_fakes import make_sweep
+    df = _collect(make_sweep(tmp_path, widths=(8,), vocabs=("all",), targets=("fine",),
+                             seeds=(0,), problems=False))
+    fig = plot_scaling(df, target="fine")
+    assert len(_data_axes(fig)) == 1
+    empty = plot_scaling(df[df.status != "done"])
+    assert "no done runs" in empty.axes[0].texts[0].get_text()
+    fig.savefig(tmp_path / "one.png")
+
+
+def test_plot_status_counts_runs_not_rows(sweep):
+    fig = plot_status(_collect(sweep))
+    ax = fig.axes[0]
+    assert sorted(int(p.get_width()) for p in ax.patches) == [1, 1, 1, 36]
+
+
+def test_report_writes_html_with_figure_slope_table_and_files(sweep):
+    html = report(sweep)
+    out = sweep / "report"
+    assert html == out / "report.html"
+    text = html.read_text()
+    assert "<img" in text and "data:image/png;base64" in text
+    assert "points / 10x images" in text and "95% CI" in text
+    assert "Random-trunk floor" in text and "CUDA out of memory" in text  # run table
+    for name in ("scaling", "status"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 1000
+        assert (out / "figures" / f"{name}.svg").exists()
+    fits = json.loads((out / "fits.json").read_text())
+    assert fits["schema_version"] == 1 and len(fits["fits"]) == 8
+    assert all(f["b_lo"] < f["b"] < f["b_hi"] for f in fits["fits"])
+    assert (sweep / "results.parquet").exists() and (out / "report.ipynb").exists()
+
+
+def test_report_without_execute_writes_only_the_parameterised_notebook(sweep, tmp_path):
+    notebook = report(sweep, out=tmp_path / "r", execute=False)
+    assert notebook == tmp_path / "r" / "report.ipynb"
+    text = notebook.read_text()
+    assert str(sweep) in text and not (tmp_path / "r" / "report.html").exists()
+
+
+def test_template_has_kernel_metadata_and_a_parameters_cell():
+    nb = json.loads((Path(analysis.__file__).parent / "templates" / "report.ipynb").read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    assert nb["metadata"]["language_info"]["name"] == "python"
+    assert any("parameters" in c["metadata"].get("tags", []) for c in nb["cells"])
+
+
+@pytest.mark.parametrize("modules", ["analysis", "analysis, analysis.plots, analysis.report"])
+def test_import_analysis_does_not_import_torch(modules):
+    code = (f"import sys, {modules}; analysis.plot_scaling; analysis.report; "
+            "print('torch' in sys.modules)")
+    root = Path(analysis.__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.strip() == "False"

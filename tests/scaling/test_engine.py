@@ -1,0 +1,113 @@
+"""The training engine, for real: subprocesses, 2 gloo ranks, kills and signals."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+
+from engine_helpers import env, losses, make_run, state, train, train_cmd
+
+
+def test_single_rank_run_writes_the_run_folder_contract(tmp_path):
+    run = make_run(tmp_path)
+    train(run)
+    st = state(run)
+    assert st["train"] == "done" and st["attempts"] == 1 and st["images_seen"] == 320
+    records = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(1, 21))
+    for key in ("step", "images_seen", "loss", "lr", "images_per_s", "tflops_per_s", "mfu",
+                "max_mem_bytes", "wall_s"):
+        assert key in records[-1]
+    assert 0 < records[-1]["mfu"] < 1
+    assert (run / "checkpoints" / "000000020" / "COMPLETE").is_file()
+    assert len(list((run / "checkpoints").iterdir())) == 2  # keep_last
+    trunk = torch.load(run / "final" / "trunk.pt", weights_only=True)
+    assert trunk and not any(k.startswith("fc.") for k in trunk)
+    prov = json.loads((run / "provenance.json").read_text())
+    assert prov["end"] and prov["versions"]["torch"] == torch.__version__
+    # a finished run is never trained again
+    again = train(run)
+    assert "already done" in again.stdout and state(run)["attempts"] == 1
+
+
+def test_loss_falls_over_training(tmp_path):
+    run = make_run(tmp_path, optim__images_seen=960)
+    train(run)
+    curve = losses(run)
+    assert sum(curve[-5:]) / 5 < sum(curve[:5]) / 5 - 0.1
+
+
+def test_ddp_two_ranks_match_one_rank_accumulating_the_same_micro_batches(tmp_path):
+    # 2 ranks see slices [0:8] and [8:16] of each global batch of 16; one rank with
+    # micro_batch 8 runs the same two slices through batch norm, so losses must agree.
+    two = make_run(tmp_path, "two", resources__devices_per_node=2)
+    one = make_run(tmp_path, "one", optim__micro_batch=8)
+    train(two, 2)
+    train(one, 1)
+    a, b = losses(two), losses(one)
+    assert len(a) == len(b) == 20
+    assert a == pytest.approx(b, rel=1e-5)
+    assert a[0] != a[-1]
+
+
+def test_resume_after_kill_is_exact(tmp_path):
+    ref = make_run(tmp_path, "ref")
+    train(ref)
+    run = make_run(tmp_path, "killed")
+    proc = subprocess.Popen(train_cmd(run), env=env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill -9 once a checkpoint exists and steps go on
+        metrics = run / "metrics.jsonl"
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 12:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    assert state(run)["train"] == "running"
+    train(run)
+    assert state(run)["attempts"] == 2 and state(run)["train"] == "done"
+    assert losses(run) == losses(ref)  # bit for bit
+
+
+def test_sigusr2_checkpoints_marks_preempted_and_resumes_cleanly(tmp_path):
+    ref = make_run(tmp_path, "ref")
+    train(ref)
+    run = make_run(tmp_path, "pre")
+    proc = subprocess.Popen(train_cmd(run), env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        metrics = run / "metrics.jsonl"
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 7:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGUSR2)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, out
+    st = state(run)
+    assert st["train"] == "preempted"
+    stopped_at = len(losses(run))
+    assert (run / "checkpoints" / f"{stopped_at:09d}" / "COMPLETE").is_file()
+    train(run)
+    assert state(run)["train"] == "done" and state(run)["attempts"] == 2
+    assert losses(run) == losses(ref)
+
+
+def test_sigterm_marks_cancelled(tmp_path):
+    run = make_run(tmp_path, "term", optim__images_seen=3200)
+    proc = subprocess.Popen(train_cmd(run), env=env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (run / "metrics.jsonl").exists():
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) != 0
+    assert state(run)["train"] == "cancelled"

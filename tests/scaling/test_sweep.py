@@ -1,0 +1,97 @@
+import csv
+
+import pytest
+import yaml
+
+from scaling.config import load_run_config
+from scaling.errors import ConfigError
+from scaling.runfiles import update_state
+from scaling.sweep import expand_sweep
+
+BASE = {"model": {"arch": "resnext", "depth": 11, "stages": 3, "cardinality": 8,
+                  "width_per_group": 4, "base_width": 16, "stem": "small", "image_size": 32},
+        "data": {"images": 1000}, "optim": {"global_batch": 32, "images_seen": 640},
+        "resources": {"device": "cpu"}}
+
+
+def write_sweep(tmp_path, **spec):
+    spec.setdefault("name", "s")
+    spec.setdefault("base", BASE)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def manifest(sweep_dir):
+    with (sweep_dir / "manifest.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_grid_zip_seeds_and_grids_expand_to_the_union(tmp_path):
+    path = write_sweep(
+        tmp_path,
+        axes={"model.width_per_group": [4, 8], "data.vocab": [100, "matched:fine"]},
+        zip=[{"data.images": [1000, 10000], "optim.images_seen": [640, 6400]}],
+        seeds=[0, 1],
+        grids=[{"axes": {"data.resample": ["natural", "sqrt"]}}])
+    sweep_dir = expand_sweep(path, tmp_path / "root")
+    rows = manifest(sweep_dir)
+    # grid: 2 widths x 2 vocabs x 2 zipped x 2 seeds = 16; extra grid: 2 resamples x 2 seeds
+    # = 4, of which natural duplicates nothing in the main grid (base images 1000, seen 640,
+    # width 4, vocab all) -> all 20 distinct
+    assert len(rows) == 20
+    assert len({r["config_hash"] for r in rows}) == 20
+    ids = {r["run_id"] for r in rows}
+    assert "w4-vm-fine-n1k-i640-s0" in ids
+    cfg = load_run_config(sweep_dir / "runs" / "w8-v100-n10k-i6.4k-s1" / "config.yaml")
+    assert (cfg.model.width_per_group, cfg.data.vocab, cfg.data.images, cfg.seed) == \
+        (8, 100, 10000, 1)
+    assert cfg.optim.images_seen == 6400
+    row = next(r for r in rows if r["run_id"] == "w8-v100-n10k-i6.4k-s1")
+    assert int(row["params"]) > 0 and int(row["flops_per_image"]) > 0
+    assert int(row["pretrain_flops"]) == 3 * int(row["flops_per_image"]) * 6400
+
+
+def test_duplicate_points_across_grids_are_deduplicated(tmp_path):
+    path = write_sweep(tmp_path, axes={"model.width_per_group": [4, 8]},
+                       grids=[{"axes": {"model.width_per_group": [8, 16]}}])
+    rows = manifest(expand_sweep(path, tmp_path / "root"))
+    assert sorted(r["run_id"] for r in rows) == ["w16", "w4", "w8"]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"axes": {"model.widht_per_group": [4]}}, "did you mean 'model.width_per_group'"),
+    ({"axis": {"model.width_per_group": [4]}}, "did you mean 'axes'"),
+    ({"zip": [{"data.images": [1, 2], "optim.images_seen": [640]}]}, "same length"),
+    ({"axes": {"data.resample": ["natural", "sqrtt"]}}, "data.resample='sqrtt'"),
+    ({"seeds": "0"}, "seeds='0'"),
+])
+def test_bad_sweep_files_fail_before_writing_anything(tmp_path, spec, message):
+    path = write_sweep(tmp_path, **spec)
+    with pytest.raises(ConfigError, match=message):
+        expand_sweep(path, tmp_path / "root")
+    assert not (tmp_path / "root").exists()
+
+
+def test_regenerating_adds_runs_and_refuses_to_change_a_done_run(tmp_path):
+    path = write_sweep(tmp_path, axes={"model.width_per_group": [4]})
+    sweep_dir = expand_sweep(path, tmp_path / "root")
+    update_state(sweep_dir / "runs" / "w4", train="done")
+    before = (sweep_dir / "runs" / "w4" / "config.yaml").read_text()
+
+    path = write_sweep(tmp_path, axes={"model.width_per_group": [4, 8]})
+    expand_sweep(path, tmp_path / "root")
+    assert sorted(r["run_id"] for r in manifest(sweep_dir)) == ["w4", "w8"]
+    assert (sweep_dir / "runs" / "w4" / "config.yaml").read_text() == before
+
+    changed = dict(BASE, optim={"global_batch": 32, "images_seen": 1280})
+    path = write_sweep(tmp_path, base=changed, axes={"model.width_per_group": [4]})
+    with pytest.raises(ConfigError, match=r"run w4 is done .*optim.images_seen: 640 -> 1280"):
+        expand_sweep(path, tmp_path / "root")
+    assert (sweep_dir / "runs" / "w4" / "config.yaml").read_text() == before
+
+
+def test_base_path_is_resolved_next_to_the_sweep_file(tmp_path, repo_root):
+    sweep_dir = expand_sweep(repo_root / "configs" / "demo.yaml", tmp_path)
+    rows = manifest(sweep_dir)
+    assert len(rows) == 6 and rows[0]["run_id"].startswith("w4-n1k")
