@@ -1,0 +1,52 @@
+"""Sweep expansion time: the demo sweep and the paper's grid (5 widths x 4 sizes x 3 vocabs).
+
+    python bench/bench_sweep.py [--full]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from scaling.sweep import expand_sweep
+
+REPO = Path(__file__).resolve().parent.parent
+
+PAPER_GRID = {
+    "name": "paper-grid",
+    "base": str(REPO / "configs" / "base-cpu.yaml"),
+    "axes": {"model.width_per_group": [4, 8, 16, 32, 48],
+             "data.images": [3_500_000, 35_000_000, 350_000_000, 3_500_000_000],
+             "data.vocab": [100, 300, "matched:fine"]},
+}
+
+
+def timed(sweep: Path, root: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    out = expand_sweep(sweep, root)
+    runs = len(list((out / "runs").iterdir()))
+    return time.perf_counter() - start, runs
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--full", action="store_true")
+    a = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        rows = [("demo", *timed(REPO / "configs" / "demo.yaml", tmp))]
+        if a.full:
+            paper = tmp / "paper.yaml"
+            paper.write_text(yaml.safe_dump(PAPER_GRID))
+            rows.append(("paper grid (60 runs)", *timed(paper, tmp)))
+    print(f"{'sweep':24s} {'runs':>5s} {'seconds':>8s} {'ms/run':>7s}")
+    for name, seconds, runs in rows:
+        print(f"{name:24s} {runs:5d} {seconds:8.2f} {1000 * seconds / runs:7.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""`make bench` / `make bench-full`: every benchmark, each printing its own table.
+
+Performance is measured here and never asserted as wall time in a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+QUICK = [
+    ("bench_data.py", ["--images", "4096"]),
+    ("bench_train.py", ["--widths", "4", "16", "--steps", "4"]),
+    ("bench_sweep.py", []),
+]
+FULL = [
+    ("bench_data.py", ["--images", "32768"]),
+    ("bench_data.py", ["--images", "8192", "--image_size", "64"]),
+    ("bench_train.py", ["--widths", "4", "8", "16", "32", "--steps", "8"]),
+    ("bench_train.py", ["--widths", "4", "16", "--threads", "2"]),
+    ("bench_sweep.py", ["--full"]),
+]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = ap.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true")
+    group.add_argument("--full", action="store_true")
+    args = ap.parse_args()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    failed = 0
+    for script, extra in (FULL if args.full else QUICK):
+        start = time.perf_counter()
+        print(f"\n## {script} {' '.join(extra)}", flush=True)
+        proc = subprocess.run([sys.executable, str(HERE / script), *extra], env=env)
+        failed += proc.returncode != 0
+        print(f"({time.perf_counter() - start:.1f} s)", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

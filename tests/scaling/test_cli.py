@@ -1,0 +1,68 @@
+"""The `scaling` CLI: torch-free commands, bare boolean flags, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import yaml
+
+from scaling.cli import normalize_bool_flags
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "scaling.cli", *args], capture_output=True,
+                          text=True, timeout=300, cwd=cwd)
+
+
+def test_bare_boolean_flags_become_true_and_explicit_values_are_kept():
+    options = {"--local", "--retry_failed"}
+    assert normalize_bool_flags(["x", "--local"], options) == ["x", "--local=true"]
+    assert normalize_bool_flags(["--local", "false", "x"], options) == ["--local", "false", "x"]
+    assert normalize_bool_flags(["--local", "--retry_failed", "x"], options) == \
+        ["--local=true", "--retry_failed=true", "x"]
+
+
+def test_torch_free_commands_do_not_import_torch(tmp_path):
+    sweep = tmp_path / "s"
+    (sweep / "runs" / "a").mkdir(parents=True)
+    code = ("import sys, scaling, scaling.cli, analysis, slurm.local\n"
+            f"scaling.cli.main(['status', {str(sweep)!r}])\n"
+            "scaling.cli.build_parser()\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_bad_sweep_file_gives_one_line_error_and_no_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "b", "axes": {"model.widht_per_group": [4]}}))
+    proc = run_cli("sweep", str(bad), "--root", str(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("error: unknown field 'model.widht_per_group': did you "
+                                   "mean 'model.width_per_group'?")
+
+
+def test_transfer_refuses_an_unfinished_trunk(tmp_path, repo_root):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.yaml").write_text((repo_root / "configs" / "base-cpu.yaml").read_text())
+    proc = run_cli("transfer", "--config", str(run / "config.yaml"))
+    assert proc.returncode == 1
+    assert "train phase is 'pending', not 'done'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_print_config_shows_every_section(repo_root):
+    proc = run_cli("train", "--config", str(repo_root / "configs" / "base-cpu.yaml"),
+                   "--print_config")
+    assert proc.returncode == 0, proc.stderr
+    printed = yaml.safe_load(proc.stdout)
+    for section in ("model", "data", "optim", "shard", "resources", "checkpoint", "transfer"):
+        assert section in printed
+    assert printed["model"]["stem"] == "small"
+
+
+def test_run_without_local_explains_what_to_do(tmp_path):
+    proc = run_cli("run", str(tmp_path))
+    assert proc.returncode == 2 and "--local is required" in proc.stderr
