@@ -28,7 +28,7 @@ class WorldConfig:
     zipf_exponent: float = 1.0
     """Popularity of fine concepts in pretraining images: p(rank r) ~ r^-s."""
     max_objects: int = 2
-    """Objects (concepts) per pretraining image: 1..max_objects."""
+    """Objects (concepts) per pretraining image: uniform on 1..max_objects."""
     synonyms: int = 3
     """Raw hashtag spellings per canonical tag (merged into one canonical tag)."""
     p_fine_tag: float = 0.7
@@ -36,15 +36,19 @@ class WorldConfig:
     p_coarse_tag: float = 0.3
     """Chance an object's coarse tag is emitted."""
     p_absent_tag: float = 0.15
-    """Chance an image carries a tag of a concept that is not in it."""
+    """Chance an image carries the fine tag of a concept drawn by popularity, independent of
+    what it shows (so nearly always a concept that is not in it)."""
     num_nonvisual: int = 64
     """Canonical tags that name nothing visual (#love, #tbt)."""
     p_nonvisual_tag: float = 0.5
-    """Chance an image carries one non-visual tag."""
+    """Chance an image carries one non-visual tag (chosen with Zipf(1) popularity)."""
     clutter: float = 0.5
     """Background clutter and distractor strength (0 = clean background)."""
     noise_std: float = 8.0
     """Pixel noise (uint8 units)."""
+    object_size: float = 0.5
+    """Mean object radius as a fraction of half the image side (+-20% per image; objects
+    sharing an image are drawn at 0.72x)."""
     variants: int = 2
     """Shape variants per family (solid, hollow, ...): one axis of a fine concept."""
     textures: int = 4
@@ -65,13 +69,15 @@ class WorldConfig:
         _check(self.zipf_exponent >= 0, "data.world.zipf_exponent", self.zipf_exponent,
               "use a value >= 0 (0 = uniform popularity)")
         _check(self.max_objects >= 1, "data.world.max_objects", self.max_objects, "use at least 1")
-        _check(self.synonyms >= 1, "data.world.synonyms", self.synonyms, "use at least 1")
+        _check(1 <= self.synonyms <= 7, "data.world.synonyms", self.synonyms, "use 1 to 7")
         for name in ("p_fine_tag", "p_coarse_tag", "p_absent_tag", "p_nonvisual_tag", "clutter"):
             value = getattr(self, name)
             _check(0.0 <= value <= 1.0, f"data.world.{name}", value, "use a probability in [0, 1]")
         _check(self.num_nonvisual >= 0, "data.world.num_nonvisual", self.num_nonvisual,
               "use a count >= 0")
         _check(self.noise_std >= 0, "data.world.noise_std", self.noise_std, "use a value >= 0")
+        _check(0.1 <= self.object_size <= 0.9, "data.world.object_size", self.object_size,
+              "use a fraction in [0.1, 0.9]")
         _check(self.num_coarse <= 64, "data.world.num_coarse", self.num_coarse,
               "use at most 64 (distinct shape families)")
         for name in ("variants", "textures", "colours"):

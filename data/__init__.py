@@ -1,0 +1,34 @@
+"""Weakly labelled datasets: the synthetic world, vocabularies, subsets, resampling, loaders.
+
+Imports are lazy (PEP 562) so that `import data.world_config` (what the torch-free config
+layer needs) never pulls in torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "WorldConfig": "data.world_config",
+    "SyntheticWorld": "data.world",
+    "TARGETS": "data.world",
+    "PretrainSet": "data.pretrain",
+    "build_pretrain_set": "data.pretrain",
+    "build_target_split": "data.pretrain",
+    "resolve_vocab": "data.vocab",
+    "ResumableLoader": "data.loader",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'data' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,171 @@
+"""Pretraining sets (the first N images of the world, vocabulary-filtered) and target splits.
+
+The N-image set is pretraining indices [0, N) with the images left tagless by the
+vocabulary dropped (counted in `dropped`), so the 10x set contains the 1x set. Tags live in
+CSR form (`offsets`, `tags`), one row per kept image, as vocabulary ids.
+
+Resampling weights (the paper's natural / square-root / uniform hashtag sampling), with
+f_t = the number of kept images carrying vocabulary tag t and T_i the tags of image i:
+
+    natural:  w_i = 1
+    sqrt:     w_i = mean_{t in T_i} f_t ** -0.5
+    uniform:  w_i = mean_{t in T_i} f_t ** -1
+
+and image i is drawn with probability w_i / sum_j w_j. Under `uniform`, every tag's images
+together get the same mass when images carry one tag each; with several tags the mean
+splits an image's mass evenly between them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from data.rng import uniform
+from data.vocab import resolve_vocab
+from data.world import SyntheticWorld, _rows_to_csr
+
+_S_LABEL_NOISE = 6
+_CHUNK = 1 << 16
+
+
+_WORLDS: dict[tuple, SyntheticWorld] = {}
+
+
+def world_for(data_cfg, image_size: int) -> SyntheticWorld:
+    """The world a DataConfig-like object names, memoised (it holds a noise bank)."""
+    key = (repr(data_cfg.world), int(data_cfg.seed), int(image_size))
+    if key not in _WORLDS:
+        if len(_WORLDS) >= 4:
+            _WORLDS.pop(next(iter(_WORLDS)))
+        _WORLDS[key] = SyntheticWorld(data_cfg.world, int(data_cfg.seed), int(image_size))
+    return _WORLDS[key]
+
+
+class PretrainSet:
+    """Kept images of one N-image set with their vocabulary tags and an optional uint8 cache."""
+
+    def __init__(self, world: SyntheticWorld, indices: np.ndarray, offsets: np.ndarray,
+                 tags: np.ndarray, vocab: np.ndarray, dropped: int, targets: str, cache: bool,
+                 resample: str = "natural"):
+        self.world = world
+        self.indices = indices                # world index of each kept image
+        self.offsets, self.tags = offsets, tags
+        self.vocab = vocab                    # canonical tag id of each class
+        self.tag_names = [world.tag_names[t] for t in vocab]
+        self.num_classes = len(vocab)
+        self.dropped = int(dropped)
+        self.target_kind = targets
+        self.resample = resample
+        self._cache = None
+        if cache:
+            self._cache = torch.empty((len(indices), 3, world.image_size, world.image_size),
+                                      dtype=torch.uint8)
+            for s in range(0, len(indices), 1024):
+                chunk = indices[s:s + 1024]
+                self._cache[s:s + len(chunk)] = torch.from_numpy(world.render_pretrain(chunk))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def cached(self) -> bool:
+        return self._cache is not None
+
+    def images(self, positions: torch.Tensor) -> torch.Tensor:
+        positions = torch.as_tensor(positions, dtype=torch.long)
+        if self._cache is not None:
+            return self._cache.index_select(0, positions)
+        return torch.from_numpy(self.world.render_pretrain(self.indices[positions.numpy()]))
+
+    def tags_of(self, position: int) -> np.ndarray:
+        return self.tags[self.offsets[position]:self.offsets[position + 1]]
+
+    def targets(self, positions: torch.Tensor) -> torch.Tensor:
+        """(B, K) float32: soft = 1/k on each of the image's k tags; multihot = 1."""
+        pos = torch.as_tensor(positions, dtype=torch.long).numpy()
+        start, stop = self.offsets[pos], self.offsets[pos + 1]
+        counts = stop - start
+        rows = np.repeat(np.arange(len(pos)), counts)
+        first = np.repeat(np.cumsum(counts) - counts, counts)
+        flat = self.tags[np.repeat(start, counts) + np.arange(len(rows)) - first]
+        value = 1.0 / np.repeat(counts, counts) if self.target_kind == "soft" else 1.0
+        out = np.zeros((len(pos), self.num_classes), dtype=np.float32)
+        out[rows, flat] = value
+        return torch.from_numpy(out)
+
+    def tag_frequency(self) -> np.ndarray:
+        """f_t: kept images carrying each vocabulary tag (tags are unique within an image)."""
+        return np.bincount(self.tags, minlength=self.num_classes)
+
+    def sample_weights(self, resample: str | None = None) -> torch.Tensor:
+        """Per-image weight w_i (module docstring); `resample` defaults to data.resample."""
+        resample = resample or self.resample
+        if resample == "natural":
+            return torch.ones(len(self), dtype=torch.float64)
+        power = {"sqrt": -0.5, "uniform": -1.0}.get(resample)
+        if power is None:
+            raise ValueError(f"resample={resample!r} is invalid: use natural, sqrt or uniform")
+        per_tag = self.tag_frequency().astype(np.float64)
+        per_tag[per_tag > 0] **= power
+        counts = np.diff(self.offsets)
+        sums = np.add.reduceat(per_tag[self.tags], self.offsets[:-1]) if len(self) else \
+            np.zeros(0)
+        return torch.from_numpy(sums / counts)
+
+
+def _apply_label_noise(seed: int, idx: np.ndarray, offsets: np.ndarray, tags: np.ndarray,
+                       p: float, K: int) -> tuple[np.ndarray, np.ndarray]:
+    """Replace each tag with prob p by a uniformly random vocabulary tag (maybe the same
+    one), then merge repeats; keyed by (seed, index, slot), so nesting survives noise."""
+    counts = np.diff(offsets)
+    width = int(counts.max()) if len(counts) else 0
+    u = uniform(seed, idx, _S_LABEL_NOISE, 2 * width)
+    slot = np.arange(len(tags)) - np.repeat(offsets[:-1], counts)
+    row = np.repeat(np.arange(len(idx)), counts)
+    flip = u[row, slot] < p
+    new = np.minimum((u[row, width + slot] * K).astype(np.int64), K - 1)
+    noisy = np.where(flip, new, tags)
+    dense = np.full((len(idx), max(width, 1)), -1, dtype=np.int64)
+    dense[row, slot] = noisy
+    return _rows_to_csr(dense)
+
+
+def build_pretrain_set(data_cfg, image_size: int) -> PretrainSet:
+    """The N-image set a DataConfig-like object names (duck-typed on its field names)."""
+    if data_cfg.source != "synthetic":
+        raise NotImplementedError(
+            f"data.source={data_cfg.source!r} is not implemented yet: only 'synthetic' loads "
+            "today (hf / webdataset readers are planned in data/)")
+    world = world_for(data_cfg, image_size)
+    vocab = resolve_vocab(world, data_cfg.vocab)
+    lut = np.full(world.num_tags, -1, dtype=np.int64)
+    lut[vocab] = np.arange(len(vocab))
+    kept_idx, offs, tags = [], [np.zeros(1, np.int64)], []
+    total = 0
+    for start in range(0, int(data_cfg.images), _CHUNK):
+        idx = np.arange(start, min(start + _CHUNK, int(data_cfg.images)), dtype=np.int64)
+        o, t = world.pretrain_tags_csr(idx)
+        v = lut[t]
+        row = np.repeat(np.arange(len(idx)), np.diff(o))
+        keep_tag = v >= 0
+        counts = np.bincount(row[keep_tag], minlength=len(idx))
+        keep_img = counts > 0
+        kept_idx.append(idx[keep_img])
+        tags.append(v[keep_tag])                        # rows of dropped images are empty
+        offs.append(total + np.cumsum(counts[keep_img]))
+        total += int(counts.sum())
+    indices = np.concatenate(kept_idx)
+    offsets = np.concatenate(offs)
+    tags = np.concatenate(tags) if tags else np.zeros(0, np.int64)
+    if data_cfg.label_noise > 0 and len(indices):
+        offsets, tags = _apply_label_noise(world.seed, indices, offsets, tags,
+                                           float(data_cfg.label_noise), len(vocab))
+    return PretrainSet(world, indices, offsets, tags, vocab, int(data_cfg.images) - len(indices),
+                       data_cfg.targets, bool(data_cfg.cache), data_cfg.resample)
+
+
+def build_target_split(data_cfg, image_size: int, target: str, split: str, n: int):
+    """(uint8 images (n,3,H,W), int64 labels (n,), class names) of a clean target split."""
+    images, labels, names = world_for(data_cfg, image_size).target_split(target, split, int(n))
+    return torch.from_numpy(images), torch.from_numpy(labels), names
