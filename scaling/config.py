@@ -139,6 +139,8 @@ class OptimConfig:
     """Schedule length in images processed, independent of world size."""
     augment: bool = True
     """Random horizontal flip and a small shift."""
+    max_skipped_steps: int = 20
+    """fp16: consecutive overflow-skipped steps after which the run stops with an error."""
 
     def __post_init__(self) -> None:
         check(self.global_batch >= 1, "optim.global_batch", self.global_batch, "use at least 1")
@@ -152,6 +154,8 @@ class OptimConfig:
         check(self.schedule in SCHEDULES, "optim.schedule", self.schedule,
               f"use one of {', '.join(SCHEDULES)}")
         check(self.halvings >= 0, "optim.halvings", self.halvings, "use a count >= 0")
+        check(self.max_skipped_steps >= 1, "optim.max_skipped_steps", self.max_skipped_steps,
+              "use at least 1")
         check(self.images_seen >= self.global_batch, "optim.images_seen", self.images_seen,
               f"use at least one global batch ({self.global_batch} images)")
 
@@ -171,13 +175,119 @@ class ShardConfig:
     compile: bool = False
     """Wrap the model in torch.compile."""
     deepspeed_overrides: dict = field(default_factory=dict)
-    """Merged into the generated ds_config (validated keys only)."""
+    """Merged into the generated ds_config (validated keys only, see DEEPSPEED_OVERRIDES)."""
 
     def __post_init__(self) -> None:
         check(self.strategy in STRATEGIES, "shard.strategy", self.strategy,
               f"use one of {', '.join(STRATEGIES)}")
         check(self.zero_stage in (0, 1, 2, 3), "shard.zero_stage", self.zero_stage,
               "use 0, 1, 2 or 3")
+        if self.strategy == "deepspeed":
+            check(self.zero_stage in (1, 2, 3), "shard.zero_stage", self.zero_stage,
+                  "deepspeed runs ZeRO 1, 2 or 3 (stage 0 is plain data parallel: use ddp)")
+        if self.strategy == "fairscale":
+            check(self.zero_stage in (1, 2), "shard.zero_stage", self.zero_stage,
+                  "fairscale runs OSS (1) or OSS + ShardedDataParallel (2); its own FSDP "
+                  "(stage 3) fails on this torch (it looks up a removed collective, KeyError "
+                  "'all_gather'): use fsdp2 for ZeRO-3")
+        if self.strategy == "fsdp2":
+            check(self.zero_stage in (2, 3), "shard.zero_stage", self.zero_stage,
+                  "fsdp2 shards parameters, gradients and optimizer state: use 3 "
+                  "(reshard_after_forward picks ZeRO-3 or ZeRO-2) or 2 (ZeRO-2)")
+        if self.strategy == "fsdp1":
+            check(self.zero_stage in (0, 2, 3), "shard.zero_stage", self.zero_stage,
+                  "fsdp1 maps 3 -> FULL_SHARD (or SHARD_GRAD_OP with "
+                  "reshard_after_forward=false), 2 -> SHARD_GRAD_OP, 0 -> NO_SHARD")
+        if self.deepspeed_overrides:
+            check(self.strategy in ("deepspeed", "auto"), "shard.deepspeed_overrides",
+                  self.deepspeed_overrides, "only the deepspeed strategy reads it: remove it")
+            _check_overrides(self.deepspeed_overrides, DEEPSPEED_OVERRIDES,
+                             "shard.deepspeed_overrides")
+
+    @property
+    def zero3(self) -> bool:
+        """Parameters are sharded between forward passes (ZeRO-3 / FULL_SHARD)."""
+        if self.strategy in ("fsdp1", "fsdp2"):
+            return self.zero_stage == 3 and self.reshard_after_forward
+        return self.strategy == "deepspeed" and self.zero_stage == 3
+
+
+# What `shard.deepspeed_overrides` may set: the escape hatch for power users. Keys the run
+# config already owns (batch sizes, optimizer, scheduler, precision, ZeRO stage) are refused
+# with the field that sets them, so the two can never disagree.
+DEEPSPEED_OVERRIDES: dict = {
+    "zero_optimization": {
+        "reduce_bucket_size": None, "allgather_bucket_size": None, "overlap_comm": None,
+        "contiguous_gradients": None, "reduce_scatter": None, "allgather_partitions": None,
+        "round_robin_gradients": None, "sub_group_size": None,
+        "stage3_prefetch_bucket_size": None, "stage3_param_persistence_threshold": None,
+        "stage3_max_live_parameters": None, "stage3_max_reuse_distance": None,
+        "stage3_gather_16bit_weights_on_model_save": None,
+        "offload_optimizer": {"device": None, "pin_memory": None, "buffer_count": None},
+        "offload_param": {"device": None, "pin_memory": None, "buffer_count": None},
+    },
+    "fp16": {"initial_scale_power": None, "loss_scale_window": None, "hysteresis": None,
+             "min_loss_scale": None},
+    "gradient_clipping": None, "communication_data_type": None, "prescale_gradients": None,
+    "gradient_predivide_factor": None, "wall_clock_breakdown": None, "steps_per_print": None,
+    "zero_allow_untested_optimizer": None, "dump_state": None,
+}
+_OWNED = {"train_batch_size": "optim.global_batch",
+          "train_micro_batch_size_per_gpu": "optim.micro_batch",
+          "gradient_accumulation_steps": "optim.micro_batch", "optimizer": "optim",
+          "scheduler": "optim.schedule", "bf16": "precision", "fp16.enabled": "precision",
+          "fp16.loss_scale": "precision", "zero_optimization.stage": "shard.zero_stage",
+          "zero_optimization.cpu_offload": "shard.offload", "amp": "precision"}
+
+
+def _check_overrides(given: dict, allowed: dict, where: str) -> None:
+    for key, value in given.items():
+        path = f"{where}.{key}"
+        owned = _OWNED.get(path.split(".", 2)[-1] if path.count(".") >= 2 else key)
+        if owned:
+            raise ConfigError(f"{path}={value!r} is invalid: the run config sets it; use "
+                              f"{owned} instead")
+        if key not in allowed:
+            raise ConfigError(f"{path} is not an accepted deepspeed override: did you mean "
+                              f"{closest(str(key), allowed)!r}? (accepted: "
+                              f"{', '.join(sorted(allowed))})")
+        sub = allowed[key]
+        if isinstance(sub, dict):
+            check(isinstance(value, dict), path, value, "use a mapping")
+            _check_overrides(value, sub, path)
+
+
+# ------------------------------------------------------------------------ support matrix
+# (strategy, precision, device) -> None when supported, else the reason it is refused.
+# Every supported CPU cell is exercised by tests/scaling/test_strategies_matrix.py and
+# every GPU cell by its gpu-marked twin; README "Sharding strategies and the support
+# matrix" publishes this table as measured.
+_REFUSED = {
+    ("deepspeed", "fp16", "cpu"): "DeepSpeed's fp16 loss scaling runs on CUDA only; use "
+                                  "bf16 or fp32 on CPU",
+}
+
+
+def support_reason(strategy: str, precision: str, device: str, offload: bool = False
+                   ) -> Optional[str]:
+    """Why (strategy, precision, device) is refused, or None when the cell is supported."""
+    if strategy == "auto":
+        return None
+    reason = _REFUSED.get((strategy, precision, device))
+    if reason:
+        return reason
+    if offload and device == "cpu":
+        return "offload moves state from the accelerator to host memory; on CPU there is " \
+               "nothing to offload: set shard.offload=false"
+    if offload and strategy in ("ddp", "fairscale"):
+        return f"{strategy} has no offload: use fsdp2, fsdp1 or deepspeed"
+    return None
+
+
+def support_matrix() -> dict:
+    """{(strategy, precision, device): reason or None} over every concrete cell."""
+    return {(s, p, d): support_reason(s, p, d) for s in STRATEGIES if s != "auto"
+            for p in PRECISIONS for d in ("cpu", "cuda")}
 
 
 @dataclass
@@ -197,6 +307,11 @@ class ResourcesConfig:
     """Wall-time limit per attempt, minutes."""
     max_attempts: int = 3
     """Times a preempted task may start (state.json counts them) before it stops requeueing."""
+    gpu: str = "H100"
+    """GPU model for estimates (peak FLOP/s and memory table in scaling/memory.py)."""
+    device_mem_gb: float = 0.0
+    """Memory per device for `shard.strategy: auto`; 0 = the GPU table, or mem_gb / devices
+    per node on CPU."""
 
     def __post_init__(self) -> None:
         check(self.nodes >= 1, "resources.nodes", self.nodes, "use at least 1")
@@ -210,6 +325,8 @@ class ResourcesConfig:
         check(self.time_min >= 1, "resources.time_min", self.time_min, "use at least 1")
         check(self.max_attempts >= 1, "resources.max_attempts", self.max_attempts,
               "use at least 1")
+        check(self.device_mem_gb >= 0, "resources.device_mem_gb", self.device_mem_gb,
+              "use 0 (from the table) or a positive size")
 
     @property
     def world_size(self) -> int:
@@ -293,6 +410,13 @@ class RunConfig:
             check(per_rank % self.optim.micro_batch == 0, "optim.micro_batch",
                   self.optim.micro_batch,
                   f"use a divisor of the per-rank batch {per_rank} (global_batch / world size)")
+        devices = ("cpu", "cuda") if self.resources.device == "auto" else (self.resources.device,)
+        reasons = [support_reason(self.shard.strategy, self.precision, d, self.shard.offload)
+                   for d in devices]
+        if all(reasons):  # `auto` devices are checked again once the device is known
+            raise ConfigError(f"shard.strategy={self.shard.strategy!r} with "
+                              f"precision={self.precision!r} on {'/'.join(devices)} is "
+                              f"unsupported: {reasons[0]}")
         vocab = self.data.vocab
         if isinstance(vocab, str) and vocab.startswith("matched:"):
             target = vocab.split(":", 1)[1]

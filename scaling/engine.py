@@ -8,6 +8,8 @@ size - sees the same data and augmentation as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import time
 from pathlib import Path
@@ -15,11 +17,12 @@ from pathlib import Path
 import torch
 
 from scaling import checkpoint, dist, recipe
-from scaling.config import RunConfig, to_dict, dump_yaml
+from scaling.config import RunConfig, support_reason, to_dict, dump_yaml
+from scaling.errors import ConfigError, RunError
 from scaling.runfiles import (atomic_write_text, now_iso, one_line, read_state, update_state,
                               write_json)
 from scaling.signals import PREEMPT, SignalFlags, requeue_self
-from scaling.strategies import get_strategy
+from scaling.strategies import get_strategy, policy
 from scaling.strategies.base import autocast
 from scaling.telemetry import MetricsLogger, max_mem_bytes, peak_flops, provenance
 
@@ -59,11 +62,11 @@ def _train(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> str:
 
     optim, world = config.optim, env.world_size
     pset = build_pretrain_set(config.data, config.model.image_size)
+    config = _resolve_strategy(config, env, pset.num_classes)
     torch.manual_seed(config.seed)
     model = create_model(config.model.arch, num_classes=pset.num_classes,
                          **recipe.model_kwargs(config))
-    if config.model.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = policy.prepare(model, config)
     with torch.device("meta"):
         meta = create_model(config.model.arch, num_classes=pset.num_classes,
                             **recipe.model_kwargs(config))
@@ -71,6 +74,7 @@ def _train(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> str:
 
     strategy = get_strategy(config.shard.strategy)(config, env)
     strategy.wrap(model, lambda m: recipe.make_optimizer(m, optim))
+    strategy.model = policy.maybe_compile(strategy.model, config)
     scheduler = recipe.make_scheduler(strategy.optimizer, optim)
     loader = ResumableLoader(pset, optim.global_batch, env.rank, world, config.seed,
                              config.data.resample)
@@ -79,17 +83,19 @@ def _train(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> str:
     start, skipped = 0, 0
     latest = checkpoint.latest_complete(ckpt_root)
     if latest is not None:
-        extra = strategy.load(latest)
+        extra = checkpoint.load(latest, strategy, env)
         scheduler.load_state_dict(extra["scheduler"])
         loader.load_state_dict(extra["loader"])
         start, skipped = extra["step"], extra.get("skipped_steps", 0)
+    tracker = _tracker(strategy)
+    report_step = max(start, 1) if recipe.total_steps(optim) > 1 else 0
+    consecutive_skips = 0
     logger = MetricsLogger(run_dir, config.logging.tensorboard) if env.is_main else None
     if logger:
         logger.truncate_after(start)
 
     per_rank = optim.global_batch // world
     micro = optim.micro_batch or per_rank
-    accum = per_rank // micro
     total = recipe.total_steps(optim)
     peak = peak_flops(env.device, config.precision)
     bar = None
@@ -109,23 +115,27 @@ def _train(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> str:
     wall0 = time.perf_counter()
     strategy.model.train()
     for step in range(start, total):
-        images, targets = loader.next_batch()
-        x = recipe.to_input(images, env.device)
-        if optim.augment:
-            x = recipe.augment(x, config.seed, step, env.rank * per_rank, optim.global_batch)
-        x = recipe.memory_format(x, config.model.channels_last)
-        y = targets.to(env.device, non_blocking=True)
-        step_loss = torch.zeros((), device=env.device)
-        for i in range(accum):
-            part = slice(i * micro, (i + 1) * micro)
-            with strategy.no_sync(sync=i == accum - 1):
-                with autocast(config, env.device):
-                    logits = strategy.model(x[part])
-                loss = recipe.loss_fn(logits, y[part], config.data.targets) * (micro / per_rank)
-                strategy.backward(loss)
-            step_loss += loss.detach()
-        if not strategy.step():
-            skipped += 1
+        with tracker if tracker is not None else contextlib.nullcontext():
+            images, targets = loader.next_batch()
+            x = recipe.to_input(images, env.device)
+            if optim.augment:
+                x = recipe.augment(x, config.seed, step, env.rank * per_rank,
+                                   optim.global_batch)
+            x = recipe.memory_format(x, config.model.channels_last)
+            y = targets.to(env.device, non_blocking=True)
+            step_loss = forward_backward(strategy, config, x, y, micro, per_rank, env.device)
+            del x, y
+            if step == report_step:
+                write_memory_report(run_dir, strategy, config, env, pset.num_classes,
+                                    tracker)
+            applied = strategy.step()
+        skipped += not applied
+        consecutive_skips = 0 if applied else consecutive_skips + 1
+        if consecutive_skips >= optim.max_skipped_steps:
+            raise RunError(f"fp16 loss scaling skipped {consecutive_skips} steps in a row "
+                           f"(step {step + 1}, optim.max_skipped_steps="
+                           f"{optim.max_skipped_steps}): the loss overflows at every scale; "
+                           "lower optim.lr_per_256 or use precision=bf16")
         scheduler.step()
         done_steps = step + 1
         window_images += optim.global_batch
@@ -173,6 +183,89 @@ def _train(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> str:
         write_json(run_dir / "provenance.json", provenance(start_iso, now_iso()))
     dist.barrier(env)
     return "done"
+
+
+def forward_backward(strategy, config: RunConfig, x: torch.Tensor, y: torch.Tensor,
+                     micro: int, per_rank: int, device: torch.device) -> torch.Tensor:
+    """One step's forward and backward over the rank's micro-batches; the rank's loss.
+
+    Each micro-batch's loss is scaled by micro / per-rank batch, so accumulated gradients
+    equal those of the whole per-rank batch and the global batch is exact at any world size.
+    """
+    accum = per_rank // micro
+    step_loss = torch.zeros((), device=device)
+    for i in range(accum):
+        part = slice(i * micro, (i + 1) * micro)
+        with strategy.no_sync(sync=i == accum - 1):
+            with autocast(config, device):
+                logits = strategy.model(x[part])
+            loss = recipe.loss_fn(logits, y[part], config.data.targets) * (micro / per_rank)
+            strategy.backward(loss)
+        step_loss += loss.detach()
+    return step_loss
+
+
+def _resolve_strategy(config: RunConfig, env: dist.DistEnv, num_classes: int) -> RunConfig:
+    """Refuse an unsupported cell once the device is known; resolve `auto` at this world
+    size (a sweep normally resolves it already, with nodes x devices)."""
+    import copy
+
+    from scaling import memory
+
+    device = env.device.type
+    if config.shard.strategy == "auto":
+        config = copy.deepcopy(config)
+        config.resources.device = device
+        plan = memory.choose(memory.profile_config(config, num_classes), config,
+                             max_nodes=config.resources.nodes)
+        config.shard.strategy = plan.strategy
+        for key, value in plan.shard.items():
+            setattr(config.shard, key, value)
+        if env.is_main:
+            print(f"shard.strategy=auto -> {plan.strategy} {plan.shard}", flush=True)
+    reason = support_reason(config.shard.strategy, config.precision, device,
+                            config.shard.offload)
+    if reason:
+        raise ConfigError(f"shard.strategy={config.shard.strategy!r} with precision="
+                          f"{config.precision!r} on {device} is unsupported: {reason}")
+    return config
+
+
+def _tracker(strategy):
+    """A live-tensor tracker (scaling/memory.py) when SCALING_TRACK_MEMORY=1: tests and
+    benchmarks hold the estimator to it; it costs a Python call per op, so it is opt-in."""
+    if os.environ.get("SCALING_TRACK_MEMORY") != "1":
+        return None
+    from scaling.memory import LiveTensorTracker
+
+    tracker = LiveTensorTracker()
+    held = strategy.state_tensors() if hasattr(strategy, "state_tensors") else {}
+    for tensors in held.values():
+        tracker.add_existing(t for t in tensors if isinstance(t, torch.Tensor))
+    return tracker
+
+
+def write_memory_report(run_dir: Path, strategy, config: RunConfig, env: dist.DistEnv,
+                        num_classes: int, tracker) -> None:
+    """`memory.json`: per rank, the bytes of parameters, gradients and optimizer state held
+    (after backward, before the optimizer step: the moment all three exist), the tracked
+    peak of live tensors when tracking, and the estimator's figures for this run."""
+    from scaling import memory
+
+    report = strategy.memory_report()
+    if tracker is not None:
+        report["peak_live_bytes"] = tracker.peak
+    reports = [report]
+    if env.distributed:
+        reports = [None] * env.world_size
+        torch.distributed.all_gather_object(reports, report)
+    if env.is_main:
+        est = memory.estimate(memory.profile_config(config, num_classes), config,
+                              env.world_size)
+        write_json(run_dir / "memory.json", {"schema_version": 1,
+                                             "strategy": config.shard.strategy,
+                                             "world_size": env.world_size,
+                                             "per_rank": reports, "estimate": est.as_dict()})
 
 
 def _stop_on_signal(run_dir: Path, env, code: float, config: RunConfig) -> str:

@@ -194,20 +194,36 @@ def _num_classes(config: RunConfig) -> int:
 
 
 def _estimates(config: RunConfig, cache: dict) -> dict:
-    from models import model_stats
+    """Manifest columns of one run; resolves `shard.strategy: auto` in `config` (in place)
+    to the strategy and nodes x devices the memory estimator picks (scaling/memory.py)."""
+    from scaling import memory
     from scaling.recipe import model_kwargs
 
     classes = _num_classes(config)
     key = (config.model.arch, tuple(sorted(model_kwargs(config).items())), classes,
            config.model.image_size)
     if key not in cache:
-        cache[key] = model_stats(config.model.arch, classes, config.model.image_size,
-                                 **model_kwargs(config))
-    stats = cache[key]
-    return {"params": stats["params"], "flops_per_image": stats["flops_per_image"],
-            "pretrain_flops": 3 * stats["flops_per_image"] * config.optim.images_seen,
-            "num_classes": classes, "strategy": config.shard.strategy,
-            "nodes_x_devices": f"{config.resources.nodes}x{config.resources.devices_per_node}"}
+        cache[key] = memory.profile_config(config, classes)
+    profile = cache[key]
+    if config.shard.strategy == "auto":
+        plan = memory.choose(profile, config)
+        config.shard.strategy = plan.strategy
+        for name, value in plan.shard.items():
+            setattr(config.shard, name, value)
+        config.resources.nodes = plan.nodes
+        config.resources.devices_per_node = plan.devices_per_node
+        chosen = f"auto->{plan.strategy}" + ("" if plan.fits else " (does not fit)")
+    else:
+        chosen = config.shard.strategy
+    world = config.resources.world_size
+    est = memory.estimate(profile, config, world)
+    return {"params": profile.params, "flops_per_image": profile.flops_per_image,
+            "pretrain_flops": 3 * profile.flops_per_image * config.optim.images_seen,
+            "num_classes": classes, "est_mem_per_device_gb": round(memory.gib(est.total_bytes), 3),
+            "strategy": chosen, "zero_stage": config.shard.zero_stage,
+            "reshard_after_forward": config.shard.reshard_after_forward,
+            "nodes_x_devices": f"{config.resources.nodes}x{config.resources.devices_per_node}",
+            "est_device_hours": round(memory.device_hours(profile, config, world), 4)}
 
 
 def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps") -> Path:
@@ -218,6 +234,10 @@ def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps"
     runs, order = expand(spec, base)
     sweep_dir = Path(root) / spec["name"]
     runs_dir = sweep_dir / "runs"
+
+    # resolve `auto` (strategy, nodes x devices) first: a done run is compared resolved
+    cache: dict = {}
+    estimates = {run_id: _estimates(config, cache) for run_id, config, _ in runs}
 
     # refuse before writing anything when a finished run would change
     for run_id, config, _ in runs:
@@ -230,15 +250,15 @@ def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps"
                 raise ConfigError(f"run {run_id} is done and its config would change "
                                   f"({diff}): use a new sweep name or remove that run folder")
 
-    cache: dict = {}
     rows = []
     for run_id, config, point in runs:
         run_dir = runs_dir / run_id
+        axis_values = {key: point.get(key, get_path(to_dict(config), key)) for key in order}
         if read_state(run_dir)["train"] != "done":
             atomic_write_text(run_dir / "config.yaml", dump_yaml(to_dict(config)))
         row = {"run_id": run_id, "config_hash": config_hash(config)}
-        row.update({key: get_path(to_dict(config), key) for key in order})
-        row.update(_estimates(config, cache))
+        row.update(axis_values)
+        row.update(estimates[run_id])
         rows.append(row)
 
     old_rows = read_manifest(sweep_dir / "manifest.csv")

@@ -1,14 +1,16 @@
 """The strategy protocol: every sharding engine plugs in behind these few methods.
 
-The training loop never asks which engine it runs under; it calls `wrap`, then per step
-`backward(loss, sync)` for each micro-batch and `step()`, and `save`/`load` at checkpoints.
+The training loop never asks which engine it runs under: it calls `wrap`, then per step
+`backward(loss)` inside `no_sync(sync)` for each micro-batch and `step()`, and
+`save`/`load` at checkpoints (the loop's own state - scheduler, loader, RNG - is written
+by scaling/checkpoint.py, so a strategy only holds model, optimizer and loss scaler).
 """
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
@@ -18,16 +20,51 @@ from scaling.dist import DistEnv
 OptimizerFactory = Callable[[torch.nn.Module], torch.optim.Optimizer]
 
 
+def local_tensor(t: torch.Tensor) -> torch.Tensor:
+    """The part of `t` this rank holds (a DTensor's local shard, else `t` itself)."""
+    to_local = getattr(t, "to_local", None)
+    return to_local() if callable(to_local) else t
+
+
+def storage_bytes(tensors: Iterable) -> int:
+    """Bytes of the distinct storages behind `tensors` (views and aliases count once)."""
+    seen, total = set(), 0
+    for t in tensors:
+        if not isinstance(t, torch.Tensor):
+            continue
+        t = local_tensor(t)
+        storage = t.untyped_storage()
+        key = (storage.data_ptr(), t.device)
+        if storage.nbytes() and key not in seen:
+            seen.add(key)
+            total += storage.nbytes()
+    return total
+
+
+def ensure_process_group(env: DistEnv) -> None:
+    """Sharding engines need a process group even at one rank (e.g. a 2 -> 1 resume)."""
+    import torch.distributed as tdist
+
+    if not tdist.is_initialized():
+        backend = "nccl" if env.device.type == "cuda" else "gloo"
+        tdist.init_process_group(backend, store=tdist.HashStore(), rank=0, world_size=1)
+
+
 class Strategy:
     """Base class; subclasses own how parameters, gradients and optimizer state are held."""
 
     name = "base"
+    reshardable = True
+    """Whether a checkpoint written at one world size loads at another."""
+    reshard_hint = ""
+    """When not reshardable: the conversion to run (named in the refusal)."""
 
     def __init__(self, config: RunConfig, env: DistEnv) -> None:
         self.config = config
         self.env = env
         self.model: torch.nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
+        self.scaler = None
 
     # -- set-up --------------------------------------------------------------------------
     def wrap(self, model: torch.nn.Module, make_optimizer: OptimizerFactory) -> torch.nn.Module:
@@ -38,52 +75,63 @@ class Strategy:
         """The unwrapped model (for export and features)."""
         return self.model
 
+    def make_scaler(self):
+        """Dynamic loss scaling for fp16 (a disabled no-op scaler otherwise)."""
+        return torch.amp.GradScaler(self.env.device.type,
+                                    enabled=self.config.precision == "fp16")
+
     # -- one step ------------------------------------------------------------------------
     def no_sync(self, sync: bool):
-        """Context for a micro-batch: skip the gradient all-reduce unless `sync`."""
+        """Context for a micro-batch: skip the gradient reduction unless `sync`."""
         return contextlib.nullcontext()
 
     def backward(self, loss: torch.Tensor) -> None:
+        if self.scaler is not None and self.scaler.is_enabled():
+            loss = self.scaler.scale(loss)
         loss.backward()
 
     def step(self) -> bool:
         """Apply the accumulated gradients; False when the step was skipped (fp16 overflow)."""
-        self.optimizer.step()
+        applied = True
+        if self.scaler is not None and self.scaler.is_enabled():
+            before = self.scaler.get_scale()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            applied = self.scaler.get_scale() >= before
+        else:
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return True
+        return applied
 
     # -- state -----------------------------------------------------------------------------
-    def save(self, directory: Path, extra: dict) -> None:
+    def save(self, directory: Path) -> None:
+        """Collective: write model, optimizer and scaler state into `directory`."""
         raise NotImplementedError
 
-    def load(self, directory: Path) -> dict:
+    def load(self, directory: Path) -> None:
+        """Collective: restore what `save` wrote (possibly at another world size)."""
         raise NotImplementedError
 
     def trunk_state_dict(self) -> dict[str, torch.Tensor]:
         """Full (consolidated) trunk weights on rank 0; collective where the engine shards."""
         return self.module.trunk_state_dict()
 
-    def memory_report(self) -> dict[str, int]:
-        """Bytes of parameters, gradients and optimizer state this rank actually holds."""
-        def nbytes(tensors):
-            seen, total = set(), 0
-            for t in tensors:
-                if t is None or not isinstance(t, torch.Tensor):
-                    continue
-                key = (t.untyped_storage().data_ptr(), t.device)
-                if key not in seen:
-                    seen.add(key)
-                    total += t.untyped_storage().nbytes()
-            return total
-
+    def state_tensors(self) -> dict[str, list]:
+        """The parameter, gradient and optimizer-state tensors this rank holds."""
         params = list(self.model.parameters())
-        opt = [v for s in self.optimizer.state.values() for v in s.values()]
-        return {"param_bytes": nbytes(params), "grad_bytes": nbytes(p.grad for p in params),
-                "optim_bytes": nbytes(opt)}
+        return {"param": params, "grad": [p.grad for p in params],
+                "optim": [v for s in self.optimizer.state.values() for v in s.values()]}
+
+    def memory_report(self) -> dict[str, int]:
+        """Bytes of parameters, gradients and optimizer state this rank actually holds,
+        counted from the storages of local shards (aliases once)."""
+        held = self.state_tensors()
+        return {f"{k}_bytes": storage_bytes(v) for k, v in held.items()}
 
 
 def autocast(config: RunConfig, device: torch.device):
-    """Mixed precision by autocast (weights and batch-norm stay fp32, as CPU kernels need)."""
+    """Mixed precision by autocast: weights and batch norm stay fp32 (CPU batch norm rejects
+    mixed dtypes), convolutions and the classifier run in bf16 / fp16."""
     if config.precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if config.precision == "bf16" else torch.float16

@@ -1,4 +1,9 @@
-"""`ddp`: the reference strategy (full replicas, gradients all-reduced by DDP)."""
+"""`ddp`: the reference strategy (full replicas, gradients all-reduced by DDP).
+
+Batch-norm buffers are per rank (`broadcast_buffers=False`) so that a rank's statistics
+come from its own micro-batches, as in every other strategy here; a checkpoint holds
+rank 0's copy, and every rank resumes from it.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +26,7 @@ class DDPStrategy(Strategy):
             model = DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
         self.model = model
         self.optimizer = make_optimizer(self._module)
-        self.scaler = torch.amp.GradScaler(self.env.device.type,
-                                           enabled=self.config.precision == "fp16")
+        self.scaler = self.make_scaler()
         return model
 
     @property
@@ -34,27 +38,15 @@ class DDPStrategy(Strategy):
             return self.model.no_sync()
         return super().no_sync(sync)
 
-    def backward(self, loss: torch.Tensor) -> None:
-        self.scaler.scale(loss).backward()
-
-    def step(self) -> bool:
-        scale_before = self.scaler.get_scale() if self.scaler.is_enabled() else None
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        return scale_before is None or self.scaler.get_scale() >= scale_before
-
-    def save(self, directory: Path, extra: dict) -> None:
+    def save(self, directory: Path) -> None:
         if self.env.is_main:  # replicas are identical: one copy is the whole state
             torch.save({"model": self._module.state_dict(),
                         "optimizer": self.optimizer.state_dict(),
-                        "scaler": self.scaler.state_dict(), "extra": extra},
-                       directory / "state.pt")
+                        "scaler": self.scaler.state_dict()}, directory / "state.pt")
 
-    def load(self, directory: Path) -> dict:
+    def load(self, directory: Path) -> None:
         payload = torch.load(directory / "state.pt", map_location=self.env.device,
                              weights_only=True)
         self._module.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scaler.load_state_dict(payload["scaler"])
-        return payload["extra"]

@@ -1,0 +1,36 @@
+"""Sharded checkpoints through `torch.distributed.checkpoint` (shared by fsdp1 and fsdp2).
+
+DCP stores each rank's shards plus a global plan, so a checkpoint written by W ranks loads
+at any other world size (it reshards on load). Replicated tensors - batch-norm buffers,
+which are per rank in training - are written once (rank 0's copy) and every rank resumes
+from it, as under ddp.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
+                                                     get_state_dict, set_state_dict)
+
+
+def save(model, optimizer, directory: Path) -> None:
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(directory / "dcp"))
+
+
+def load(model, optimizer, directory: Path) -> None:
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    state = {"model": model_sd, "optim": optim_sd}
+    dcp.load(state, checkpoint_id=str(directory / "dcp"))
+    set_state_dict(model, optimizer, model_state_dict=state["model"],
+                   optim_state_dict=state["optim"])
+
+
+def full_trunk(model) -> dict[str, torch.Tensor]:
+    """Consolidated weights on rank 0 (collective; other ranks get an empty dict)."""
+    full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True,
+                                                                cpu_offload=True))
+    return {k: v for k, v in full.items() if not k.startswith("fc.")}

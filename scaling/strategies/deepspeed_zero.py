@@ -1,0 +1,206 @@
+"""`deepspeed`: ZeRO stages 1, 2 and 3 through `deepspeed.initialize`.
+
+The ds_config is generated from the run config (batch sizes, ZeRO stage, precision,
+offload), then `shard.deepspeed_overrides` - keys validated at config load - is merged on
+top. The optimizer is ours (the paper's SGD), handed to DeepSpeed, so the lr schedule is
+driven on it exactly as for every other strategy.
+
+Precision: bf16 is autocast over fp32 weights (DeepSpeed's `bf16` mode casts batch norm
+too, which CPU kernels reject); fp16 is DeepSpeed's own fp16 mode with its dynamic loss
+scaler (CUDA only, refused at config load on CPU), under autocast so batch norm keeps
+computing from fp16 inputs safely.
+
+Checkpoints are DeepSpeed's own (`save_checkpoint`), one shard per rank; they do not
+reshard to another world size without DeepSpeed's universal-checkpoint conversion, and the
+engine refuses such a resume naming it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from scaling.strategies.base import (OptimizerFactory, Strategy, ensure_process_group,
+                                     storage_bytes)
+
+TAG = "ds"
+
+
+def bucket_elements(model: torch.nn.Module) -> int:
+    """Communication bucket size: 1/16 of the model, at most 5e7 elements. DeepSpeed's
+    default of 5e8 elements holds a 2 GB gradient bucket per rank, which for the models here
+    would outweigh the sharded state it saves; a gradient larger than the bucket is reduced
+    from its own storage, so the bucket need not hold the largest tensor."""
+    elements = min(5e7, max(1024, sum(p.numel() for p in model.parameters()) // 16))
+    return int(elements) // 1024 * 1024  # ZeRO wants a multiple of its alignment factor
+
+
+def ds_config(config, world_size: int, bucket: int = 2 ** 22) -> dict:
+    """The generated ds_config (before overrides)."""
+    optim, shard = config.optim, config.shard
+    per_rank = optim.global_batch // world_size
+    micro = optim.micro_batch or per_rank
+    zero = {"stage": shard.zero_stage, "overlap_comm": False, "contiguous_gradients": True,
+            "reduce_bucket_size": bucket, "allgather_bucket_size": bucket}
+    if shard.zero_stage == 3:
+        zero.update({"stage3_prefetch_bucket_size": bucket,
+                     "stage3_param_persistence_threshold": 0})
+    if shard.offload:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+        if shard.zero_stage == 3:
+            zero["offload_param"] = {"device": "cpu", "pin_memory": True}
+    out = {"train_batch_size": optim.global_batch, "train_micro_batch_size_per_gpu": micro,
+           "gradient_accumulation_steps": per_rank // micro, "zero_optimization": zero,
+           "zero_allow_untested_optimizer": True, "gradient_clipping": 0.0,
+           "steps_per_print": 10 ** 9, "wall_clock_breakdown": False}
+    if config.precision == "fp16":
+        out["fp16"] = {"enabled": True, "loss_scale": 0, "initial_scale_power": 16,
+                       "loss_scale_window": 1000, "hysteresis": 2, "min_loss_scale": 1}
+    return _merge(out, shard.deepspeed_overrides)
+
+
+def _merge(base: dict, overrides: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+class DeepSpeedStrategy(Strategy):
+    name = "deepspeed"
+    reshardable = False
+    reshard_hint = ("convert it first: python -m deepspeed.checkpoint.ds_to_universal "
+                    "--input_folder CKPT/ds --output_folder CKPT/ds_universal (ZeRO "
+                    "universal checkpoint), or resume at the world size it was written at")
+
+    def wrap(self, model: torch.nn.Module, make_optimizer: OptimizerFactory) -> torch.nn.Module:
+        import deepspeed
+
+        ensure_process_group(self.env)
+        # DeepSpeed reads its rank from the launcher's variables, which a single process
+        # (or Slurm's srun) may not set
+        for key, value in (("LOCAL_RANK", self.env.local_rank), ("RANK", self.env.rank),
+                           ("WORLD_SIZE", self.env.world_size)):
+            os.environ.setdefault(key, str(value))
+        # ZeRO flattens and broadcasts parameters as bytes: they must be contiguous
+        self._module = model.to(self.env.device, memory_format=torch.contiguous_format)
+        base = make_optimizer(self._module)
+        self.ds_config = ds_config(self.config, torch.distributed.get_world_size(),
+                                   bucket_elements(self._module))
+        engine, zero_opt, _, _ = deepspeed.initialize(
+            model=self._module, optimizer=base, config=self.ds_config,
+            dist_init_required=False)
+        self.engine = engine
+        self.zero_optimizer = zero_opt
+        self.optimizer = base  # the scheduler drives lr on the groups ZeRO steps with
+        self.model = engine
+        self._alias_fp32_master()
+        return engine
+
+    def _alias_fp32_master(self) -> None:
+        """fp32 ZeRO-3 keeps a second fp32 copy of each parameter partition as the master
+        weights; when the partitions are already fp32 (and on the same device) the copy is
+        redundant, so the master is made to share the partition's storage. DeepSpeed's
+        copy-back after each step becomes a copy onto itself."""
+        opt = self.zero_optimizer
+        if (self.config.shard.zero_stage != 3 or self.config.precision == "fp16"
+                or self.config.shard.offload):
+            return
+        for low, master in zip(opt.fp16_partitioned_groups_flat, opt.fp32_partitioned_groups_flat):
+            if (low is not None and low.dtype == master.dtype and low.shape == master.shape
+                    and low.device == master.device):
+                master.data = low.data
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self._module
+
+    def no_sync(self, sync: bool):
+        self.engine.set_gradient_accumulation_boundary(sync)
+        return super().no_sync(sync)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        # the loop already scales each micro-batch's loss by micro / per-rank batch
+        self.engine.backward(loss, scale_wrt_gas=False)
+
+    def step(self) -> bool:
+        before = self.engine.skipped_steps
+        self.engine.step()
+        return self.engine.skipped_steps == before
+
+    def save(self, directory: Path) -> None:
+        self.engine.save_checkpoint(str(directory), tag=TAG, save_latest=False)
+        if self.env.is_main:
+            (directory / "ds_config.json").write_text(json.dumps(self.ds_config, indent=1))
+
+    def load(self, directory: Path) -> None:
+        path, _ = self.engine.load_checkpoint(str(directory), tag=TAG,
+                                              load_optimizer_states=True,
+                                              load_lr_scheduler_states=False)
+        if path is None:
+            raise RuntimeError(f"DeepSpeed found no checkpoint under {directory}/{TAG}")
+
+    def trunk_state_dict(self) -> dict[str, torch.Tensor]:
+        if self.config.shard.zero_stage == 3:
+            import deepspeed
+
+            params = list(self._module.parameters())
+            with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+                full = {k: v.detach().cpu().clone() for k, v in self._module.state_dict().items()}
+            if not self.env.is_main:
+                return {}
+        else:
+            full = self._module.state_dict()
+        return {k: v for k, v in full.items() if not k.startswith("fc.")}
+
+    def memory_report(self) -> dict[str, int]:
+        opt = self.zero_optimizer
+        params = [getattr(p, "ds_tensor", p) for p in self._module.parameters()]
+        for name in ("fp16_partitioned_groups_flat", "fp32_partitioned_groups_flat",
+                     "single_partition_of_fp32_groups", "bit16_groups_flat"):
+            params += list(getattr(opt, name, None) or [])
+        optim_state = [v for s in self.optimizer.state.values() for v in s.values()]
+        counted = {_key(t) for t in params + optim_state if isinstance(t, torch.Tensor)}
+        # everything else the ZeRO optimizer holds: gradient partitions, buckets, buffers
+        others = [t for t in _tensors_in(opt) if _key(t) not in counted]
+        others += [p.grad for p in self._module.parameters() if p.grad is not None]
+        return {"param_bytes": storage_bytes(params), "grad_bytes": storage_bytes(others),
+                "optim_bytes": storage_bytes(optim_state)}
+
+
+def _key(t: torch.Tensor):
+    return (t.untyped_storage().data_ptr(), t.device)
+
+
+def _tensors_in(obj, depth: int = 3, seen=None) -> list[torch.Tensor]:
+    """Tensors reachable from an object's attributes, lists and dicts (a few levels)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, torch.Tensor):
+        out = [obj]
+        if obj.grad is not None:
+            out.append(obj.grad)
+        return out
+    if depth == 0 or isinstance(obj, (torch.nn.Module, torch.optim.Optimizer, str, bytes)):
+        return []
+    if isinstance(obj, dict):
+        items = obj.values()
+    elif isinstance(obj, (list, tuple)):
+        items = obj
+    elif hasattr(obj, "__dict__") and obj.__class__.__module__.startswith("deepspeed"):
+        items = vars(obj).values()
+    else:
+        return []
+    out = []
+    for item in items:
+        out += _tensors_in(item, depth - 1, seen)
+    return out

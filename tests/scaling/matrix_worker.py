@@ -1,0 +1,97 @@
+"""Run under torchrun: a few training steps per (strategy, precision) cell, in one process
+group, through the engine's own step (scaling.engine.forward_backward). Prints one JSON
+line per cell on rank 0: {"cell", "ok", "losses", "skipped", "memory", "error"}.
+
+    python -m torch.distributed.run --standalone --nproc_per_node=2 \\
+        tests/scaling/matrix_worker.py --cells ddp:fp32 fsdp2:bf16 ... [--steps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+from engine_helpers import TINY  # noqa: E402
+from scaling import dist, recipe  # noqa: E402
+from scaling.config import RunConfig, from_dict  # noqa: E402
+from scaling.engine import forward_backward  # noqa: E402
+from scaling.strategies import get_strategy, policy  # noqa: E402
+
+
+def cell_config(cell: str, world: int, device: str) -> RunConfig:
+    name, precision, *opts = cell.split(":")
+    data = json.loads(json.dumps(TINY))
+    data["precision"] = precision
+    data["resources"].update({"devices_per_node": world, "device": device})
+    data["shard"] = {"strategy": name}
+    for opt in opts:  # e.g. zero_stage=2, reshard_after_forward=false
+        key, value = opt.split("=")
+        data["shard"][key] = {"true": True, "false": False}.get(value, value)
+        if value.isdigit():
+            data["shard"][key] = int(value)
+    return from_dict(RunConfig, data)
+
+
+def run_cell(cell: str, env, steps: int) -> dict:
+    from data import ResumableLoader, build_pretrain_set
+    from models import create_model
+
+    config = cell_config(cell, env.world_size, env.device.type)
+    pset = build_pretrain_set(config.data, config.model.image_size)
+    torch.manual_seed(config.seed)
+    model = policy.prepare(create_model(config.model.arch, num_classes=pset.num_classes,
+                                        **recipe.model_kwargs(config)), config)
+    strategy = get_strategy(config.shard.strategy)(config, env)
+    strategy.wrap(model, lambda m: recipe.make_optimizer(m, config.optim))
+    loader = ResumableLoader(pset, config.optim.global_batch, env.rank, env.world_size,
+                             config.seed)
+    per_rank = config.optim.global_batch // env.world_size
+    losses, skipped, memory = [], 0, None
+    for step in range(steps):
+        images, targets = loader.next_batch()
+        x = recipe.memory_format(recipe.augment(recipe.to_input(images, env.device),
+                                                config.seed, step, env.rank * per_rank,
+                                                config.optim.global_batch), True)
+        loss = forward_backward(strategy, config, x, targets.to(env.device), per_rank,
+                                per_rank, env.device)
+        if step == 1:
+            memory = strategy.memory_report()
+        skipped += not strategy.step()
+        losses.append(dist.all_reduce_mean(float(loss), env))
+    return {"losses": losses, "skipped": skipped, "memory": memory}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cells", nargs="+", required=True)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    env = dist.setup(args.device)
+    torch.set_num_threads(1)
+    from scaling.strategies.base import ensure_process_group
+
+    ensure_process_group(env)
+    for cell in args.cells:
+        try:
+            out = {"cell": cell, "ok": True, **run_cell(cell, env, args.steps)}
+        except Exception as exc:  # a cell failing is a measurement, not a crash
+            out = {"cell": cell, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:500],
+                   "trace": traceback.format_exc()[-1500:]}
+        if env.is_main:
+            print("CELL " + json.dumps(out), flush=True)
+        dist.barrier(env)
+    dist.teardown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The memory estimator against a live-tensor allocation tracker (not RSS), and `auto`."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+import yaml
+
+from engine_helpers import TINY, make_run
+from scaling import memory
+from scaling.config import RunConfig, from_dict, load_run_config
+
+SHAPES = {  # two CPU shapes: the TINY member, and a 4x wider one at 24 px and batch 32
+    "tiny": {"optim__images_seen": 48},
+    "wide": {"model__width_per_group": 16, "model__image_size": 24,
+             "optim__global_batch": 32, "optim__images_seen": 96},
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_estimate_within_30_percent_of_tracked_peak(shape, tmp_path, monkeypatch):
+    from scaling.engine import train
+
+    monkeypatch.setenv("SCALING_TRACK_MEMORY", "1")
+    run = make_run(tmp_path, shape, **SHAPES[shape])
+    threads = torch.get_num_threads()
+    try:
+        train(load_run_config(run / "config.yaml"), run)
+    finally:
+        torch.set_num_threads(threads)
+    report = json.loads((run / "memory.json").read_text())
+    peak = report["per_rank"][0]["peak_live_bytes"]
+    est = report["estimate"]["total_bytes"]
+    print(f"{shape}: estimate {est / 2**20:.2f} MiB, tracked peak {peak / 2**20:.2f} MiB, "
+          f"ratio {est / peak:.3f}")
+    assert 0.7 <= est / peak <= 1.3
+
+
+def test_tracker_counts_live_storages_not_views():
+    tracker = memory.LiveTensorTracker()
+    with tracker:
+        a = torch.empty(1000)  # 4000 bytes
+        view = a[10:20]
+        b = a * 2
+        del b
+    assert tracker.peak == 8000 and tracker.current == 4000
+    del a, view
+    assert tracker.current == 0
+
+
+def _config(**shard) -> RunConfig:
+    data = json.loads(json.dumps(TINY))
+    data["shard"] = shard
+    data["resources"]["devices_per_node"] = 2
+    return from_dict(RunConfig, data)
+
+
+def test_sharded_estimates_shrink_state_with_world_size():
+    profile = memory.profile_config(_config(), 40)
+    ddp = memory.estimate(profile, _config(), 2, "ddp")
+    z3 = memory.estimate(profile, _config(), 2, "fsdp2")
+    ds3 = memory.estimate(profile, _config(), 2, "deepspeed", {"zero_stage": 3})
+    assert ddp.state_bytes == 12 * profile.params
+    assert z3.optim_bytes == ddp.optim_bytes / 2
+    assert ds3.state_bytes < 0.6 * ddp.state_bytes
+    assert memory.estimate(profile, _config(), 4, "fsdp2").state_bytes < z3.state_bytes
+
+
+def test_auto_picks_ddp_when_it_fits_and_shards_when_it_does_not():
+    config = _config(strategy="auto")
+    config.optim.global_batch = 2  # state, not activations, decides
+    config.model.depth = 56  # 6 blocks a stage: one gathered block is a small share
+    profile = memory.profile_config(config, 40)
+    assert memory.choose(profile, config).strategy == "ddp"
+    ddp = memory.estimate(profile, config, 2, "ddp").total_bytes
+    z3 = memory.estimate(profile, config, 2, "fsdp2").total_bytes
+    assert z3 < ddp
+    config.resources.device_mem_gb = (z3 + ddp) / 2 / memory.HEADROOM / memory.GIB
+    plan = memory.choose(profile, config, max_nodes=1)
+    assert (plan.strategy, plan.shard["zero_stage"], plan.fits) == ("fsdp2", 3, True)
+    config.resources.device_mem_gb = z3 * 0.5 / memory.HEADROOM / memory.GIB
+    plan = memory.choose(profile, config, max_nodes=1)
+    assert not plan.fits  # nothing fits on one node: reported, not hidden
+
+
+def test_sweep_manifest_records_estimate_and_choice(tmp_path):
+    from scaling.sweep import expand_sweep
+
+    base = json.loads(json.dumps(TINY))
+    base["shard"] = {"strategy": "auto"}
+    spec = {"name": "auto", "base": base, "axes": {"model.width_per_group": [4, 8]}}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    sweep_dir = expand_sweep(path, tmp_path / "root")
+    rows = list(csv.DictReader((sweep_dir / "manifest.csv").open()))
+    for row in rows:
+        assert row["strategy"] == "auto->ddp" and row["nodes_x_devices"] == "1x1"
+        assert float(row["est_mem_per_device_gb"]) > 0
+        assert float(row["est_device_hours"]) > 0
+        written = load_run_config(sweep_dir / "runs" / row["run_id"] / "config.yaml")
+        assert written.shard.strategy == "ddp"  # `scaling train` takes it as is

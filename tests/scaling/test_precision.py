@@ -1,0 +1,105 @@
+"""Precision: the measured support matrix (every cell through the real strategies in one
+2-rank process group), refusals at config load, and fp16 overflow handling."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine_helpers import TINY, env, make_run, state, train
+from scaling.config import RunConfig, from_dict, support_matrix
+from scaling.errors import ConfigError
+
+HERE = Path(__file__).resolve().parent
+SHARD_OPTS = {"fairscale": ":zero_stage=2"}
+
+
+def _cells(device: str) -> list[str]:
+    return [f"{s}:{p}{SHARD_OPTS.get(s, '')}" for (s, p, d), reason in support_matrix().items()
+            if d == device and reason is None]
+
+
+def measure(device: str, nproc: int) -> dict:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={nproc}", str(HERE / "matrix_worker.py"), "--device", device,
+           "--steps", "3", "--cells", *_cells(device)]
+    proc = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=900)
+    out = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("CELL "):
+            cell = json.loads(line[5:])
+            out[cell["cell"]] = cell
+    assert out, proc.stderr[-3000:]
+    return out
+
+
+def _check(results: dict) -> None:
+    failed = {k: v.get("error") for k, v in results.items() if not v["ok"]}
+    assert not failed, failed
+    ref = results["ddp:fp32"]["losses"]
+    for cell, res in results.items():
+        # the same 3 steps: every cell is close to fp32 ddp, fp32 cells to 1e-5
+        tol = 1e-5 if ":fp32" in cell else 2e-2
+        assert res["losses"] == pytest.approx(ref, rel=tol), cell
+
+
+def test_every_supported_cpu_cell_trains_on_two_ranks():
+    results = measure("cpu", 2)
+    assert set(results) == set(_cells("cpu"))
+    _check(results)
+
+
+@pytest.mark.gpu
+def test_every_supported_gpu_cell_trains():
+    _check(measure("cuda", 1))
+
+
+def test_unsupported_cells_refuse_at_config_load():
+    for (strategy, precision, device), reason in support_matrix().items():
+        data = json.loads(json.dumps(TINY))
+        data.update(precision=precision, shard={"strategy": strategy,
+                                                "zero_stage": 2 if strategy == "fairscale" else 3})
+        data["resources"]["device"] = device
+        if reason is None:
+            from_dict(RunConfig, data)
+            continue
+        with pytest.raises(ConfigError, match="unsupported") as info:
+            from_dict(RunConfig, data)
+        assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("shard, fragment", [
+    ({"strategy": "fairscale", "zero_stage": 3}, "KeyError 'all_gather'"),
+    ({"strategy": "deepspeed", "deepspeed_overrides": {"train_batch_size": 64}},
+     "optim.global_batch"),
+    ({"strategy": "deepspeed", "deepspeed_overrides": {"zero_optimization":
+                                                       {"reduce_bucket": 1}}}, "reduce_bucket_size"),
+    ({"strategy": "ddp", "offload": True}, "offload"),
+])
+def test_bad_shard_settings_refuse_with_one_line(shard, fragment):
+    data = json.loads(json.dumps(TINY))
+    data["shard"] = shard
+    with pytest.raises(ConfigError) as info:
+        from_dict(RunConfig, data)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_fp16_run_that_keeps_overflowing_stops_with_a_clear_error(tmp_path):
+    # a learning rate that blows the weights up: every later step overflows in fp16
+    run = make_run(tmp_path, "boom", precision="fp16", optim__lr_per_256=1e12,
+                   optim__max_skipped_steps=3)
+    proc = train(run, 1, check=False)
+    assert proc.returncode != 0
+    error = state(run)["error"]
+    assert "skipped 3 steps in a row" in error and "precision=bf16" in error
+
+
+def test_fp16_skipped_steps_are_logged(tmp_path):
+    run = make_run(tmp_path, "fp16", precision="fp16", optim__images_seen=64)
+    train(run, 1)
+    records = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all("skipped_steps" in r for r in records)
