@@ -10,17 +10,28 @@ import importlib
 
 from analysis.collect import (SCHEMA_VERSION, CollectWarning, SchemaVersionError, collect,
                               load_results, read_metrics, run_states)
-from analysis.fit import FitResult, fit_groups, fit_law, predict_row
-from analysis.laws import LAWS, Law, get_law, register_law
+from analysis.extrapolate import Extrapolation, extrapolate, extrapolation_groups
+from analysis.fit import FitResult, fit_groups, fit_law, fit_xy, minimise, predict_row
+from analysis.laws import LAWS, JointLaw, Law, LogLinear, PowerLaw, SaturatingPowerLaw, get_law, register_law
+from analysis.plan import Plan, default_budget, plan
+from analysis.reference import chinchilla_check
 from analysis.report import report  # papermill and nbconvert load inside report()
+from analysis.select import frontier, main_grid
+from analysis.telemetry import cost_model, telemetry, telemetry_table
 
 # `analysis.collect` and `analysis.report` name the functions (as `scaling collect` and
 # `scaling report` do); their modules are reached with `from analysis.report import ...`.
-_LAZY = {"plot_scaling": "analysis.plots", "plot_status": "analysis.plots"}
+_LAZY = {name: "analysis.plots" for name in (
+    "plot_scaling", "plot_status", "plot_model_size", "plot_vocab_matrix", "plot_ablation",
+    "plot_telemetry", "plot_frontier", "vocab_matrix", "ablation_axes")}
 
 __all__ = ["collect", "load_results", "read_metrics", "run_states", "SCHEMA_VERSION",
-           "SchemaVersionError", "CollectWarning", "fit_law", "fit_groups", "predict_row",
-           "FitResult", "Law", "LAWS", "register_law", "get_law", "report", *_LAZY]
+           "SchemaVersionError", "CollectWarning", "fit_law", "fit_groups", "fit_xy",
+           "minimise", "predict_row", "FitResult", "Law", "LAWS", "register_law", "get_law",
+           "LogLinear", "PowerLaw", "SaturatingPowerLaw", "JointLaw", "frontier",
+           "main_grid", "extrapolate", "extrapolation_groups", "Extrapolation", "plan",
+           "Plan", "default_budget", "telemetry", "telemetry_table", "cost_model",
+           "chinchilla_check", "report", *_LAZY]
 
 
 def __getattr__(name: str):

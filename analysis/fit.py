@@ -5,13 +5,21 @@ intervals, residuals, diagnostics, ``predict``), in the spirit of scipy.optimize
 objects. `fit_groups` repeats that per group (width x vocabulary x target x protocol by
 default) and returns a plain table, which is what reports, plots and fits.json consume.
 
+The search (`minimise`) is the same for every law without a closed form: residuals in the
+law's own space (log space for error laws), a plain or Huber loss, and a bounded optimiser
+(``trf`` least squares, or ``L-BFGS-B`` on the mean loss) run from many starting points,
+keeping the best. A grid of more starts than ``max_starts`` is screened first: the loss is
+evaluated at every grid point (cheap, vectorised over points) and only the best
+``max_starts`` are polished by the optimiser.
+
 Intervals come from a *residual* bootstrap by default: the x design of a sweep is fixed
 (a few dataset sizes, a few seeds), so resampling residuals around the fit keeps every
 size in every replicate, where resampling whole points can draw a replicate with one size
-and no slope at all. Residuals are inflated by sqrt(n / (n - p)) and the percentile
-interval is widened by the Student-t / normal quantile ratio, so small sweeps do not get
-intervals that are too narrow (see `_interval`). ``bootstrap="cases"`` resamples points instead (more
-robust when noise grows with x).
+and no slope at all. Residuals (in the law's space) are inflated by sqrt(n / (n - p)) and
+the percentile interval is widened by the Student-t / normal quantile ratio, so small
+sweeps do not get intervals that are too narrow (see `_interval`). ``bootstrap="cases"``
+resamples points instead (more robust when noise grows with x). Replicates start from
+the point estimate: the multi-start search is paid once, not once per replicate.
 """
 
 from __future__ import annotations
@@ -23,10 +31,119 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
-from analysis.laws import Law, get_law
+from analysis.laws import Law, get_law, law_bounds
+from analysis.select import DERIVED, column as _column, frontier  # noqa: F401 (re-exported)
 
+# --------------------------------------------------------------------------- the search
+
+def _rho(r: np.ndarray, loss: str, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Loss per residual and its derivative (for L-BFGS-B)."""
+    if loss == "linear":
+        return 0.5 * r ** 2, r
+    if loss == "huber":
+        small = np.abs(r) <= delta
+        value = np.where(small, 0.5 * r ** 2, delta * (np.abs(r) - 0.5 * delta))
+        return value, np.where(small, r, delta * np.sign(r))
+    raise ValueError(f"loss={loss!r} is not available with method='L-BFGS-B': "
+                     "use 'linear' or 'huber' (or method='trf' for scipy's other losses)")
+
+
+def minimise(law: Law, x, y, loss: str = "linear", delta: float = 1.0,
+             method: str | None = None,
+             starts: np.ndarray | None = None, max_starts: int = 24, min_agree: int = 3,
+             max_steps: int = 300) -> tuple[np.ndarray, dict]:
+    """Multi-start bounded search for ``law``'s parameters; returns ``(theta, info)``.
+
+    The objective is the mean over points of ``loss`` applied to the residuals in the
+    law's space (``0.5 r**2``, or Huber with threshold ``delta``). ``info`` has the best
+    ``objective``, how many ``starts`` were polished (``grid``: how many were screened),
+    ``agree`` (the fraction of polished starts that reached the best objective, a
+    measure of how well-posed the fit is) and the ``method``. Starts are polished best
+    screened first, and the search stops early once ``min_agree`` of at least 8 polished
+    starts agree on the best objective; each polish takes at most ``max_steps``
+    evaluations (trf) or iterations (L-BFGS-B).
+    """
+    if method is None:  # quasi-Newton where the law gives gradients, else least squares
+        analytic = type(law).jacobian is not Law.jacobian
+        method = "L-BFGS-B" if analytic and loss in ("linear", "huber") else "trf"
+    if method not in ("trf", "L-BFGS-B"):
+        raise ValueError(f"method={method!r} is invalid: use 'trf' or 'L-BFGS-B'")
+    if method == "L-BFGS-B":
+        _rho(np.zeros(1), loss, delta)  # raises for a loss L-BFGS-B cannot take
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    z = law.transform(y)
+    n = len(z)
+    lo, hi = law_bounds(law, x, y)
+    span = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
+    inner_lo, inner_hi = lo + 1e-9 * span, hi - 1e-9 * span
+    grid = np.atleast_2d(law.starts(x, y) if starts is None else starts).astype(float)
+    grid = np.clip(grid, inner_lo, inner_hi)
+
+    def residual(u):
+        return z - law.fitted(x, law.decode(u))
+
+    def objective(u):  # for screening; scipy's other robust losses screen by least squares
+        r = residual(u)
+        if not np.all(np.isfinite(r)):
+            return np.inf
+        return float(np.mean(_rho(r, loss if loss == "huber" else "linear", delta)[0]))
+
+    screened = len(grid)
+    if len(grid) > 1:
+        scores = np.array([objective(u) for u in grid])
+        grid = grid[np.argsort(scores, kind="stable")[:max_starts]]
+
+    def agreeing(values):
+        best = min(values)
+        return int(np.sum(np.asarray(values) <= best + 1e-4 * abs(best) + 1e-12))
+
+    has_jac = law.jacobian(x, grid[0]) is not None
+    ends, values = [], []
+    for u0 in grid:
+        try:
+            if method == "trf":
+                jac = (lambda u: law.jacobian(x, u)) if has_jac else "2-point"
+                res = optimize.least_squares(residual, u0, jac=jac, bounds=(lo, hi),
+                                             loss=loss, f_scale=delta, max_nfev=max_steps)
+                value = float(res.cost) / n
+            else:
+                # L-BFGS-B's stopping test is absolute below 1, and a Huber objective in
+                # log units is ~1e-5: optimise it relative to its value at the start
+                scale = max(objective(u0), 1e-300) if np.isfinite(objective(u0)) else 1.0
+
+                def fun(u):
+                    r = residual(u)
+                    if not np.all(np.isfinite(r)):
+                        return np.inf, np.zeros_like(u)
+                    value, slope = _rho(r, loss, delta)
+                    grad = law.jacobian(x, u).T @ slope / (n * scale) if has_jac else None
+                    return float(np.mean(value)) / scale, grad
+                options = {"maxiter": max_steps}
+                if has_jac:
+                    res = optimize.minimize(fun, u0, jac=True, method="L-BFGS-B",
+                                            bounds=list(zip(lo, hi)), options=options)
+                else:
+                    res = optimize.minimize(lambda u: fun(u)[0], u0, method="L-BFGS-B",
+                                            bounds=list(zip(lo, hi)), options=options)
+                value = float(res.fun) * scale
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+            continue
+        if np.isfinite(value):
+            ends.append(res.x)
+            values.append(value)
+            if len(values) >= 8 and agreeing(values) >= min_agree:
+                break
+    if not values:
+        raise RuntimeError(f"{law.name}: no starting point led to a finite fit")
+    best = int(np.argmin(values))
+    agree = agreeing(values) / len(values)
+    return law.decode(ends[best]), {"objective": values[best], "starts": len(values),
+                                    "grid": screened, "agree": agree, "method": method}
+
+
+# --------------------------------------------------------------------------- the result
 
 @dataclass
 class FitResult:
@@ -34,8 +151,11 @@ class FitResult:
 
     ``params`` and ``intervals`` map parameter names to the point estimate and its
     bootstrap ``level`` interval; ``boot`` holds the bootstrap parameter draws (rows);
-    ``success`` is False (with ``message`` saying why) when the points cannot identify the
-    law, in which case every number is NaN.
+    ``residuals`` are ``y - prediction`` in y's own units, ``r2`` and ``rmse`` too;
+    ``diagnostics`` says how the search went (objective, starts, agreement between them,
+    bootstrap replicates kept, rmse in the law's space). ``success`` is False (with
+    ``message`` saying why) when the points cannot identify the law, in which case every
+    number is NaN.
     """
 
     law: Law
@@ -52,6 +172,10 @@ class FitResult:
     level: float = 0.95
     loss: str = "linear"
     boot: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), repr=False)
+    diagnostics: dict = field(default_factory=dict)
+    x_range: tuple[float, float] = (math.nan, math.nan)
+    """Smallest and largest x fitted (first column for joint laws): how far `predict`
+    extrapolates is measured from here."""
 
     @property
     def theta(self) -> np.ndarray:
@@ -68,9 +192,19 @@ class FitResult:
         if len(self.boot) == 0:
             nan = np.full(np.shape(self.predict(x)), np.nan)
             return nan, nan
-        draws = np.stack([self.law(x, t) for t in self.boot])
+        with np.errstate(all="ignore"):
+            draws = np.stack([self.law(x, t) for t in self.boot])
         tail = 100 * (1 - level) / 2
-        return np.percentile(draws, tail, axis=0), np.percentile(draws, 100 - tail, axis=0)
+        return (np.nanpercentile(draws, tail, axis=0),
+                np.nanpercentile(draws, 100 - tail, axis=0))
+
+    def prediction(self, x, level: float | None = None) -> pd.DataFrame:
+        """Predictions at ``x`` with their bootstrap interval, as a table."""
+        lo, hi = self.band(x, level)
+        x = np.asarray(x, float)
+        cols = ({self.x: x} if isinstance(self.x, str)
+                else {c: x[:, i] for i, c in enumerate(self.x)})
+        return pd.DataFrame({**cols, self.y: self.predict(x), "lo": lo, "hi": hi})
 
     def to_dict(self) -> dict:
         """Plain JSON-ready summary (NaN as None)."""
@@ -83,6 +217,8 @@ class FitResult:
             "intervals": {k: [num(lo), num(hi)] for k, (lo, hi) in self.intervals.items()},
             "level": self.level, "loss": self.loss, "n": self.n, "r2": num(self.r2),
             "rmse": num(self.rmse), "success": self.success, "message": self.message,
+            "diagnostics": {k: (num(v) if isinstance(v, float) else v)
+                            for k, v in self.diagnostics.items()},
         }
 
     def _table(self) -> tuple[list[tuple[str, str, str]], str]:
@@ -91,13 +227,21 @@ class FitResult:
                  f"[{self.intervals[p][0]:.4g}, {self.intervals[p][1]:.4g}]")
                 for p in self.law.params], pct
 
+    def _footer(self) -> str:
+        d = self.diagnostics
+        text = f"n={self.n}  r2={self.r2:.4g}  rmse={self.rmse:.4g}  loss={self.loss}"
+        if d.get("starts"):
+            text += f"  starts={d['starts']} (agree {d['agree']:.0%})"
+        if "boot_kept" in d:
+            text += f"  boot={d['boot_kept']}"
+        return text + ("" if self.success else f"  FAILED: {self.message}")
+
     def __repr__(self) -> str:
         rows, pct = self._table()
         head = f"FitResult({self.law.name}: {self.y} = {self.law.formula}, x={self.x})"
         lines = [head, f"  {'param':<8}{'value':>12}  {pct + ' CI':>24}"]
         lines += [f"  {p:<8}{v:>12}  {ci:>24}" for p, v, ci in rows]
-        lines.append(f"  n={self.n}  r2={self.r2:.4g}  rmse={self.rmse:.4g}"
-                     + ("" if self.success else f"  FAILED: {self.message}"))
+        lines.append("  " + self._footer())
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -105,12 +249,13 @@ class FitResult:
         esc = html.escape
         body = "".join(f"<tr><td>{esc(p)}</td><td>{v}</td><td>{ci}</td></tr>"
                        for p, v, ci in rows)
-        note = "" if self.success else f"<br><b>failed:</b> {esc(self.message)}"
         return (f"<p><b>{esc(self.law.name)}</b>: {esc(self.y)} = {esc(self.law.formula)}"
                 f" &nbsp; (x = {esc(str(self.x))})</p>"
                 f"<table><tr><th>param</th><th>value</th><th>{pct} CI</th></tr>{body}</table>"
-                f"<p>n = {self.n}, r² = {self.r2:.4g}, rmse = {self.rmse:.4g}{note}</p>")
+                f"<p>{esc(self._footer())}</p>")
 
+
+# --------------------------------------------------------------------------- fitting
 
 def _columns(x: str | Sequence[str]) -> tuple[str, ...]:
     return (x,) if isinstance(x, str) else tuple(x)
@@ -118,12 +263,14 @@ def _columns(x: str | Sequence[str]) -> tuple[str, ...]:
 
 def _points(df: pd.DataFrame, x: str | Sequence[str], y: str) -> tuple[np.ndarray, np.ndarray]:
     cols = _columns(x)
-    missing = [c for c in (*cols, y) if c not in df.columns]
+    missing = [c for c in (*cols, y) if c not in df.columns and c not in DERIVED]
     if missing:
         raise KeyError(f"column(s) {missing} not in the DataFrame; have {list(df.columns)}")
-    data = df[[*cols, y]].apply(pd.to_numeric, errors="coerce").astype(float).dropna()
-    xs = data[list(cols)].to_numpy()
-    return (xs[:, 0] if len(cols) == 1 else xs), data[y].to_numpy()
+    data = pd.DataFrame({f"x{i}": _column(df, c) for i, c in enumerate(cols)})
+    data["y"] = _column(df, y)
+    data = data.apply(pd.to_numeric, errors="coerce").astype(float).dropna()
+    xs = data[[f"x{i}" for i in range(len(cols))]].to_numpy()
+    return (xs[:, 0] if len(cols) == 1 else xs), data["y"].to_numpy()
 
 
 def _interval(estimate: float, draws: np.ndarray, level: float, dof: int) -> tuple[float, float]:
@@ -137,9 +284,34 @@ def _interval(estimate: float, draws: np.ndarray, level: float, dof: int) -> tup
     return float(estimate - k * (estimate - lo)), float(estimate + k * (hi - estimate))
 
 
+_REPLICATE = {"max_steps": 100}
+"""A bootstrap replicate starts at the estimate, a few steps from its own optimum; where
+the surface is flat (a law the data barely identifies) this caps the walk along it."""
+
+
+def _intervals(law: Law, theta: np.ndarray, boot: np.ndarray, level: float,
+               dof: int) -> dict[str, tuple[float, float]]:
+    """Per-parameter intervals, computed in the law's solver space and mapped back, so a
+    positive parameter searched as its log (``A`` of the joint law) keeps a positive
+    interval. `Law.encode` is coordinatewise increasing, which makes this valid."""
+    if not len(boot):
+        return {k: (math.nan, math.nan) for k in law.params}
+    u_hat = law.encode(theta)
+    with np.errstate(all="ignore"):
+        u_boot = np.array([law.encode(t) for t in boot])
+    lo_u, hi_u = np.empty(len(theta)), np.empty(len(theta))
+    for i in range(len(theta)):
+        draws = u_boot[:, i][np.isfinite(u_boot[:, i])]
+        lo_u[i], hi_u[i] = (_interval(u_hat[i], draws, level, dof) if len(draws)
+                            else (math.nan, math.nan))
+    lo, hi = law.decode(lo_u), law.decode(hi_u)
+    return {k: (float(lo[i]), float(hi[i])) for i, k in enumerate(law.params)}
+
+
 def fit_xy(x, y, law: str | Law = "loglinear", n_boot: int = 200, seed: int = 0,
            loss: str = "linear", bootstrap: str = "residual", level: float = 0.95,
-           x_name: str | tuple[str, ...] = "x", y_name: str = "y") -> FitResult:
+           x_name: str | tuple[str, ...] = "x", y_name: str = "y", delta: float = 1.0,
+           method: str | None = None, starts: np.ndarray | None = None) -> FitResult:
     """`fit_law` on arrays: the engine behind every fit in this package."""
     law = get_law(law)
     x, y = np.asarray(x, float), np.asarray(y, float)
@@ -148,97 +320,135 @@ def fit_xy(x, y, law: str | Law = "loglinear", n_boot: int = 200, seed: int = 0,
     nan_ci = {k: (math.nan, math.nan) for k in law.params}
     if bootstrap not in ("residual", "cases"):
         raise ValueError(f"bootstrap={bootstrap!r} is invalid: use 'residual' or 'cases'")
+    first = x if x.ndim == 1 else x[:, 0] if len(x) else x
+    x_range = (float(np.min(first)), float(np.max(first))) if n else (math.nan, math.nan)
     problem = law.check(x, y)
+    if problem is None:
+        try:
+            theta, info = law.solve(x, y, loss=loss, delta=delta, method=method, starts=starts)
+        except RuntimeError as e:
+            problem = str(e)
     if problem:
         return FitResult(law, x_name, y_name, nan_params, nan_ci, np.full(n, np.nan),
-                         math.nan, math.nan, n, False, problem, level, loss)
-    theta = law.solve(x, y, loss=loss)
-    fitted = law(x, theta)
-    residuals = y - fitted
+                         math.nan, math.nan, n, False, problem, level, loss,
+                         x_range=x_range)
+    theta = np.asarray(theta, float)
+    residuals = y - law(x, theta)
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     r2 = 1 - float(np.sum(residuals ** 2)) / ss_tot if ss_tot > 0 else math.nan
     rmse = float(np.sqrt(np.mean(residuals ** 2)))
+    fitted = law.fitted(x, theta)  # in the law's space
+    space_residuals = law.transform(y) - fitted
 
     rng = np.random.default_rng(seed)
-    draws = []
+    draws, failed = [], 0
+    u_hat = law.encode(theta)[None, :]
     if n > p:
-        scaled = (residuals - residuals.mean()) * math.sqrt(n / (n - p))
+        scaled = (space_residuals - space_residuals.mean()) * math.sqrt(n / (n - p))
         for _ in range(n_boot):
             if bootstrap == "residual":
-                xb, yb = x, fitted + rng.choice(scaled, size=n, replace=True)
+                xb = x
+                yb = law.untransform(fitted + rng.choice(scaled, size=n, replace=True))
             else:
                 idx = rng.integers(0, n, size=n)
                 xb, yb = x[idx], y[idx]
-                if law.check(xb, yb):
-                    continue  # a replicate that cannot identify the law (e.g. one x)
-            draws.append(law.solve(xb, yb, loss=loss))
+            if law.check(xb, yb):
+                failed += 1  # a replicate that cannot identify the law (e.g. one x)
+                continue
+            try:
+                draws.append(law.solve(xb, yb, loss=loss, delta=delta, method=method,
+                                       starts=u_hat, **_REPLICATE)[0])
+            except RuntimeError:
+                failed += 1
     boot = np.array(draws) if draws else np.empty((0, p))
-    intervals = {k: _interval(theta[i], boot[:, i], level, n - p) if len(boot)
-                 else (math.nan, math.nan) for i, k in enumerate(law.params)}
+    intervals = _intervals(law, theta, boot, level, n - p)
     message = "" if n > p else f"{n} points for {p} parameters: no interval"
+    diagnostics = {k: v for k, v in info.items() if v is not None}
+    diagnostics.update(space=law.space, boot_kept=len(draws), boot_failed=failed,
+                       rmse_space=float(np.sqrt(np.mean(space_residuals ** 2))))
     return FitResult(law, x_name, y_name, dict(zip(law.params, map(float, theta))), intervals,
-                     residuals, r2, rmse, n, True, message, level, loss, boot)
+                     residuals, r2, rmse, n, True, message, level, loss, boot, diagnostics,
+                     x_range)
 
 
 def fit_law(df: pd.DataFrame, x: str | Sequence[str] = "dataset_images", y: str = "top1",
             law: str | Law = "loglinear", n_boot: int = 200, seed: int = 0,
-            loss: str = "linear", bootstrap: str = "residual",
-            level: float = 0.95) -> FitResult:
+            loss: str = "linear", bootstrap: str = "residual", level: float = 0.95,
+            delta: float = 1.0, method: str | None = None, frontier_bins: int | None = None,
+            starts: np.ndarray | None = None) -> FitResult:
     """Fit ``law`` to the rows of ``df`` (those with numeric ``x`` and ``y``).
 
     Every row is one point (seeds are not averaged). Filter ``df`` first to what belongs
     together, e.g. one width, vocabulary, target and protocol of done runs (`fit_groups`
-    does this per group). ``x`` may name several columns for a joint law. ``loss`` is a
-    scipy least-squares loss (``huber`` for a robust fit); ``bootstrap`` is ``residual``
-    or ``cases``; ``n_boot=0`` skips the intervals.
+    does this per group). ``x`` may name several columns for a joint law; ``y`` may be
+    ``error`` (``1 - top1/100``, see `DERIVED`) for the error laws.
+
+    ``loss`` is ``linear`` or ``huber`` (threshold ``delta``, in the law's space: log
+    units for error laws), or with ``method="trf"`` any scipy least-squares loss;
+    ``method`` is the bounded optimiser: ``L-BFGS-B`` on the mean loss (the default for
+    ``linear`` and ``huber`` losses of laws with an analytic `Law.jacobian`; several
+    times faster on small problems) or ``trf`` least squares (the default otherwise);
+    ``starts`` overrides
+    the law's starting points (rows, in its solver space). ``frontier_bins`` fits only the
+    best run per bin of x (see `frontier`). ``bootstrap`` is ``residual`` or ``cases``;
+    ``n_boot=0`` skips the intervals.
     """
+    if frontier_bins:
+        df = frontier(df, x=_columns(x)[0], y=y, bins=frontier_bins)
     xs, ys = _points(df, x, y)
     x_name = x if isinstance(x, str) else tuple(x)
     return fit_xy(xs, ys, law, n_boot=n_boot, seed=seed, loss=loss, bootstrap=bootstrap,
-                  level=level, x_name=x_name, y_name=y)
+                  level=level, x_name=x_name, y_name=y, delta=delta, method=method,
+                  starts=starts)
 
 
 def fit_groups(df: pd.DataFrame, by: Sequence[str] = ("width", "vocab", "target", "protocol"),
                x: str | Sequence[str] = "dataset_images", y: str = "top1",
                law: str | Law = "loglinear", n_boot: int = 200, seed: int = 0,
                mean_over_seeds: bool = False, done_only: bool = True,
-               **fit_options) -> pd.DataFrame:
+               keep_results: bool = False, **fit_options) -> pd.DataFrame:
     """Fit ``law`` separately per group of ``by``; one row per group.
 
     Uses only rows with ``status == 'done'`` (when ``done_only`` and the column exists).
     With ``mean_over_seeds`` each distinct x contributes its mean over seeds instead of
     every seed's point. Columns: the ``by`` columns, ``law``, ``n`` (points), ``n_x``
     (distinct x), then per parameter its value and ``<param>_lo`` / ``<param>_hi``
-    interval, then ``r2``, ``rmse`` and ``message`` (why a group could not be fitted).
-    For the log-linear law ``b`` is the points of ``y`` gained per 10x more ``x``.
-    Extra keyword arguments go to `fit_law` (``loss``, ``bootstrap``, ``level``).
+    interval, then ``r2``, ``rmse``, ``x_max`` (largest x fitted) and ``message`` (why a
+    group could not be fitted); with ``keep_results`` a last ``fit`` column holds each
+    group's `FitResult` (for prediction bands). For the log-linear law ``b`` is the points
+    of ``y`` gained per 10x more ``x``. Extra keyword arguments go to `fit_law`.
     """
     law = get_law(law)
     by, xcols = list(by), list(_columns(x))
-    missing = [c for c in (*by, *xcols, y) if c not in df.columns]
+    missing = [c for c in (*by, *xcols, y) if c not in df.columns and c not in DERIVED]
     if missing:
         raise KeyError(f"column(s) {missing} not in the DataFrame; have {list(df.columns)}")
     data = df
     if done_only and "status" in df.columns:
         data = data[data["status"] == "done"]
-    data = data[data[y].notna()]
+    data = data[_column(data, y).notna()]
     columns = [*by, "law", "n", "n_x"]
     for p in law.params:
         columns += [p, f"{p}_lo", f"{p}_hi"]
-    columns += ["r2", "rmse", "message"]
+    columns += ["r2", "rmse", "x_max", "message"] + (["fit"] if keep_results else [])
     rows = []
     groups = data.groupby(by, dropna=False, sort=True) if by else [((), data)]
     for key, group in groups:
         key = key if isinstance(key, tuple) else (key,)
         if mean_over_seeds:
-            group = group.groupby(xcols, as_index=False, dropna=True)[y].mean()
+            group = (group.assign(_y=_column(group, y))
+                     .groupby(xcols, as_index=False, dropna=True)["_y"].mean()
+                     .rename(columns={"_y": y}))
         result = fit_law(group, x=x, y=y, law=law, n_boot=n_boot, seed=seed, **fit_options)
         row = dict(zip(by, key), law=law.name, n=result.n,
                    n_x=int(group[xcols].drop_duplicates().dropna().shape[0]),
-                   r2=result.r2, rmse=result.rmse, message=result.message)
+                   r2=result.r2, rmse=result.rmse, x_max=result.x_range[1],
+                   message=result.message)
         for p in law.params:
             row[p] = result.params[p]
             row[f"{p}_lo"], row[f"{p}_hi"] = result.intervals[p]
+        if keep_results:
+            row["fit"] = result
         rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 

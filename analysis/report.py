@@ -8,10 +8,10 @@ and exports it with nbconvert::
     <sweep>/report/report.ipynb     executed notebook
     <sweep>/report/report.html      the same, as one self-contained page
     <sweep>/report/figures/*.png    and *.svg (written by the notebook)
-    <sweep>/report/fits.json        the fitted slopes (written by the notebook)
+    <sweep>/report/fits.json        every fit table (written by the notebook)
 
-The helpers below (`save_figure`, `write_fits`, `slope_table`, `floor_table`) are what the
-notebook calls to write and show those files.
+The helpers below (`save_figure`, `write_fits`, `slope_table`, `fit_table`,
+`trust_summary`, `floor_table`) are what the notebook calls to write and show those files.
 """
 
 from __future__ import annotations
@@ -38,11 +38,15 @@ class ReportError(RuntimeError):
 
 def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
            execute: bool = True, kernel_name: str = "python3",
-           timeout_s: int = 600) -> Path:
+           timeout_s: int = 600, budget_hours: float | None = None, n_boot: int = 200,
+           n_boot_nonlinear: int = 50, holdout: int = 1) -> Path:
     """Write ``<sweep>/report/report.html`` (or under ``out``) and return its path.
 
     Collects the sweep first (writing ``results.parquet``), then executes the template with
-    papermill on the ``kernel_name`` kernel and exports HTML with nbconvert. With
+    papermill on the ``kernel_name`` kernel and exports HTML with nbconvert. The notebook's
+    parameters: ``budget_hours`` for the plan (None: 10x the sweep's most expensive run),
+    ``n_boot`` bootstrap replicates for the closed-form laws and ``n_boot_nonlinear`` for
+    the iterative ones, ``holdout`` largest sizes held out in the extrapolation check. With
     ``execute=False`` only the parameterised, unexecuted ``report.ipynb`` is written (to
     run or edit by hand) and its path is returned. A failing cell raises `ReportError`
     after the partial notebook and HTML are written, so the traceback can be read there.
@@ -56,7 +60,8 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
         warnings.simplefilter("ignore", CollectWarning)  # the notebook's run table shows them
         collect(sweep, write=True)
     notebook = out / "report.ipynb"
-    parameters = {"sweep_dir": str(sweep), "out_dir": str(out)}
+    parameters = {"sweep_dir": str(sweep), "out_dir": str(out), "budget_hours": budget_hours,
+                  "n_boot": n_boot, "n_boot_nonlinear": n_boot_nonlinear, "holdout": holdout}
     if not execute:
         papermill.execute_notebook(str(TEMPLATE), str(notebook), parameters=parameters,
                                    prepare_only=True, progress_bar=False)
@@ -142,11 +147,19 @@ def _jsonable(value):
     return value
 
 
-def write_fits(fits: pd.DataFrame, path: str | os.PathLike, **meta) -> Path:
-    """Write a `fit_groups` table as ``{"schema_version", **meta, "fits": [rows]}`` JSON."""
-    rows = [{k: _jsonable(v) for k, v in row.items()} for row in fits.to_dict("records")]
+def _records(table: pd.DataFrame) -> list[dict]:
+    table = table.drop(columns=["fit"], errors="ignore")  # FitResult objects stay in memory
+    return [{k: _jsonable(v) for k, v in row.items()} for row in table.to_dict("records")]
+
+
+def write_fits(fits: pd.DataFrame, path: str | os.PathLike, extra: dict | None = None,
+               **meta) -> Path:
+    """Write a `fit_groups` table as ``{"schema_version", **meta, "fits": [rows]}`` JSON;
+    ``extra`` maps more names to tables (other laws, extrapolation, plan) stored beside
+    ``fits`` under those names."""
     doc = {"schema_version": SCHEMA_VERSION, **{k: _jsonable(v) for k, v in meta.items()},
-           "fits": rows}
+           "fits": _records(fits)}
+    doc.update({name: _records(table) for name, table in (extra or {}).items()})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return _atomic_write(path, json.dumps(doc, indent=1) + "\n")
@@ -177,3 +190,50 @@ def floor_table(df: pd.DataFrame, by=("width", "target", "protocol")) -> pd.Data
     table = done.groupby(by, dropna=False)["floor_top1"].agg(["mean", "std", "count"])
     table.columns = ["floor_top1", "sd", "runs"]
     return table.round(2).reset_index()
+
+
+def fit_table(fits: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """Any law's `fit_groups` table for reading: one ``value [lo, hi]`` column per
+    parameter, then points and r², and why a group failed."""
+    from analysis.laws import get_law
+
+    if not len(fits):
+        return pd.DataFrame()
+    law = get_law(fits["law"].iloc[0])
+    by = list(fits.columns[:list(fits.columns).index("law")])
+    table = fits[by + ["law"]].copy()
+
+    def cell(v, lo, hi):
+        if pd.isna(v):
+            return ""
+        ci = f" [{lo:.{digits}g}, {hi:.{digits}g}]" if pd.notna(lo) else ""
+        return f"{v:.{digits}g}{ci}"
+    for p in law.params:
+        table[p] = [cell(v, lo, hi) for v, lo, hi in
+                    zip(fits[p], fits[f"{p}_lo"], fits[f"{p}_hi"])]
+    table["points"] = fits["n"]
+    table["r²"] = fits["r2"].round(3)
+    if fits["message"].fillna("").ne("").any():
+        table["note"] = fits["message"]
+    return table.reset_index(drop=True)
+
+
+def trust_summary(ext: pd.DataFrame) -> str:
+    """One paragraph (Markdown) on how far a table of extrapolation checks says the fits
+    can be trusted."""
+    if not len(ext):
+        return "_No fits to check yet._"
+    judged = ext[ext["mae"].notna()] if "mae" in ext else ext.iloc[:0]
+    if not len(judged):
+        return f"_Could not check extrapolation: {ext['trust'].iloc[0]}._"
+    verdicts = judged["trust"].str.split(" ").str[0]
+    counts = {w: int((verdicts == w).sum()) for w in ("trusted", "rough", "do")}
+    law = judged["law"].iloc[0]
+    decades = judged["decades"].median()
+    return (f"**{law}**, fitted without the largest runs and asked to predict them "
+            f"({decades:.1f} decades beyond its data): {counts['trusted']} of {len(judged)} "
+            f"fits were **trusted** (held-out error within 2x their own scatter), "
+            f"{counts['rough']} **rough** (within 5x), {counts['do']} **not to be "
+            f"extrapolated**; median held-out error {judged['mae'].median():.3g}, worst "
+            f"{judged['max_error'].max():.3g}. Beyond {decades:.1f} decades no fit here "
+            "has been tested.")

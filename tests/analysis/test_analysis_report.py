@@ -56,21 +56,42 @@ def test_plot_status_counts_runs_not_rows(sweep):
     assert sorted(int(p.get_width()) for p in ax.patches) == [1, 1, 1, 36]
 
 
-def test_report_writes_html_with_figure_slope_table_and_files(sweep):
-    html = report(sweep)
+FIGURES = ("scaling", "model_size", "vocab_target", "ablation_resample",
+           "ablation_label_noise", "frontier", "telemetry", "status")
+
+
+def test_report_writes_html_with_every_figure_tables_and_files(make):
+    import base64
+    sweep = make(ablations=True, vocabs=(1000,))
+    html = report(sweep, n_boot=20, n_boot_nonlinear=2, budget_hours=5.0)
     out = sweep / "report"
     assert html == out / "report.html"
     text = html.read_text()
-    assert "<img" in text and "data:image/png;base64" in text
-    assert "points / 10x images" in text and "95% CI" in text
-    assert "Random-trunk floor" in text and "CUDA out of memory" in text  # run table
-    for name in ("scaling", "status"):
-        assert (out / "figures" / f"{name}.png").stat().st_size > 1000
-        assert (out / "figures" / f"{name}.svg").exists()
+    for name in FIGURES:  # each figure as PNG and SVG, and that very PNG inside the HTML
+        png = out / "figures" / f"{name}.png"
+        assert png.stat().st_size > 1000 and (out / "figures" / f"{name}.svg").exists()
+        assert base64.b64encode(png.read_bytes()).decode()[:400] in text, name
+    assert sorted(p.stem for p in (out / "figures").glob("*.png")) == sorted(FIGURES)
+    assert "points / 10x images" in text and "95% CI" in text  # log-linear fit table
+    for words in ("Laws beyond the paper", "alpha", "trusted", "Budget <strong>5 device-hours",
+                  "device_hours", "Training telemetry", "MFU", "Random-trunk floor",
+                  "CUDA out of memory", "abc1234"):
+        assert words in text, words
+    assert "Traceback" not in text
     fits = json.loads((out / "fits.json").read_text())
-    assert fits["schema_version"] == 1 and len(fits["fits"]) == 8
+    assert fits["schema_version"] == 1 and len(fits["fits"]) == 4  # width x target
     assert all(f["b_lo"] < f["b"] < f["b_hi"] for f in fits["fits"])
+    assert {"power", "saturating", "joint", "extrapolation", "plan"} <= set(fits)
     assert (sweep / "results.parquet").exists() and (out / "report.ipynb").exists()
+
+
+def test_ablation_axes_are_only_those_the_sweep_varies(sweep, make):
+    from analysis import ablation_axes, plot_ablation
+    assert ablation_axes(_collect(sweep)) == []  # the report then says so, without figures
+    df = _collect(make(name="abl", ablations=True, problems=False, seeds=(0,)))
+    assert ablation_axes(df) == ["resample", "label_noise"]
+    fig = plot_ablation(df, "resample")
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["natural", "sqrt", "uniform"]
 
 
 def test_report_without_execute_writes_only_the_parameterised_notebook(sweep, tmp_path):
