@@ -1,4 +1,5 @@
-"""Data throughput on one core: rendering, tagging, pretrain-set build, cached loading.
+"""Data throughput on one core: rendering, tagging, pretrain-set build, cached loading, and
+the real formats (materialize = generate + PNG encode + write; build = read + decode + cache).
 
     python bench/bench_data.py [--image_size 32] [--images 8192] [--batch 256]
 
@@ -9,13 +10,16 @@ environment; run with OMP_NUM_THREADS=1 for a strict per-core number).
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
 from types import SimpleNamespace
 
 import numpy as np
 import torch
 
-from data import ResumableLoader, SyntheticWorld, build_pretrain_set, build_target_split
+from data import (ResumableLoader, SyntheticWorld, build_pretrain_set, build_target_split,
+                  materialize)
 from data.world_config import WorldConfig
 
 
@@ -64,6 +68,22 @@ def main(argv=None) -> None:
     steps = max(1, n // B // 4)
     rows.append(("ResumableLoader uncached (render)", f"batch {B}",
                  _rate(lambda: [loader.next_batch() for _ in range(steps)], steps * B)))
+
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt in ("webdataset", "hf"):
+            out = os.path.join(tmp, fmt)
+            rows.append((f"materialize {fmt}", f"{n} images", _rate(
+                lambda: materialize(cfg, S, out, fmt, n=n, overwrite=True), n, 1)))
+            real = SimpleNamespace(**{**vars(cfg), "source": fmt, "path": out})
+            rows.append((f"build {fmt} set (decode + cache)", f"{n} images",
+                         _rate(lambda: build_pretrain_set(real, S), n, 1)))
+        real = SimpleNamespace(**{**vars(cfg), "source": "webdataset", "cache": False,
+                                  "path": os.path.join(tmp, "webdataset")})
+        loader = ResumableLoader(build_pretrain_set(real, S), B, 0, 1, 0, "natural")
+        steps = max(1, n // B // 4)
+        rows.append(("ResumableLoader webdataset uncached", f"batch {B}",
+                     _rate(lambda: [loader.next_batch() for _ in range(steps)], steps * B)))
 
     print(f"data throughput, {S} px, 1 thread")
     print(f"{'stage':36s} {'unit':>14s} {'images/s/core':>14s}")

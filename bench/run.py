@@ -18,6 +18,9 @@ QUICK = [
     ("bench_data.py", ["--images", "4096"]),
     ("bench_train.py", ["--widths", "4", "16", "--steps", "4"]),
     ("bench_sweep.py", []),
+    ("bench_submit.py", []),
+    ("bench_engine.py", ["--strategies", "ddp", "fsdp2", "--steps", "6"]),
+    ("bench_analysis.py", []),
 ]
 FULL = [
     ("bench_data.py", ["--images", "32768"]),
@@ -25,6 +28,9 @@ FULL = [
     ("bench_train.py", ["--widths", "4", "8", "16", "32", "--steps", "8"]),
     ("bench_train.py", ["--widths", "4", "16", "--threads", "2"]),
     ("bench_sweep.py", ["--full"]),
+    ("bench_engine.py", ["--strategies", "ddp", "fsdp2", "fsdp2_zero2", "fsdp1",
+                         "deepspeed_z2", "deepspeed_z3", "fairscale_z2", "--steps", "12"]),
+    ("bench_analysis.py", []),
 ]
 
 

@@ -1,4 +1,5 @@
-"""Weakly labelled datasets: the synthetic world, vocabularies, subsets, resampling, loaders.
+"""Weakly labelled datasets: the synthetic world, real formats (HF datasets, WebDataset),
+vocabularies, subsets, resampling, de-duplication, loaders.
 
 Imports are lazy (PEP 562) so that `import data.world_config` (what the torch-free config
 layer needs) never pulls in torch.
@@ -17,6 +18,11 @@ _EXPORTS = {
     "build_target_split": "data.pretrain",
     "resolve_vocab": "data.vocab",
     "ResumableLoader": "data.loader",
+    "materialize": "data.materialize",
+    "find_duplicates": "data.dedup",
+    "write_duplicates": "data.dedup",
+    "dedup_path": "data.dedup",
+    "read_duplicates": "data.dedup",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -43,27 +43,41 @@ def world_for(data_cfg, image_size: int) -> SyntheticWorld:
 
 
 class PretrainSet:
-    """Kept images of one N-image set with their vocabulary tags and an optional uint8 cache."""
+    """Kept images of one N-image set with their vocabulary tags and an optional uint8 cache.
 
-    def __init__(self, world: SyntheticWorld, indices: np.ndarray, offsets: np.ndarray,
-                 tags: np.ndarray, vocab: np.ndarray, dropped: int, targets: str, cache: bool,
-                 resample: str = "natural"):
-        self.world = world
-        self.indices = indices                # world index of each kept image
+    Source-agnostic: `fetch(positions)` returns the uint8 (B, 3, S, S) images at set
+    positions (the synthetic world renders them, a real source decodes them); `cache` is
+    True (fill it from `fetch` now), False, or an already decoded uint8 tensor.
+    `indices` are source positions: world indices, or record numbers of a real source in
+    its deterministic order. `dropped` counts images left tagless by the vocabulary and
+    `corrupt` undecodable records, so len + dropped + corrupt = N.
+    """
+
+    def __init__(self, indices: np.ndarray, offsets: np.ndarray, tags: np.ndarray,
+                 vocab: np.ndarray, tag_names: list[str], *, image_size: int, fetch,
+                 dropped: int, targets: str, cache, resample: str = "natural",
+                 corrupt: int = 0, source: str = "synthetic", world=None):
+        self.indices = indices                # source position of each kept image
         self.offsets, self.tags = offsets, tags
         self.vocab = vocab                    # canonical tag id of each class
-        self.tag_names = [world.tag_names[t] for t in vocab]
+        self.tag_names = list(tag_names)
         self.num_classes = len(vocab)
-        self.dropped = int(dropped)
+        self.image_size = int(image_size)
+        self.dropped, self.corrupt = int(dropped), int(corrupt)
         self.target_kind = targets
         self.resample = resample
+        self.source = source
+        self.world = world                    # the SyntheticWorld, or None for real data
+        self._fetch = fetch
         self._cache = None
-        if cache:
-            self._cache = torch.empty((len(indices), 3, world.image_size, world.image_size),
-                                      dtype=torch.uint8)
+        if isinstance(cache, torch.Tensor):
+            self._cache = cache
+        elif cache:
+            S = self.image_size
+            self._cache = torch.empty((len(indices), 3, S, S), dtype=torch.uint8)
             for s in range(0, len(indices), 1024):
-                chunk = indices[s:s + 1024]
-                self._cache[s:s + len(chunk)] = torch.from_numpy(world.render_pretrain(chunk))
+                pos = np.arange(s, min(s + 1024, len(indices)))
+                self._cache[s:s + len(pos)] = torch.from_numpy(fetch(pos))
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -76,7 +90,7 @@ class PretrainSet:
         positions = torch.as_tensor(positions, dtype=torch.long)
         if self._cache is not None:
             return self._cache.index_select(0, positions)
-        return torch.from_numpy(self.world.render_pretrain(self.indices[positions.numpy()]))
+        return torch.from_numpy(self._fetch(positions.numpy()))
 
     def tags_of(self, position: int) -> np.ndarray:
         return self.tags[self.offsets[position]:self.offsets[position + 1]]
@@ -131,41 +145,65 @@ def _apply_label_noise(seed: int, idx: np.ndarray, offsets: np.ndarray, tags: np
     return _rows_to_csr(dense)
 
 
+def vocab_filter(idx: np.ndarray, offsets: np.ndarray, tags: np.ndarray, lut: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keep the tags the vocabulary knows (`lut`: canonical id -> class, -1 = not a class)
+    and the images left with one: (kept idx, counts per kept image, class ids)."""
+    v = lut[tags]
+    row = np.repeat(np.arange(len(idx)), np.diff(offsets))
+    keep_tag = v >= 0
+    counts = np.bincount(row[keep_tag], minlength=len(idx))
+    keep_img = counts > 0
+    return idx[keep_img], counts[keep_img], v[keep_tag]    # rows of dropped images are empty
+
+
+def finish_tags(seed: int, indices: np.ndarray, counts: list, tags: list, label_noise: float,
+                K: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (offsets, tags) of the kept images, label noise applied (keyed by source index)."""
+    offsets = np.zeros(len(indices) + 1, dtype=np.int64)
+    if counts:
+        np.cumsum(np.concatenate(counts), out=offsets[1:])
+    tags = np.concatenate(tags).astype(np.int64) if tags else np.zeros(0, np.int64)
+    if label_noise > 0 and len(indices):
+        offsets, tags = _apply_label_noise(seed, indices, offsets, tags, float(label_noise), K)
+    return offsets, tags
+
+
 def build_pretrain_set(data_cfg, image_size: int) -> PretrainSet:
     """The N-image set a DataConfig-like object names (duck-typed on its field names)."""
     if data_cfg.source != "synthetic":
-        raise NotImplementedError(
-            f"data.source={data_cfg.source!r} is not implemented yet: only 'synthetic' loads "
-            "today (hf / webdataset readers are planned in data/)")
+        from data.sources import build_real_pretrain_set
+
+        return build_real_pretrain_set(data_cfg, image_size)
     world = world_for(data_cfg, image_size)
     vocab = resolve_vocab(world, data_cfg.vocab)
     lut = np.full(world.num_tags, -1, dtype=np.int64)
     lut[vocab] = np.arange(len(vocab))
-    kept_idx, offs, tags = [], [np.zeros(1, np.int64)], []
-    total = 0
+    kept_idx, counts, tags = [], [], []
     for start in range(0, int(data_cfg.images), _CHUNK):
         idx = np.arange(start, min(start + _CHUNK, int(data_cfg.images)), dtype=np.int64)
-        o, t = world.pretrain_tags_csr(idx)
-        v = lut[t]
-        row = np.repeat(np.arange(len(idx)), np.diff(o))
-        keep_tag = v >= 0
-        counts = np.bincount(row[keep_tag], minlength=len(idx))
-        keep_img = counts > 0
-        kept_idx.append(idx[keep_img])
-        tags.append(v[keep_tag])                        # rows of dropped images are empty
-        offs.append(total + np.cumsum(counts[keep_img]))
-        total += int(counts.sum())
+        k, c, t = vocab_filter(idx, *world.pretrain_tags_csr(idx), lut)
+        kept_idx.append(k)
+        counts.append(c)
+        tags.append(t)
     indices = np.concatenate(kept_idx)
-    offsets = np.concatenate(offs)
-    tags = np.concatenate(tags) if tags else np.zeros(0, np.int64)
-    if data_cfg.label_noise > 0 and len(indices):
-        offsets, tags = _apply_label_noise(world.seed, indices, offsets, tags,
-                                           float(data_cfg.label_noise), len(vocab))
-    return PretrainSet(world, indices, offsets, tags, vocab, int(data_cfg.images) - len(indices),
-                       data_cfg.targets, bool(data_cfg.cache), data_cfg.resample)
+    offsets, tags = finish_tags(world.seed, indices, counts, tags, data_cfg.label_noise,
+                                len(vocab))
+    return PretrainSet(indices, offsets, tags, vocab, [world.tag_names[t] for t in vocab],
+                       image_size=world.image_size,
+                       fetch=lambda pos: world.render_pretrain(indices[pos]),
+                       dropped=int(data_cfg.images) - len(indices), targets=data_cfg.targets,
+                       cache=bool(data_cfg.cache), resample=data_cfg.resample, world=world)
 
 
 def build_target_split(data_cfg, image_size: int, target: str, split: str, n: int):
-    """(uint8 images (n,3,H,W), int64 labels (n,), class names) of a clean target split."""
+    """(uint8 images (n,3,H,W), int64 labels (n,), class names) of a clean target split.
+
+    Target splits are the synthetic world's. A real source has them only when it was
+    materialized from the world data.seed / data.world name; otherwise a clear error."""
+    if getattr(data_cfg, "source", "synthetic") != "synthetic":
+        from data.sources import check_materialized_world
+
+        check_materialized_world(data_cfg)
     images, labels, names = world_for(data_cfg, image_size).target_split(target, split, int(n))
     return torch.from_numpy(images), torch.from_numpy(labels), names

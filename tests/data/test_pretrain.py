@@ -73,9 +73,11 @@ def test_matched_novel_vocab_is_refused():
         build_pretrain_set(cfg(images=10, vocab="matched:novel"), 16)
 
 
-def test_other_sources_raise_a_clear_error():
-    with pytest.raises(NotImplementedError, match="data.source='hf'"):
-        build_pretrain_set(cfg(source="hf", path="x"), 16)
+def test_real_source_without_data_raises_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="data.path="):
+        build_pretrain_set(cfg(source="hf", path=str(tmp_path / "missing")), 16)
+    with pytest.raises(FileNotFoundError, match="no WebDataset shards"):
+        build_pretrain_set(cfg(source="webdataset", path=str(tmp_path)), 16)
 
 
 def test_soft_target_rows_sum_to_one_over_the_image_tags():
