@@ -10,6 +10,7 @@ config would change.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import csv
 import io
 import itertools
@@ -186,11 +187,17 @@ def _first_difference(old: dict, new: dict, prefix: str = "") -> Optional[str]:
 
 
 def _num_classes(config: RunConfig) -> int:
-    """Size of the run's hashtag vocabulary: it fixes the classifier head."""
-    from data.pretrain import world_for
+    """Size of the run's hashtag vocabulary: it fixes the classifier head. The synthetic
+    world knows it without rendering; a real source is scanned once (uncached, no pixels
+    kept) since its vocabulary comes from its own tags."""
+    from data.pretrain import build_pretrain_set, world_for
     from data.vocab import resolve_vocab
 
-    return len(resolve_vocab(world_for(config.data, config.model.image_size), config.data.vocab))
+    if config.data.source == "synthetic":
+        world = world_for(config.data, config.model.image_size)
+        return len(resolve_vocab(world, config.data.vocab))
+    scan = dataclasses.replace(config.data, cache=False)
+    return build_pretrain_set(scan, config.model.image_size).num_classes
 
 
 def _estimates(config: RunConfig, cache: dict) -> dict:
