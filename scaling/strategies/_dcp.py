@@ -34,3 +34,21 @@ def full_trunk(model) -> dict[str, torch.Tensor]:
     full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True,
                                                                 cpu_offload=True))
     return {k: v for k, v in full.items() if not k.startswith("fc.")}
+
+
+class DCPState:
+    """Mixin for the FSDP strategies: sharded model + optimizer through DCP (reshardable to
+    another world size), the small loss-scaler state on rank 0, a consolidated trunk."""
+
+    def save(self, directory: Path) -> None:
+        save(self.model, self.optimizer, directory)
+        if self.env.is_main:
+            torch.save({"scaler": self.scaler.state_dict()}, directory / "scaler.pt")
+
+    def load(self, directory: Path) -> None:
+        load(self.model, self.optimizer, directory)
+        payload = torch.load(directory / "scaler.pt", weights_only=True)
+        self.scaler.load_state_dict(payload["scaler"])
+
+    def trunk_state_dict(self) -> dict[str, torch.Tensor]:
+        return full_trunk(self.model)

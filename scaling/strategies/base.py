@@ -92,16 +92,33 @@ class Strategy:
 
     def step(self) -> bool:
         """Apply the accumulated gradients; False when the step was skipped (fp16 overflow)."""
-        applied = True
+        applied = self._apply_gradients()
+        self.optimizer.zero_grad(set_to_none=True)
+        return applied
+
+    def _apply_gradients(self) -> bool:
+        """Optimizer step through the loss scaler when fp16; False when it skipped."""
         if self.scaler is not None and self.scaler.is_enabled():
             before = self.scaler.get_scale()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            applied = self.scaler.get_scale() >= before
-        else:
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return applied
+            return self.scaler.get_scale() >= before
+        self.optimizer.step()
+        return True
+
+    def _save_full_state(self, directory: Path) -> None:
+        """Rank 0 writes model, optimizer and scaler whole (replicated model state)."""
+        if self.env.is_main:
+            torch.save({"model": self.module.state_dict(),
+                        "optimizer": self.optimizer.state_dict(),
+                        "scaler": self.scaler.state_dict()}, directory / "state.pt")
+
+    def _load_full_state(self, directory: Path) -> None:
+        payload = torch.load(directory / "state.pt", map_location=self.env.device,
+                             weights_only=True)
+        self.module.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scaler.load_state_dict(payload["scaler"])
 
     # -- state -----------------------------------------------------------------------------
     def save(self, directory: Path) -> None:

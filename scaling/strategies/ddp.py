@@ -39,14 +39,7 @@ class DDPStrategy(Strategy):
         return super().no_sync(sync)
 
     def save(self, directory: Path) -> None:
-        if self.env.is_main:  # replicas are identical: one copy is the whole state
-            torch.save({"model": self._module.state_dict(),
-                        "optimizer": self.optimizer.state_dict(),
-                        "scaler": self.scaler.state_dict()}, directory / "state.pt")
+        self._save_full_state(directory)  # replicas are identical: one copy is the whole state
 
     def load(self, directory: Path) -> None:
-        payload = torch.load(directory / "state.pt", map_location=self.env.device,
-                             weights_only=True)
-        self._module.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.scaler.load_state_dict(payload["scaler"])
+        self._load_full_state(directory)

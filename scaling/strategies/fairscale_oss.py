@@ -52,14 +52,7 @@ class FairscaleStrategy(Strategy):
         return self._module
 
     def step(self) -> bool:
-        applied = True
-        if self.scaler.is_enabled():
-            before = self.scaler.get_scale()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            applied = self.scaler.get_scale() >= before
-        else:
-            self.optimizer.step()
+        applied = self._apply_gradients()
         # ShardedDataParallel reduces gradients through buckets that are views of .grad:
         # zero them in place (set_to_none would detach the views and skip the reduction)
         self.model.zero_grad(set_to_none=False)
@@ -69,18 +62,11 @@ class FairscaleStrategy(Strategy):
         return super().no_sync(sync) if sync else self.model.no_sync()
 
     def save(self, directory: Path) -> None:
-        self.optimizer.consolidate_state_dict(recipient_rank=0)
-        if self.env.is_main:
-            torch.save({"model": self._module.state_dict(),
-                        "optimizer": self.optimizer.state_dict(),
-                        "scaler": self.scaler.state_dict()}, directory / "state.pt")
+        self.optimizer.consolidate_state_dict(recipient_rank=0)  # OSS shards gather on rank 0
+        self._save_full_state(directory)
 
     def load(self, directory: Path) -> None:
-        payload = torch.load(directory / "state.pt", map_location=self.env.device,
-                             weights_only=True)
-        self._module.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.scaler.load_state_dict(payload["scaler"])
+        self._load_full_state(directory)
 
     def state_tensors(self) -> dict[str, list]:
         params = list(self._module.parameters())

@@ -8,7 +8,6 @@ fp32 shards, `ShardedGradScaler` for fp16.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 from torch.distributed.fsdp import CPUOffload, FullyShardedDataParallel, ShardingStrategy
@@ -27,7 +26,7 @@ def sharding_strategy(zero_stage: int, reshard_after_forward: bool) -> ShardingS
     return ShardingStrategy.SHARD_GRAD_OP
 
 
-class FSDP1Strategy(Strategy):
+class FSDP1Strategy(_dcp.DCPState, Strategy):
     name = "fsdp1"
 
     def wrap(self, model: torch.nn.Module, make_optimizer: OptimizerFactory) -> torch.nn.Module:
@@ -56,16 +55,3 @@ class FSDP1Strategy(Strategy):
 
     def no_sync(self, sync: bool):
         return super().no_sync(sync) if sync else self.model.no_sync()
-
-    def save(self, directory: Path) -> None:
-        _dcp.save(self.model, self.optimizer, directory)
-        if self.env.is_main:
-            torch.save({"scaler": self.scaler.state_dict()}, directory / "scaler.pt")
-
-    def load(self, directory: Path) -> None:
-        _dcp.load(self.model, self.optimizer, directory)
-        payload = torch.load(directory / "scaler.pt", weights_only=True)
-        self.scaler.load_state_dict(payload["scaler"])
-
-    def trunk_state_dict(self) -> dict[str, torch.Tensor]:
-        return _dcp.full_trunk(self.model)

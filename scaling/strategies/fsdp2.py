@@ -14,7 +14,6 @@ reduced in fp32. fp16 uses `ShardedGradScaler`, which agrees on overflow across 
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 import torch
 from torch.distributed.device_mesh import init_device_mesh
@@ -25,7 +24,7 @@ from scaling.strategies.base import OptimizerFactory, Strategy, ensure_process_g
 from scaling.strategies.policy import blocks
 
 
-class FSDP2Strategy(Strategy):
+class FSDP2Strategy(_dcp.DCPState, Strategy):
     name = "fsdp2"
 
     def wrap(self, model: torch.nn.Module, make_optimizer: OptimizerFactory) -> torch.nn.Module:
@@ -56,18 +55,6 @@ class FSDP2Strategy(Strategy):
             return contextlib.nullcontext()
         return _gradient_sync_off(self.model)
 
-    def save(self, directory: Path) -> None:
-        _dcp.save(self.model, self.optimizer, directory)
-        if self.env.is_main:
-            torch.save({"scaler": self.scaler.state_dict()}, directory / "scaler.pt")
-
-    def load(self, directory: Path) -> None:
-        _dcp.load(self.model, self.optimizer, directory)
-        payload = torch.load(directory / "scaler.pt", weights_only=True)
-        self.scaler.load_state_dict(payload["scaler"])
-
-    def trunk_state_dict(self) -> dict[str, torch.Tensor]:
-        return _dcp.full_trunk(self.model)
 
 
 @contextlib.contextmanager
