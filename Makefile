@@ -4,12 +4,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-full install clean help
+.PHONY: demo test bench bench-full install clean help system-deps
 
 help:
 	@echo "make demo       create $(VENV) if missing, install, run the demo study, print the report path"
 	@echo "make test       create $(VENV) if missing, install, run the test suite"
 	@echo "make bench      quick benchmarks (tables of ratios);  make bench-full: the long ones"
+	@echo "make system-deps  (root, Debian) slurm-wlm + munge for the real-Slurm tests"
 
 # The venv is (re)installed when pyproject.toml changes. torch comes from the local wheel
 # cache where pip is capped at torch<=2.14.1 (see pyproject.toml).
@@ -26,6 +27,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# System packages for tests/slurm (a real one-node Slurm); idempotent, needs root + apt-get.
+system-deps:
+	@if command -v slurmctld >/dev/null && command -v munged >/dev/null; then \
+	  echo "slurm-wlm and munge already installed"; \
+	else \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    --no-install-recommends slurm-wlm munge; \
+	fi
 
 bench: $(STAMP)
 	$(PY) bench/run.py --quick

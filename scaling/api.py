@@ -93,27 +93,53 @@ def transfer(config: Union[RunConfig, str], run_dir: Optional[str] = None) -> di
     return _transfer(cfg, target)
 
 
+def submit(sweep_dir: str, profile: Optional[str] = None, dry_run: bool = False,
+           retry_failed: bool = False, throttle: Optional[int] = None) -> dict:
+    """Submit SWEEP_DIR's unfinished runs to Slurm: one array per resource shape and phase.
+
+    Renders `<sweep>/slurm/submit-NNN/*.sbatch`, submits them with `sbatch --parsable`
+    (transfer after its train task with aftercorr, a finish job after all with afterany)
+    and records the job ids in `<sweep>/slurm/jobs.json`. Done runs and runs already
+    queued or running are skipped.
+
+    Args:
+        sweep_dir: a folder made by `scaling sweep`.
+        profile: cluster profile YAML (default: slurm/profiles/default.yaml, CPU nodes).
+        dry_run: render the scripts and print the sbatch lines, submit nothing.
+        retry_failed: also resubmit runs whose last phase failed.
+        throttle: at most this many tasks of one array at a time (default: the profile's).
+    """
+    from slurm.submit import submit as _submit
+
+    return _submit(sweep_dir, profile=profile, dry_run=dry_run, retry_failed=retry_failed,
+                   throttle=throttle)
+
+
 def status(sweep_dir: str) -> list[dict]:
-    """Print a table of runs: train/transfer phase, attempts, job, last error, stale heartbeat.
+    """Print a table of runs: phases, attempts, Slurm job and state, stale heartbeat, error.
+
+    state.json of every run joined with squeue (and sacct where accounting exists) for the
+    jobs recorded in `<sweep>/slurm/jobs.json`; without Slurm the Slurm columns are empty.
 
     Args:
         sweep_dir: a sweep folder.
     """
-    from scaling.runfiles import is_stale, list_runs, read_state
+    from slurm.status import print_table, status_rows
 
-    rows = []
-    for run_dir in list_runs(sweep_dir):
-        state = read_state(run_dir)
-        rows.append({"run_id": run_dir.name, "train": state["train"],
-                     "transfer": state["transfer"], "attempts": state["attempts"],
-                     "job": state.get("job") or "-", "stale": "STALE" if is_stale(state) else "",
-                     "error": state.get("error") or ""})
-    if rows:
-        widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in rows[0]}
-        print("  ".join(k.ljust(widths[k]) for k in rows[0]))
-        for r in rows:
-            print("  ".join(str(r[k]).ljust(widths[k]) for k in r).rstrip())
+    rows, footer = status_rows(sweep_dir)
+    print_table(rows, footer)
     return rows
+
+
+def cancel(sweep_dir: str) -> list[str]:
+    """scancel every job of SWEEP_DIR still queued or running (runs end `cancelled`).
+
+    Args:
+        sweep_dir: a sweep folder submitted with `scaling submit`.
+    """
+    from slurm.submit import cancel as _cancel
+
+    return _cancel(sweep_dir)
 
 
 def collect(sweep_dirs: List[str], write: bool = True):

@@ -49,7 +49,9 @@ def _collect_parser() -> ArgumentParser:
 COMMANDS: dict[str, Callable[[], ArgumentParser]] = {
     "sweep": lambda: _function_parser(api.sweep),
     "run": lambda: _function_parser(api.run),
+    "submit": lambda: _function_parser(api.submit),
     "status": lambda: _function_parser(api.status),
+    "cancel": lambda: _function_parser(api.cancel),
     "train": lambda: _run_config_parser("Pretrain one run (what each array task runs)."),
     "transfer": lambda: _run_config_parser("Probe a finished run's trunk on its targets."),
     "collect": _collect_parser,
@@ -57,8 +59,7 @@ COMMANDS: dict[str, Callable[[], ArgumentParser]] = {
     "report": lambda: _function_parser(api.report),
     "demo": lambda: _function_parser(api.demo),
 }
-LATER = {"submit": "Slurm submission", "cancel": "Slurm cancellation",
-         "data": "data materialization"}
+LATER = {"data": "data materialization"}
 
 
 def build_parser() -> ArgumentParser:

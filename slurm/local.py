@@ -1,8 +1,11 @@
 """The local executor: every pending run of a sweep on this machine, several at a time.
 
-Runs the same task commands as a Slurm array task (slurm/tasks.py): train, then transfer,
-each a subprocess whose output goes to `<sweep>/logs/<run_id>.<phase>.log`. `done` phases
-are skipped; failed ones are retried only with `retry_failed`.
+Runs the same task scripts as a Slurm array task (`<sweep>/slurm/<phase>_task.sh`, rendered
+by slurm/tasks.py) in their `local` mode: train, then transfer, each a subprocess whose
+output goes to `<sweep>/logs/<run_id>.<phase>.log`. `done` phases are skipped; failed ones
+are retried only with `retry_failed`. Runs start while their CPUs (ranks x cpus_per_rank)
+fit in this machine's cores, at most `parallel` at a time; a run larger than the machine
+runs alone.
 """
 
 from __future__ import annotations
@@ -10,13 +13,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Optional, Union
 
-from scaling.runfiles import list_runs, read_state
-from slurm.tasks import local_command, run_resources
+from scaling.errors import ConfigError
+from scaling.runfiles import list_runs, one_line, read_state
+from slurm.tasks import local_argv, run_resources, write_task_scripts
 
 RETRYABLE = ("pending", "running", "preempted", "cancelled")
 
@@ -43,14 +49,37 @@ def _summary(run_dir: Path, seconds: float) -> str:
     return "  ".join(parts)
 
 
+class CpuPool:
+    """Cores of this machine handed to runs; a run asking for more than all waits for all."""
+
+    def __init__(self, cores: int) -> None:
+        self.cores = self.free = max(1, cores)
+        self._cond = threading.Condition()
+
+    def take(self, want: int) -> int:
+        want = min(max(1, want), self.cores)
+        with self._cond:
+            self._cond.wait_for(lambda: self.free >= want)
+            self.free -= want
+        return want
+
+    def give(self, n: int) -> None:
+        with self._cond:
+            self.free += n
+            self._cond.notify_all()
+
+
 def run_one(run_dir: Path, retry_failed: bool = False, env: Optional[dict] = None) -> str:
-    """Train then transfer one run; returns its one-line summary."""
+    """Train then transfer one run via the sweep's task scripts; returns a one-line summary."""
     start = time.perf_counter()
-    logs = run_dir.parent.parent / "logs"
+    sweep_dir = run_dir.parent.parent
+    logs = sweep_dir / "logs"
     logs.mkdir(exist_ok=True)
     env = {**os.environ, **(env or {})}
+    for key in [k for k in env if k.startswith("SLURM_")]:
+        env.pop(key)  # a local run inside an allocation must not pose as an array task
     res = run_resources(run_dir)
-    env.setdefault("OMP_NUM_THREADS", str(res.cpus_per_rank))
+    env["OMP_NUM_THREADS"] = str(res.cpus_per_rank)
     for phase in ("train", "transfer"):
         state = read_state(run_dir)
         if not _todo(state, phase, retry_failed):
@@ -60,21 +89,40 @@ def run_one(run_dir: Path, retry_failed: bool = False, env: Optional[dict] = Non
         with (logs / f"{run_dir.name}.{phase}.log").open("a") as log:
             log.write(f"\n==== {phase} {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
             log.flush()
-            proc = subprocess.run(local_command(run_dir, phase), stdout=log,
-                                  stderr=subprocess.STDOUT, env=env)
+            try:
+                argv = local_argv(sweep_dir, run_dir, phase)
+            except ConfigError as exc:
+                log.write(f"error: {exc}\n")
+                return _summary(run_dir, time.perf_counter() - start) + f"  error: {one_line(exc)}"
+            proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         if proc.returncode != 0:
             break
     return _summary(run_dir, time.perf_counter() - start)
 
 
+def _pooled(pool: CpuPool, run_dir: Path, retry_failed: bool) -> str:
+    try:
+        res = run_resources(run_dir)
+        want = res.devices_per_node * res.cpus_per_rank
+    except ConfigError:
+        want = 1
+    got = pool.take(want)
+    try:
+        return run_one(run_dir, retry_failed)
+    finally:
+        pool.give(got)
+
+
 def run_local(sweep_dir: Union[str, Path], parallel: int = 2, retry_failed: bool = False,
-              progress: bool = True) -> dict[str, str]:
+              progress: bool = True, cores: Optional[int] = None) -> dict[str, str]:
     """Run every unfinished run of `sweep_dir` here; returns {run_id: train/transfer phase}."""
     sweep_dir = Path(sweep_dir)
     runs = list_runs(sweep_dir)
     if not runs:
         raise FileNotFoundError(f"{sweep_dir}: no runs found: expand a sweep file first "
                                 "(`scaling sweep SWEEP.yaml`)")
+    write_task_scripts(sweep_dir, sys.executable)
+    pool = CpuPool(cores or len(os.sched_getaffinity(0)))
     todo = [r for r in runs if any(_todo(read_state(r), p, retry_failed)
                                     for p in ("train", "transfer"))]
     skipped = len(runs) - len(todo)
@@ -85,8 +133,8 @@ def run_local(sweep_dir: Union[str, Path], parallel: int = 2, retry_failed: bool
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), desc="runs", unit="run", dynamic_ncols=True)
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        futures = {pool.submit(run_one, r, retry_failed): r for r in todo}
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as ex:
+        futures = {ex.submit(_pooled, pool, r, retry_failed): r for r in todo}
         for future in as_completed(futures):
             line = future.result()
             if bar:

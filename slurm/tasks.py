@@ -1,16 +1,32 @@
-"""What one task runs: the same command lines for a Slurm array task and a local run, so the
-two executors cannot drift apart. Torch-free."""
+"""What one task runs: one rendered shell script per phase, `<sweep>/slurm/<phase>_task.sh`,
+run both by every Slurm array task and by the local executor, so the two cannot drift apart.
+
+    <phase>_task.sh slurm TASK_LIST        the run is line SLURM_ARRAY_TASK_ID+1 of TASK_LIST;
+                                           ranks start with srun, one task per device
+    <phase>_task.sh local RUN_ID [NPROC]   here; torchrun when NPROC > 1
+
+The script runs its launcher in the background and forwards SIGTERM/SIGUSR2 to it, so a
+scancel or a requeue reaching the batch shell never kills the shell before the ranks have
+checkpointed. Its exit status is the phase's (0 only when `done`). Torch-free.
+"""
 
 from __future__ import annotations
 
+import re
 import shlex
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Union
 
 import yaml
 
+from scaling.config import ResourcesConfig
+from scaling.errors import ConfigError
+from scaling.runfiles import atomic_write_text
+
 PHASES = ("train", "transfer")
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on 60 configs
+RUN_ID = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]*$")
 
 
 @dataclass
@@ -19,6 +35,9 @@ class TaskResources:
     devices_per_node: int = 1
     cpus_per_rank: int = 1
     device: str = "auto"
+    mem_gb: int = 8
+    time_min: int = 60
+    max_attempts: int = 3
 
     @property
     def world_size(self) -> int:
@@ -26,29 +45,127 @@ class TaskResources:
 
 
 def run_resources(run_dir: Path) -> TaskResources:
-    config = yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {}
-    res = config.get("resources") or {}
-    return TaskResources(nodes=int(res.get("nodes", 1)),
-                         devices_per_node=int(res.get("devices_per_node", 1)),
-                         cpus_per_rank=int(res.get("cpus_per_rank", 1)),
-                         device=str(res.get("device", "auto")))
+    """resources of a run's config.yaml, read with PyYAML (no torch) and validated."""
+    path = Path(run_dir) / "config.yaml"
+    try:
+        config = yaml.load(path.read_text(), Loader=_Loader) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    raw = config.get("resources") or {}
+    known = {k for k in ResourcesConfig.__dataclass_fields__}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown field 'resources.{unknown[0]}'")
+    ints = set(TaskResources.__dataclass_fields__) - {"device"}
+    for key, value in raw.items():
+        if key in ints and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{path}: resources.{key}={value!r} is invalid: use a whole number")
+    res = ResourcesConfig(**raw)  # its __post_init__ checks ranges, naming the field
+    return TaskResources(**{k: getattr(res, k) for k in TaskResources.__dataclass_fields__})
 
 
-def local_command(run_dir: Path, phase: str, python: str = sys.executable) -> list[str]:
-    """argv for one phase of one run on this machine (torchrun for several local ranks)."""
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID.match(run_id):
+        raise ConfigError(f"run id {run_id!r} cannot go into a task list: use letters, digits "
+                          "and . _ + - (not starting with a dot)")
+    return run_id
+
+
+_TEMPLATE = r"""#!/usr/bin/env bash
+# wsl-scaling {phase} task (rendered by `scaling submit` and `scaling run --local`; do not edit).
+#   {phase}_task.sh slurm TASK_LIST        run = line SLURM_ARRAY_TASK_ID+1 of TASK_LIST (srun ranks)
+#   {phase}_task.sh local RUN_ID [NPROC]   here (torchrun when NPROC > 1)
+# Exit status 0 only when the phase ended `done`, so aftercorr never starts on an unfinished trunk.
+set -uo pipefail
+SWEEP={sweep}
+PYTHON={python}
+PHASE={phase}
+MODE="${{1:-}}"
+NPROC=1
+case "$MODE" in
+  slurm)
+    TASKS="${{2:?usage: $0 slurm TASK_LIST}}"
+    IDX="${{SLURM_ARRAY_TASK_ID:?$0 slurm runs as a Slurm array task}}"
+    RUN_ID=$(sed -n "$((IDX + 1))p" "$TASKS") ;;
+  local)
+    RUN_ID="${{2:?usage: $0 local RUN_ID [NPROC]}}"
+    NPROC="${{3:-1}}" ;;
+  *) echo "usage: $0 slurm TASK_LIST | local RUN_ID [NPROC]" >&2; exit 2 ;;
+esac
+if ! [[ "$RUN_ID" =~ ^[A-Za-z0-9_+-][A-Za-z0-9._+-]*$ ]] || ! [[ "$NPROC" =~ ^[1-9][0-9]*$ ]]; then
+  echo "wsl-scaling: invalid run id or rank count: '$RUN_ID' '$NPROC'" >&2; exit 2
+fi
+CONFIG="$SWEEP/runs/$RUN_ID/config.yaml"
+export PYTHONUNBUFFERED=1
+export OMP_NUM_THREADS="${{SLURM_CPUS_PER_TASK:-${{OMP_NUM_THREADS:-1}}}}"
+if [ "$MODE" = slurm ]; then
+  HOSTS=$(scontrol show hostnames "$SLURM_JOB_NODELIST")
+  export MASTER_ADDR="${{HOSTS%%$'\n'*}}"
+  export MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))
+  LAUNCH=(srun {srun_shape} --cpus-per-task="${{SLURM_CPUS_PER_TASK:-1}}" --kill-on-bad-exit=1
+          "$PYTHON" -m scaling.cli "$PHASE" --config "$CONFIG")
+elif [ "$NPROC" -gt 1 ]; then
+  LAUNCH=("$PYTHON" -m torch.distributed.run --standalone --nproc_per_node="$NPROC"
+          -m scaling.cli "$PHASE" --config "$CONFIG")
+else
+  LAUNCH=("$PYTHON" -m scaling.cli "$PHASE" --config "$CONFIG")
+fi
+JOB="${{SLURM_ARRAY_JOB_ID:-${{SLURM_JOB_ID:-local}}}}${{SLURM_ARRAY_TASK_ID:+_$SLURM_ARRAY_TASK_ID}}"
+note() {{ echo "wsl-scaling: $* phase=$PHASE run=$RUN_ID job=$JOB restarts=${{SLURM_RESTART_COUNT:-0}} host=$(hostname) at=$(date +%s.%N)"; }}
+CHILD=""
+STOP=""
+forward() {{ if [ -n "$CHILD" ]; then kill -s "$1" "$CHILD" 2>/dev/null || true; else STOP="$1"; fi; }}
+trap 'forward TERM' TERM INT
+trap 'forward USR2' USR2
+note start
+[ -z "$STOP" ] || {{ note "end rc=143 (signalled before start)"; exit 143; }}
+"${{LAUNCH[@]}}" &
+CHILD=$!
+RC=0
+wait "$CHILD" || RC=$?
+while kill -0 "$CHILD" 2>/dev/null; do RC=0; wait "$CHILD" || RC=$?; done
+note "end rc=$RC"
+exit "$RC"
+"""
+
+# srun's shape per phase: train uses the whole allocation (one task per device on every
+# node); transfer is one process.
+_SRUN = {"train": '--ntasks="$SLURM_NTASKS"', "transfer": "--nodes=1 --ntasks=1"}
+
+
+def task_script(sweep_dir: Union[str, Path], phase: str, python: str) -> str:
     if phase not in PHASES:
         raise ValueError(f"phase={phase!r} is invalid: use one of {PHASES}")
-    config = str(Path(run_dir) / "config.yaml")
+    return _TEMPLATE.format(phase=phase, sweep=shlex.quote(str(Path(sweep_dir).resolve())),
+                            python=shlex.quote(python), srun_shape=_SRUN[phase])
+
+
+def task_script_path(sweep_dir: Union[str, Path], phase: str) -> Path:
+    return Path(sweep_dir).resolve() / "slurm" / f"{phase}_task.sh"
+
+
+def write_task_scripts(sweep_dir: Union[str, Path], python: str) -> dict[str, Path]:
+    """(Re)write both task scripts atomically: a running bash keeps reading its old copy."""
+    out = {}
+    for phase in PHASES:
+        path = task_script_path(sweep_dir, phase)
+        text = task_script(sweep_dir, phase, python)
+        if not path.is_file() or path.read_text() != text:
+            atomic_write_text(path, text)
+        path.chmod(0o755)
+        out[phase] = path
+    return out
+
+
+def local_argv(sweep_dir: Union[str, Path], run_dir: Path, phase: str) -> list[str]:
+    """argv of one phase of one run on this machine: the phase's task script, local mode."""
     res = run_resources(run_dir)
-    if phase == "train" and res.world_size > 1:
-        if res.nodes > 1:
-            raise ValueError(f"{Path(run_dir).name}: resources.nodes={res.nodes} needs a "
-                             "cluster: submit it with `scaling submit`, or set nodes: 1 to "
-                             "run it here")
-        return [python, "-m", "torch.distributed.run", "--standalone",
-                f"--nproc_per_node={res.devices_per_node}", "-m", "scaling.cli", phase,
-                "--config", config]
-    return [python, "-m", "scaling.cli", phase, "--config", config]
+    if phase == "train" and res.nodes > 1:
+        raise ConfigError(f"{Path(run_dir).name}: resources.nodes={res.nodes} needs a cluster: "
+                          "submit it with `scaling submit`, or set nodes: 1 to run it here")
+    nproc = res.devices_per_node if phase == "train" else 1
+    return ["bash", str(task_script_path(sweep_dir, phase)), "local",
+            check_run_id(Path(run_dir).name), str(nproc)]
 
 
 def shell_line(argv: list[str]) -> str:

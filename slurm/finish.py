@@ -1,0 +1,50 @@
+"""The finish job (afterany on every array of a submission): print the status table, say
+plainly which runs did not finish and why, then collect (and report, unless
+--no_report). Exits 1 when a run is not done or a step failed, so the job's own state
+shows that something needs a look.
+
+    python -m slurm.finish SWEEP_DIR [--no_report]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sweep_dir")
+    ap.add_argument("--no_report", action="store_true")
+    args = ap.parse_args(argv)
+    sweep = Path(args.sweep_dir)
+    print(f"wsl-scaling: finish start sweep={sweep.name} at={time.time():.6f}", flush=True)
+    from slurm.status import print_table, status_rows
+
+    rows, footer = status_rows(sweep)
+    print_table(rows, footer)
+    bad = [r for r in rows if not (r["train"] == "done" and r["transfer"] == "done")]
+    for r in bad:
+        print(f"NOT DONE {r['run_id']}: train={r['train']} transfer={r['transfer']} "
+              f"slurm={r['slurm'] or '?'} {r['error']}".rstrip())
+    rc = 1 if bad else 0
+    try:
+        from scaling import api
+
+        api.collect([str(sweep)])
+        if not args.no_report:
+            api.report(str(sweep))
+    except Exception as exc:  # the report job reports; it never hides a traceback
+        import traceback
+
+        traceback.print_exc()
+        print(f"finish: collect/report failed: {type(exc).__name__}: {exc}")
+        rc = 1
+    print(f"wsl-scaling: finish end rc={rc} at={time.time():.6f}", flush=True)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""`scaling submit`: render a sweep's arrays, submit them with `sbatch --parsable`, and
+record the job ids in `<sweep>/slurm/jobs.json`.
+
+Re-submitting skips `done` runs and runs still queued or running under any job recorded in
+jobs.json (squeue says which), so it never duplicates work; `retry_failed` also resubmits
+failed runs. Every submission renders into its own folder (`slurm/submit-NNN/`), because
+a pending array reads its task list only when a task starts. Torch-free.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional, Union
+
+from scaling.errors import ConfigError, RunError
+from scaling.runfiles import list_runs, now_iso, read_json, read_state, write_json
+from slurm import query
+from slurm.profile import load_profile
+from slurm.render import (ArrayJob, Plan, group_arrays, render_array, render_finish,
+                          shape_of)
+from slurm.tasks import check_run_id, run_resources, write_task_scripts
+
+RETRYABLE = ("pending", "running", "preempted", "cancelled")
+
+
+def jobs_path(sweep_dir: Path) -> Path:
+    return Path(sweep_dir) / "slurm" / "jobs.json"
+
+
+def read_jobs(sweep_dir: Path) -> dict:
+    return read_json(jobs_path(sweep_dir)) or {"submissions": []}
+
+
+def recorded_tasks(jobs: dict) -> list[tuple[str, str, str, str]]:
+    """(array job id, task index, run id, phase) of every recorded array task, oldest first."""
+    out = []
+    for sub in jobs.get("submissions", []):
+        for array in sub.get("arrays", []):
+            if array.get("job"):
+                for i, run_id in enumerate(array["run_ids"]):
+                    out.append((str(array["job"]), str(i), run_id, array["phase"]))
+    return out
+
+
+def active_runs(jobs: dict, queue: dict) -> dict[str, str]:
+    """{run_id: "<array>_<task> STATE"} for runs with a recorded task still in the queue."""
+    out = {}
+    for job, task, run_id, _ in recorded_tasks(jobs):
+        state = queue.get(f"{job}_{task}") or queue.get(job)
+        if state and state[0] in query.ACTIVE:
+            out[run_id] = f"{job}_{task} {state[0]}"
+    return out
+
+
+def _todo(value: str, retry_failed: bool) -> bool:
+    return value in RETRYABLE or (retry_failed and value == "failed")
+
+
+def plan(sweep_dir: Path, profile, retry_failed: bool, active: dict) -> Plan:
+    """Which runs go into which array; `skipped` says why the others do not."""
+    runs = list_runs(sweep_dir)
+    if not runs:
+        raise FileNotFoundError(f"{sweep_dir}: no runs found: expand a sweep file first "
+                                "(`scaling sweep SWEEP.yaml`)")
+    train: dict = {}
+    transfer_only: dict = {}
+    skipped = {}
+    for run_dir in runs:
+        run_id = check_run_id(run_dir.name)
+        shape = shape_of(run_resources(run_dir), profile, run_id)
+        state = read_state(run_dir)
+        if run_id in active:
+            skipped[run_id] = f"queued or running ({active[run_id]})"
+        elif state["train"] == "done":
+            if _todo(state["transfer"], retry_failed):
+                transfer_only.setdefault(shape, []).append(run_id)
+            else:
+                skipped[run_id] = f"transfer {state['transfer']}"
+        elif _todo(state["train"], retry_failed):
+            train.setdefault(shape, []).append(run_id)
+        else:
+            skipped[run_id] = f"train {state['train']} (--retry_failed resubmits it)"
+    return Plan(arrays=group_arrays(sweep_dir.name, train, transfer_only), skipped=skipped)
+
+
+def _next_folder(sweep_dir: Path, jobs: dict, dry_run: bool) -> Path:
+    if dry_run:
+        return sweep_dir / "slurm" / "dry-run"
+    n = len(jobs.get("submissions", [])) + 1
+    while (sweep_dir / "slurm" / f"submit-{n:03d}").exists():
+        n += 1
+    return sweep_dir / "slurm" / f"submit-{n:03d}"
+
+
+def sbatch(script: Path, dependency: Optional[str] = None) -> str:
+    argv = ["sbatch", "--parsable"] + ([f"--dependency={dependency}"] if dependency else [])
+    argv.append(str(script))
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise RunError(f"sbatch could not run ({exc}): is Slurm installed here?") from None
+    if proc.returncode != 0:
+        msg = " ".join((proc.stderr or proc.stdout).split())
+        raise RunError(f"sbatch {script.name} failed: {msg}")
+    return proc.stdout.strip().split(";")[0]
+
+
+def _array_record(a: ArrayJob, sweep_dir: Path) -> dict:
+    return {"phase": a.phase, "shape": a.shape.tag, "name": a.name, "job": a.job,
+            "dependency": a.dependency, "run_ids": list(a.run_ids),
+            "script": str(a.script.relative_to(sweep_dir)),
+            "tasks": str(a.tasks_file.relative_to(sweep_dir))}
+
+
+def submit(sweep_dir: Union[str, Path], profile: Union[str, Path, None] = None,
+           dry_run: bool = False, retry_failed: bool = False,
+           throttle: Optional[int] = None) -> dict:
+    """Render and submit; returns this submission's record (as stored in jobs.json)."""
+    sweep_dir = Path(sweep_dir).resolve()
+    prof = load_profile(profile)
+    if throttle is not None:
+        if isinstance(throttle, bool) or not isinstance(throttle, int) or throttle < 1:
+            raise ConfigError(f"throttle={throttle!r} is invalid: use a whole number >= 1")
+        prof.throttle = throttle
+    jobs = read_jobs(sweep_dir)
+    queue = query.queue_states(required=not dry_run and bool(recorded_tasks(jobs)))
+    active = active_runs(jobs, queue)
+    the_plan = plan(sweep_dir, prof, retry_failed, active)
+    if not the_plan.arrays:
+        print(f"{sweep_dir.name}: nothing to submit ({len(the_plan.skipped)} runs skipped: "
+              "done, failed or already queued; `scaling status` shows which)")
+        return {"time": now_iso(), "folder": None, "dry_run": dry_run, "arrays": [],
+                "finish": None, "skipped": the_plan.skipped}
+    out_dir = _next_folder(sweep_dir, jobs, dry_run)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / "slurm" / "logs").mkdir(parents=True, exist_ok=True)
+    write_task_scripts(sweep_dir, prof.interpreter)
+    for i, array in enumerate(the_plan.arrays):
+        render_array(sweep_dir, out_dir, array, prof, i)
+    record = {"time": now_iso(), "folder": str(out_dir.relative_to(sweep_dir)),
+              "profile": prof.source, "dry_run": dry_run, "arrays": [], "finish": None,
+              "skipped": the_plan.skipped}
+    the_plan.finish_script = render_finish(sweep_dir, out_dir, prof)
+
+    def save() -> None:
+        if not dry_run:
+            stored = read_jobs(sweep_dir)
+            subs = [s for s in stored.get("submissions", []) if s.get("folder") != record["folder"]]
+            write_json(jobs_path(sweep_dir), {"submissions": subs + [record]})
+
+    lines = []
+    for array in the_plan.arrays:
+        if array.after is not None:
+            train = the_plan.arrays[array.after]
+            array.dependency = f"aftercorr:{train.job or '<' + train.name + '>'}"
+        if dry_run:
+            array.job = None
+        else:
+            array.job = sbatch(array.script, array.dependency)
+        record["arrays"].append(_array_record(array, sweep_dir))
+        save()
+        lines.append(_sbatch_line(array.script, array.dependency, array.job))
+    ids = [a.job or f"<{a.name}>" for a in the_plan.arrays]
+    finish_dep = "afterany:" + ":".join(ids)
+    finish_job = None if dry_run else sbatch(the_plan.finish_script, finish_dep)
+    record["finish"] = {"job": finish_job, "dependency": finish_dep,
+                        "script": str(the_plan.finish_script.relative_to(sweep_dir))}
+    save()
+    lines.append(_sbatch_line(the_plan.finish_script, finish_dep, finish_job))
+    verb = "would submit" if dry_run else "submitted"
+    print(f"{sweep_dir.name}: {verb} {the_plan.run_count} runs in {len(the_plan.arrays)} "
+          f"arrays + finish; {len(the_plan.skipped)} skipped; scripts in {out_dir}")
+    for line in lines:
+        print(f"  {line}")
+    sys.stdout.flush()
+    return record
+
+
+def _sbatch_line(script: Path, dependency: Optional[str], job: Optional[str]) -> str:
+    argv = ["sbatch", "--parsable"] + ([f"--dependency={dependency}"] if dependency else [])
+    text = " ".join(shlex.quote(a) for a in argv + [str(script)])
+    return text + (f"   -> {job}" if job else "")
+
+
+def cancel(sweep_dir: Union[str, Path]) -> list[str]:
+    """scancel every recorded job of the sweep still in the queue; returns the ids."""
+    sweep_dir = Path(sweep_dir).resolve()
+    jobs = read_jobs(sweep_dir)
+    queue = query.queue_states(required=True)
+    ids = []
+    for sub in jobs.get("submissions", []):
+        for rec in [*sub.get("arrays", []), sub.get("finish") or {}]:
+            job = str(rec.get("job") or "")
+            if job and any(k == job or k.startswith(f"{job}_") for k in queue
+                           if queue[k][0] in query.ACTIVE):
+                ids.append(job)
+    if not ids:
+        print(f"{sweep_dir.name}: nothing queued or running to cancel")
+        return []
+    proc = subprocess.run(["scancel", *ids], capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise RunError(f"scancel failed: {' '.join(proc.stderr.split())}")
+    print(f"{sweep_dir.name}: cancelled jobs {' '.join(ids)} (running tasks checkpoint and "
+          "end `cancelled`)")
+    return ids

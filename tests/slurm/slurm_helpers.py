@@ -1,0 +1,126 @@
+"""Tiny sweeps written straight to disk (no torch, no `scaling sweep`), the `scaling` CLI as
+a subprocess, and polling helpers for the Slurm tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scaling"))
+
+from engine_helpers import TINY  # noqa: E402
+
+
+def write_sweep(root: Path, name: str, runs: dict) -> Path:
+    """runs: {run_id: {"optim.images_seen": 4800, ...}} over TINY (1 CPU, 1 GiB, 10 min)."""
+    sweep = root / name
+    rows = []
+    for run_id, overrides in runs.items():
+        config = json.loads(json.dumps(TINY))
+        config["name"] = run_id
+        config["resources"].update(mem_gb=1, time_min=10)
+        for dotted, value in overrides.items():
+            node = config
+            *path, last = dotted.split(".")
+            for key in path:
+                node = node.setdefault(key, {})
+            node[last] = value
+        (sweep / "runs" / run_id).mkdir(parents=True)
+        (sweep / "runs" / run_id / "config.yaml").write_text(yaml.safe_dump(config))
+        rows.append(run_id)
+    (sweep / "manifest.csv").write_text("run_id\n" + "".join(f"{r}\n" for r in rows))
+    return sweep
+
+
+def write_profile(path: Path, **fields) -> Path:
+    profile = {"throttle": 2, "signal_s": 60, "transfer_time_min": 10,
+               "finish": {"report": False, "mem_gb": 1}, **fields}
+    path.write_text(yaml.safe_dump(profile))
+    return path
+
+
+def clean_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def scaling(*args, check: bool = True, timeout: int = 120) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "scaling.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=clean_env())
+    if check and proc.returncode != 0:
+        raise AssertionError(f"scaling {' '.join(map(str, args))} -> {proc.returncode}\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def jobs(sweep: Path) -> dict:
+    return json.loads((sweep / "slurm" / "jobs.json").read_text())
+
+
+def job_ids(sweep: Path) -> list[str]:
+    out = []
+    for sub in jobs(sweep)["submissions"]:
+        out += [a["job"] for a in sub["arrays"]] + [sub["finish"]["job"]]
+    return out
+
+
+def state(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / "state.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def wait_for(predicate, timeout: float, what: str, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def queued(ids: list[str]) -> bool:
+    proc = subprocess.run(["squeue", "-h", "-j", ",".join(ids)], capture_output=True,
+                          text=True, timeout=30)
+    return proc.returncode == 0 and bool(proc.stdout.strip())
+
+
+def wait_gone(ids: list[str], timeout: float) -> None:
+    wait_for(lambda: not queued(ids), timeout, f"jobs {ids} to leave the queue", every=0.3)
+
+
+def scontrol_job(key: str) -> dict:
+    """`scontrol show job KEY` as {field: value} (first record)."""
+    out = subprocess.run(["scontrol", "-o", "show", "job", key], capture_output=True,
+                         text=True, timeout=30).stdout.splitlines()
+    fields = {}
+    for token in (out[0].split() if out else []):
+        if "=" in token:
+            k, v = token.split("=", 1)
+            fields.setdefault(k, v)
+    return fields
+
+
+def marks(sweep: Path) -> list[tuple[str, str, str, float]]:
+    """(event, phase, run_id, epoch) of every task start/end line in the Slurm logs."""
+    out = []
+    for log in sorted((sweep / "slurm" / "logs").glob("*.out")):
+        for line in log.read_text(errors="replace").splitlines():
+            if not line.startswith("wsl-scaling: "):
+                continue
+            words = line.split()
+            fields = dict(w.split("=", 1) for w in words if "=" in w)
+            if words[1] == "finish":
+                out.append((words[2], "finish", "-", float(fields["at"])))
+            elif words[1] in ("start", "end"):
+                out.append((words[1], fields["phase"], fields["run"], float(fields["at"])))
+    return out

@@ -1,0 +1,49 @@
+"""`scaling run --local` runs the same task scripts as the Slurm arrays."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from slurm_helpers import scaling, state, write_sweep
+
+from slurm.local import CpuPool
+
+
+def test_local_run_goes_through_the_task_scripts(tmp_path):
+    sweep = write_sweep(tmp_path, "loc", {"r0": {"transfer.floor": False}, "two-nodes": {"resources": {
+        "nodes": 2, "mem_gb": 1, "time_min": 10}}})
+    out = scaling("run", sweep, "--local", "--parallel", "2", "--progress", "false",
+                  timeout=300).stdout
+    assert (state(sweep / "runs" / "r0")["train"], state(sweep / "runs" / "r0")["transfer"]) \
+        == ("done", "done")
+    for phase in ("train", "transfer"):
+        assert (sweep / "slurm" / f"{phase}_task.sh").is_file()
+        log = (sweep / "logs" / f"r0.{phase}.log").read_text()
+        assert f"wsl-scaling: start phase={phase} run=r0 job=local" in log
+        assert "end rc=0" in log
+    assert "resources.nodes=2 needs a cluster" in out
+    again = scaling("run", sweep, "--local", "--progress", "false").stdout
+    assert "1 runs to do" in again  # only the two-node run is left
+
+
+def test_cpu_pool_runs_what_fits_and_a_too_big_run_alone():
+    pool = CpuPool(2)
+    events = []
+
+    def job(name, want, hold):
+        got = pool.take(want)
+        events.append(("in", name, pool.free))
+        time.sleep(hold)
+        pool.give(got)
+
+    threads = [threading.Thread(target=job, args=("big", 8, 0.2)),
+               threading.Thread(target=job, args=("a", 1, 0.2)),
+               threading.Thread(target=job, args=("b", 1, 0.2))]
+    for t in threads:
+        t.start()
+        time.sleep(0.02)
+    for t in threads:
+        t.join()
+    assert events[0] == ("in", "big", 0)  # capped at the machine, holding all of it
+    assert {e[1] for e in events[1:]} == {"a", "b"} and pool.free == 2
