@@ -142,6 +142,50 @@ def cancel(sweep_dir: str) -> list[str]:
     return _cancel(sweep_dir)
 
 
+def materialize(run_config: str, out: str, fmt: str = "webdataset", n: Optional[int] = None,
+                shard_size: int = 1000, overwrite: bool = False) -> Path:
+    """Write the synthetic world's first N images with their raw hashtags as WebDataset shards
+    or a Hugging Face parquet dataset (then usable as data.source webdataset / hf).
+
+    Args:
+        run_config: a run config (or sweep base) whose `data` section and model.image_size
+            name the world.
+        out: the folder to write (refused if not empty unless overwrite).
+        fmt: webdataset or hf.
+        n: images to write (default: data.images).
+        shard_size: images per tar / parquet file.
+        overwrite: replace a non-empty folder.
+    """
+    from data import materialize as _materialize
+
+    cfg, _ = _as_config(run_config)
+    path = _materialize(cfg.data, cfg.model.image_size, out, fmt=fmt, n=n,
+                        shard_size=shard_size, overwrite=overwrite)
+    print(f"wrote {path}: use data.source={'hf' if fmt == 'hf' else 'webdataset'} "
+          f"data.path={path}")
+    return path
+
+
+def dedup(run_config: str, out_dir: str, target: str = "fine",
+          n_test: Optional[int] = None) -> Path:
+    """Find near-duplicates of a target's test images in the pretraining set of RUN_CONFIG
+    and write them to OUT_DIR/dedup/<dataset>__<target>.json (the paper's lower bound).
+
+    Args:
+        run_config: a run config naming the pretraining data.
+        out_dir: folder under which dedup/ is written.
+        target: target task whose test split is checked.
+        n_test: test images to check (default: transfer.test_images).
+    """
+    from data import write_duplicates
+
+    cfg, _ = _as_config(run_config)
+    path = write_duplicates(cfg.data, cfg.model.image_size, target, out_dir,
+                            n_test or cfg.transfer.test_images)
+    print(f"wrote {path}")
+    return path
+
+
 def collect(sweep_dirs: List[str], write: bool = True):
     """Gather every run x target x protocol of the sweeps into results.parquet (pandas)."""
     from analysis import collect as _collect

@@ -7,6 +7,7 @@ as with a value (`--dry_run false`). Known errors print one line and exit non-ze
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Optional
@@ -16,6 +17,10 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 from scaling import api
 from scaling.errors import ConfigError, RunError
 
+# What bad input raises at the boundary (config load, file checks, data sources); anything
+# else is a bug and keeps its traceback.
+USER_ERRORS = (ConfigError, RunError, FileNotFoundError, FileExistsError, NotImplementedError,
+               ValueError)
 TRUTHY = {"true", "false", "yes", "no", "1", "0", "on", "off"}
 
 
@@ -46,6 +51,21 @@ def _collect_parser() -> ArgumentParser:
     return parser
 
 
+def _data_parser() -> ArgumentParser:
+    """Parent of `scaling data <action>`; its actions are attached once it has a parent
+    (jsonargparse adds nested subcommands in level order)."""
+    return ArgumentParser(description="Data tools: materialize real-format copies, find "
+                          "near-duplicates of target test images.")
+
+
+def _attach_data_actions(parser: ArgumentParser) -> None:
+    sub = parser.add_subcommands(required=True, dest="action")
+    for name, fn in DATA_ACTIONS.items():
+        sub.add_subcommand(name, _function_parser(fn), help=fn.__doc__.strip().splitlines()[0])
+
+
+DATA_ACTIONS = {"materialize": api.materialize, "dedup": api.dedup}
+
 COMMANDS: dict[str, Callable[[], ArgumentParser]] = {
     "sweep": lambda: _function_parser(api.sweep),
     "run": lambda: _function_parser(api.run),
@@ -58,8 +78,8 @@ COMMANDS: dict[str, Callable[[], ArgumentParser]] = {
     "fit": lambda: _function_parser(api.fit),
     "report": lambda: _function_parser(api.report),
     "demo": lambda: _function_parser(api.demo),
+    "data": _data_parser,
 }
-LATER = {"data": "data materialization"}
 
 
 def build_parser() -> ArgumentParser:
@@ -67,7 +87,10 @@ def build_parser() -> ArgumentParser:
                             "pretraining scales, from sweep file to report.")
     sub = parser.add_subcommands(required=True, dest="command")
     for name, make in COMMANDS.items():
-        sub.add_subcommand(name, make(), help=make().description)
+        child = make()
+        sub.add_subcommand(name, child, help=child.description)
+        if name == "data":
+            _attach_data_actions(child)
     return parser
 
 
@@ -114,6 +137,11 @@ def _execute(command: str, cfg) -> int:
 
         _transfer(config, run_dir)
         return 0
+    if command == "data":
+        action = args.pop("action")
+        sub = {k: v for k, v in vars(args[action]).items() if k not in ("config", "__path__")}
+        DATA_ACTIONS[action](**sub)
+        return 0
     if command == "collect":
         api.collect(args["sweep_dirs"], write=args.get("write", True))
         return 0
@@ -123,20 +151,21 @@ def _execute(command: str, cfg) -> int:
 
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in LATER:
-        print(f"error: `scaling {argv[0]}` ({LATER[argv[0]]}) is not built yet in this "
-              "version; see README 'Status'", file=sys.stderr)
-        return 2
     command = argv[0] if argv and argv[0] in COMMANDS else None
-    if command:
+    if command == "data" and len(argv) > 1 and argv[1] in DATA_ACTIONS:
+        options = _bool_options(_function_parser(DATA_ACTIONS[argv[1]]))
+        argv = argv[:2] + normalize_bool_flags(argv[2:], options)
+    elif command:
         argv = [command] + normalize_bool_flags(argv[1:], _bool_options(COMMANDS[command]()))
     parser = build_parser()
     cfg = parser.parse_args(argv)
     command = cfg.command
     try:
         return _execute(command, cfg[command])
-    except (ConfigError, RunError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except USER_ERRORS as exc:  # bad input: one line; SCALING_DEBUG=1 shows the traceback
+        if os.environ.get("SCALING_DEBUG"):
+            raise
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1
 
 

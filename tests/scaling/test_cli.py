@@ -66,3 +66,17 @@ def test_print_config_shows_every_section(repo_root):
 def test_run_without_local_explains_what_to_do(tmp_path):
     proc = run_cli("run", str(tmp_path))
     assert proc.returncode == 2 and "--local is required" in proc.stderr
+
+
+def test_data_materialize_writes_shards_and_refuses_to_overwrite_without_the_flag(
+        tmp_path, repo_root):
+    base = str(repo_root / "configs" / "base-cpu.yaml")
+    out = tmp_path / "wds"
+    first = run_cli("data", "materialize", base, str(out), "--n", "40", "--shard_size", "20")
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in out.glob("*.tar")) == ["shard-000000.tar", "shard-000001.tar"]
+    again = run_cli("data", "materialize", base, str(out), "--n", "40")
+    assert again.returncode == 1 and again.stderr.count("\n") == 1
+    assert "not empty" in again.stderr
+    forced = run_cli("data", "materialize", base, str(out), "--n", "40", "--overwrite")
+    assert forced.returncode == 0, forced.stderr
