@@ -11,6 +11,8 @@ schema: guessing at its meaning would silently give wrong numbers.
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import json
 import math
 import os
@@ -202,6 +204,17 @@ def _runs(sweep: Path, manifest: pd.DataFrame) -> list[_Run]:
     return listed + [_Run(name, runs_dir / name, {}) for name in extra if name not in known]
 
 
+def iter_runs(sweep_dirs) -> Iterator[tuple[str, _Run]]:
+    """(sweep name, run) for every run of every sweep folder; a missing folder is an error."""
+    for sweep_dir in sweep_dirs:
+        sweep = Path(sweep_dir)
+        if not sweep.is_dir():
+            raise FileNotFoundError(f"{sweep}: no such sweep folder")
+        name = _sweep_name(sweep)
+        for run in _runs(sweep, _read_manifest(sweep)):
+            yield name, run
+
+
 def _status(train: str | None, transfer: str | None) -> str:
     if train == "done":
         return "done" if transfer == "done" else (transfer or "pending")
@@ -362,34 +375,29 @@ def run_states(*sweep_dirs: str | os.PathLike, stale_after_s: float = 300.0) -> 
     """
     rows = []
     now = datetime.now(timezone.utc)
-    for sweep_dir in sweep_dirs:
-        sweep = Path(sweep_dir)
-        if not sweep.is_dir():
-            raise FileNotFoundError(f"{sweep}: no such sweep folder")
-        name = _sweep_name(sweep)
-        for run in _runs(sweep, _read_manifest(sweep)):
-            state, problem = read_json(run.path / "state.json")
-            config, config_problem = read_yaml(run.path / "config.yaml")
-            transfer_dir = run.path / "transfer"
-            transfer_problems = [p for f in sorted(transfer_dir.glob("*.json"))
-                                 for p in [read_json(f)[1]] if p] if transfer_dir.is_dir() else []
-            problems = [p for p in (problem, config_problem, *transfer_problems) if p]
-            state = state or {}
-            train = state.get("train") or (None if problem else "pending")
-            transfer = state.get("transfer") or (None if problem else "pending")
-            heartbeat = pd.to_datetime(state.get("heartbeat"), utc=True, errors="coerce")
-            running = "running" in (train, transfer)
-            stale = bool(running and pd.notna(heartbeat)
-                         and (now - heartbeat).total_seconds() > stale_after_s)
-            rows.append({
-                "sweep": name, "run_id": run.run_id,
-                "status": CORRUPT if problems else _status(train, transfer),
-                "train_status": train, "transfer_status": transfer,
-                "attempts": state.get("attempts"), "images_seen": state.get("images_seen"),
-                "planned_images": _dotted(config, "optim.images_seen")
-                or run.manifest.get("optim.images_seen"),
-                "stale": stale, "heartbeat": heartbeat,
-                "error": "; ".join(problems) if problems else state.get("error"),
-                "job": state.get("job"), "host": state.get("host"),
-            })
+    for name, run in iter_runs(sweep_dirs):
+        state, problem = read_json(run.path / "state.json")
+        config, config_problem = read_yaml(run.path / "config.yaml")
+        transfer_dir = run.path / "transfer"
+        transfer_problems = [p for f in sorted(transfer_dir.glob("*.json"))
+                             for p in [read_json(f)[1]] if p] if transfer_dir.is_dir() else []
+        problems = [p for p in (problem, config_problem, *transfer_problems) if p]
+        state = state or {}
+        train = state.get("train") or (None if problem else "pending")
+        transfer = state.get("transfer") or (None if problem else "pending")
+        heartbeat = pd.to_datetime(state.get("heartbeat"), utc=True, errors="coerce")
+        running = "running" in (train, transfer)
+        stale = bool(running and pd.notna(heartbeat)
+                     and (now - heartbeat).total_seconds() > stale_after_s)
+        rows.append({
+            "sweep": name, "run_id": run.run_id,
+            "status": CORRUPT if problems else _status(train, transfer),
+            "train_status": train, "transfer_status": transfer,
+            "attempts": state.get("attempts"), "images_seen": state.get("images_seen"),
+            "planned_images": _dotted(config, "optim.images_seen")
+            or run.manifest.get("optim.images_seen"),
+            "stale": stale, "heartbeat": heartbeat,
+            "error": "; ".join(problems) if problems else state.get("error"),
+            "job": state.get("job"), "host": state.get("host"),
+        })
     return pd.DataFrame(rows)

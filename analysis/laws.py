@@ -184,28 +184,15 @@ def _ols(u: np.ndarray, v: np.ndarray) -> tuple[float, float]:
     return float(intercept), float(slope)
 
 
-@register_law
-class LogLinear(Law):
-    """The paper's law: accuracy gains a fixed number of points per 10x more images.
+class _StraightInLogX(Law):
+    """A law that is a straight line once x is logged: ordinary least squares solves it in
+    closed form under the plain loss; robust losses fall back to the multi-start search."""
 
-    ``b`` is that number (points per decade of x). Solved in closed form (ordinary least
-    squares on log10 x) unless a robust loss is asked for.
-    """
-
-    name = "loglinear"
-    params = ("a", "b")
-    formula = "a + b * log10(x)"
-
-    def f(self, x, theta):
-        a, b = theta
-        return a + b * np.log10(x)
-
-    def initial(self, x, y):
-        return np.array(_ols(np.log10(x), y))
+    log_of = "log of x"
 
     def check(self, x, y):
         if np.any(np.asarray(x) <= 0):
-            return "needs x > 0 (log10 of x)"
+            return f"needs x > 0 ({self.log_of})"
         if len(np.unique(x)) < 2:
             return "needs at least 2 distinct x values"
         return super().check(x, y)
@@ -218,7 +205,29 @@ class LogLinear(Law):
 
 
 @register_law
-class PowerLaw(Law):
+class LogLinear(_StraightInLogX):
+    """The paper's law: accuracy gains a fixed number of points per 10x more images.
+
+    ``b`` is that number (points per decade of x). Solved in closed form (ordinary least
+    squares on log10 x) unless a robust loss is asked for.
+    """
+
+    name = "loglinear"
+    log_of = "log10 of x"
+    params = ("a", "b")
+    formula = "a + b * log10(x)"
+
+    def f(self, x, theta):
+        a, b = theta
+        return a + b * np.log10(x)
+
+    def initial(self, x, y):
+        return np.array(_ols(np.log10(x), y))
+
+
+
+@register_law
+class PowerLaw(_StraightInLogX):
     """Error falls as a power of x: ``E = b * x**-a`` (Cherti et al. 2023 on a frontier).
 
     Fitted in log-log space, where it is a straight line, so ``loss="linear"`` is closed
@@ -255,18 +264,6 @@ class PowerLaw(Law):
     def jacobian(self, x, u):
         return np.column_stack([np.log(x), -np.ones(len(x))])  # d(log y - log f)/du
 
-    def check(self, x, y):
-        if np.any(np.asarray(x) <= 0):
-            return "needs x > 0 (log of x)"
-        if len(np.unique(x)) < 2:
-            return "needs at least 2 distinct x values"
-        return super().check(x, y)
-
-    def solve(self, x, y, loss="linear", delta=1.0, method=None, starts=None, **options):
-        if loss == "linear":
-            return self.initial(x, y), {"objective": None, "starts": 0, "agree": 1.0}
-        return super().solve(x, y, loss=loss, delta=delta, method=method, starts=starts,
-                             **options)
 
 
 @register_law

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from analysis.collect import (_dotted, _read_manifest, _runs, _sweep_name, read_json,
+from analysis.collect import (_dotted, iter_runs, read_json,
                               read_metrics, read_yaml)
 
 TELEMETRY_COLUMNS = ["sweep", "run_id", "train_status", "width", "params", "flops_per_image",
@@ -56,39 +55,34 @@ def telemetry(*sweep_dirs: str | os.PathLike) -> pd.DataFrame:
     ``3 * flops_per_image * images_per_s``, forward + backward as DESIGN.md counts it).
     """
     rows = []
-    for sweep_dir in sweep_dirs:
-        sweep = Path(sweep_dir)
-        if not sweep.is_dir():
-            raise FileNotFoundError(f"{sweep}: no such sweep folder")
-        name = _sweep_name(sweep)
-        for run in _runs(sweep, _read_manifest(sweep)):
-            config, _ = read_yaml(run.path / "config.yaml")
-            state, _ = read_json(run.path / "state.json")
-            metrics = read_metrics(run.path)
-            m = run.manifest
-            fpi = m.get("flops_per_image")
-            row = {"sweep": name, "run_id": run.run_id,
-                   "train_status": (state or {}).get("train") or "pending",
-                   "width": _dotted(config, "model.width_per_group")
-                   or m.get("model.width_per_group"),
-                   "params": m.get("params"), "flops_per_image": fpi,
-                   "images_seen": _dotted(config, "optim.images_seen")
-                   or m.get("optim.images_seen"),
-                   "pretrain_flops": m.get("pretrain_flops"),
-                   "devices": _devices(config, m), "steps": len(metrics)}
-            for column in ("images_per_s", "tflops_per_s", "mfu"):
-                row[column] = _steady(metrics[column]) if column in metrics else math.nan
-            row["max_mem_bytes"] = (float(pd.to_numeric(metrics["max_mem_bytes"],
-                                                         errors="coerce").max())
-                                    if "max_mem_bytes" in metrics else math.nan)
-            row["wall_s"] = (float(pd.to_numeric(metrics["wall_s"], errors="coerce").iloc[-1])
-                             if "wall_s" in metrics and len(metrics) else math.nan)
-            achieved = row["tflops_per_s"] * 1e12
-            if not (achieved > 0) and fpi is not None:
-                achieved = 3 * float(fpi) * row["images_per_s"]
-            row["device_s_per_flop"] = (row["devices"] / achieved if achieved > 0
-                                        else math.nan)
-            rows.append(row)
+    for name, run in iter_runs(sweep_dirs):
+        config, _ = read_yaml(run.path / "config.yaml")
+        state, _ = read_json(run.path / "state.json")
+        metrics = read_metrics(run.path)
+        m = run.manifest
+        fpi = m.get("flops_per_image")
+        row = {"sweep": name, "run_id": run.run_id,
+               "train_status": (state or {}).get("train") or "pending",
+               "width": _dotted(config, "model.width_per_group")
+               or m.get("model.width_per_group"),
+               "params": m.get("params"), "flops_per_image": fpi,
+               "images_seen": _dotted(config, "optim.images_seen")
+               or m.get("optim.images_seen"),
+               "pretrain_flops": m.get("pretrain_flops"),
+               "devices": _devices(config, m), "steps": len(metrics)}
+        for column in ("images_per_s", "tflops_per_s", "mfu"):
+            row[column] = _steady(metrics[column]) if column in metrics else math.nan
+        row["max_mem_bytes"] = (float(pd.to_numeric(metrics["max_mem_bytes"],
+                                                     errors="coerce").max())
+                                if "max_mem_bytes" in metrics else math.nan)
+        row["wall_s"] = (float(pd.to_numeric(metrics["wall_s"], errors="coerce").iloc[-1])
+                         if "wall_s" in metrics and len(metrics) else math.nan)
+        achieved = row["tflops_per_s"] * 1e12
+        if not (achieved > 0) and fpi is not None:
+            achieved = 3 * float(fpi) * row["images_per_s"]
+        row["device_s_per_flop"] = (row["devices"] / achieved if achieved > 0
+                                    else math.nan)
+        rows.append(row)
     df = pd.DataFrame(rows, columns=TELEMETRY_COLUMNS)
     for column in TELEMETRY_COLUMNS[3:]:
         df[column] = pd.to_numeric(df[column], errors="coerce").astype(float)
