@@ -2,7 +2,7 @@
 
 `chinchilla_check` fits the joint law E(N, D) = E + A/N^alpha + B/D^beta to the Chinchilla
 points of Hoffmann et al. 2022 exactly as Besiroglu et al. 2024 describe (see
-../shared/reference/README.md): the 5 highest-loss points dropped, Huber loss with
+analysis/data/README.md): the 5 highest-loss points dropped, Huber loss with
 delta 1e-3 on log L, log-sum-exp form, a grid of starts, L-BFGS-B. It is a language-model
 law, used only to show that multi-start, Huber-in-log-space and the bootstrap work.
 """
@@ -24,8 +24,8 @@ TOLERANCE = {"E": 0.02, "alpha": 0.02, "beta": 0.02, "A": 0.05, "B": 0.05}
 
 
 def reference_dir() -> Path:
-    """``shared/reference`` beside the repository (where CI puts its copy of shared/)."""
-    return Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+    """The reference data shipped inside the package (sources in its README)."""
+    return Path(__file__).resolve().parent / "data"
 
 
 def chinchilla_check(path: str | os.PathLike | None = None, n_boot: int = 0, seed: int = 0,

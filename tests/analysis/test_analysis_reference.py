@@ -6,16 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from analysis.reference import BESIROGLU, chinchilla_check
+from analysis.reference import BESIROGLU, chinchilla_check, reference_dir
 
-REPO = Path(__file__).resolve().parents[2]
-POINTS = REPO / ".." / "shared" / "reference" / "chinchilla_points.csv"
+POINTS = reference_dir() / "chinchilla_points.csv"
 
 
-def test_reference_points_are_present_beside_the_repository():
-    # a missing copy of shared/ must fail loudly (never skip), in CI and locally
-    assert POINTS.is_file(), (f"{POINTS.resolve()} is missing: the Chinchilla check needs "
-                              "shared/reference/ beside the repository")
+def test_reference_points_ship_inside_the_package():
+    # the clone alone must pass: the points travel with the package, never from beside it
+    assert POINTS.is_file() and Path(__file__).resolve().parents[2] in POINTS.resolve().parents
+    assert len(POINTS.read_text().splitlines()) == 246  # header + 245 points
 
 
 @pytest.fixture(scope="module")
