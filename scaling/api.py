@@ -84,8 +84,10 @@ def train(config: Union[RunConfig, str], run_dir: Optional[str] = None) -> str:
 
 def transfer(config: Union[RunConfig, str], run_dir: Optional[str] = None) -> dict:
     """Linear-probe the finished trunk of a run on each of its targets (plus the floor)."""
+    from scaling.allocator import pin_heap
     from scaling.transfer import transfer as _transfer
 
+    pin_heap()
     cfg, folder = _as_config(config)
     target = run_dir or folder
     if target is None:

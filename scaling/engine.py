@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from scaling import checkpoint, dist, recipe
+from scaling.allocator import pin_heap
 from scaling.config import RunConfig, support_reason, to_dict, dump_yaml
 from scaling.errors import ConfigError, RunError
 from scaling.runfiles import (atomic_write_text, now_iso, one_line, read_state, update_state,
@@ -31,6 +32,7 @@ def train(config: RunConfig, run_dir) -> str:
     """Train one run in `run_dir`; returns the final train phase (`done` on success)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    pin_heap()
     if read_state(run_dir)["train"] == "done":
         print(f"{run_dir.name}: train already done, nothing to do")
         return "done"
