@@ -15,6 +15,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 QUICK = [
+    ("bench_step.py", ["--nproc", "1", "2", "--strategies", "ddp", "fsdp2", "deepspeed_z2",
+                       "--rounds", "5", "--data"]),
+    ("bench_control.py", ["--runs", "10000", "--rounds", "2"]),
     ("bench_data.py", ["--images", "4096"]),
     ("bench_train.py", ["--widths", "4", "16", "--steps", "4"]),
     ("bench_sweep.py", []),
@@ -23,6 +26,11 @@ QUICK = [
     ("bench_analysis.py", []),
 ]
 FULL = [
+    ("bench_step.py", ["--nproc", "1", "2", "--strategies", "ddp", "fsdp2", "fsdp2_zero2",
+                       "deepspeed_z2", "deepspeed_z3", "--rounds", "9", "--data"]),
+    ("bench_step.py", ["--nproc", "1", "--strategies", "ddp", "--precision", "bf16",
+                       "--rounds", "7"]),
+    ("bench_control.py", ["--runs", "10000", "--rounds", "3"]),
     ("bench_data.py", ["--images", "32768"]),
     ("bench_data.py", ["--images", "8192", "--image_size", "64"]),
     ("bench_train.py", ["--widths", "4", "8", "16", "32", "--steps", "8"]),

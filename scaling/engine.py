@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -38,7 +39,7 @@ def train(config: RunConfig, run_dir) -> str:
         return "done"
     env = dist.setup(config.resources.device)
     try:
-        return _train(config, run_dir, env)
+        return Trainer(config, env, run_dir).fit()
     except BaseException as exc:
         if env.is_main and not isinstance(exc, KeyboardInterrupt):
             update_state(run_dir, train="failed", error=one_line(exc))
@@ -47,144 +48,230 @@ def train(config: RunConfig, run_dir) -> str:
         dist.teardown()
 
 
-def _train(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> str:
-    from data import ResumableLoader, build_pretrain_set
-    from models import create_model, forward_flops
+class Trainer:
+    """One run's pretraining as steps (torchtitan's split): `__init__` builds the run
+    (data, model, strategy, optimizer, schedule, loader), `next_batch` + `train_step` are
+    one step, `fit` is the loop with its metrics window and checkpoint policy.
 
-    start_iso = now_iso()
-    if env.is_main:
-        state = read_state(run_dir)
-        update_state(run_dir, train="running", attempts=state["attempts"] + 1, error=None)
-        write_json(run_dir / "provenance.json", provenance(start_iso))
-        if not (run_dir / "config.yaml").exists():
-            atomic_write_text(run_dir / "config.yaml", dump_yaml(to_dict(config)))
-    if env.device.type == "cpu":
-        torch.set_num_threads(config.resources.cpus_per_rank)
-    flags = SignalFlags().install()
+    Tests and benchmarks build a Trainer and call the same `train_step` that `fit` calls;
+    `state_dict`/`load_state_dict` hold everything a checkpoint adds to the strategy's own
+    state, so a resumed run continues exactly (data order and augmentation included).
+    """
 
-    optim, world = config.optim, env.world_size
-    pset = build_pretrain_set(config.data, config.model.image_size)
-    config = _resolve_strategy(config, env, pset.num_classes)
-    torch.manual_seed(config.seed)
-    model = create_model(config.model.arch, num_classes=pset.num_classes,
-                         **recipe.model_kwargs(config))
-    model = policy.prepare(model, config)
-    with torch.device("meta"):
-        meta = create_model(config.model.arch, num_classes=pset.num_classes,
-                            **recipe.model_kwargs(config))
-    flops_per_image = forward_flops(meta, config.model.image_size)
+    def __init__(self, config: RunConfig, env: dist.DistEnv, run_dir: Optional[Path] = None):
+        from data import ResumableLoader, build_pretrain_set
+        from models import create_model, forward_flops
 
-    strategy = get_strategy(config.shard.strategy)(config, env)
-    strategy.wrap(model, lambda m: recipe.make_optimizer(m, optim))
-    strategy.model = policy.maybe_compile(strategy.model, config)
-    scheduler = recipe.make_scheduler(strategy.optimizer, optim)
-    loader = ResumableLoader(pset, optim.global_batch, env.rank, world, config.seed,
-                             config.data.resample)
+        self.env, self.run_dir = env, Path(run_dir) if run_dir is not None else None
+        self.start_iso = now_iso()
+        if env.is_main and self.run_dir is not None:
+            state = read_state(self.run_dir)
+            update_state(self.run_dir, train="running", attempts=state["attempts"] + 1,
+                         error=None)
+            write_json(self.run_dir / "provenance.json", provenance(self.start_iso))
+            if not (self.run_dir / "config.yaml").exists():
+                atomic_write_text(self.run_dir / "config.yaml", dump_yaml(to_dict(config)))
+        if env.device.type == "cpu":
+            torch.set_num_threads(config.resources.cpus_per_rank)
 
-    ckpt_root = run_dir / "checkpoints"
-    start, skipped = 0, 0
-    latest = checkpoint.latest_complete(ckpt_root)
-    if latest is not None:
-        extra = checkpoint.load(latest, strategy, env)
-        scheduler.load_state_dict(extra["scheduler"])
-        loader.load_state_dict(extra["loader"])
-        start, skipped = extra["step"], extra.get("skipped_steps", 0)
-    tracker = _tracker(strategy)
-    report_step = max(start, 1) if recipe.total_steps(optim) > 1 else 0
-    consecutive_skips = 0
-    logger = MetricsLogger(run_dir, config.logging.tensorboard) if env.is_main else None
-    if logger:
-        logger.truncate_after(start)
+        self.pset = build_pretrain_set(config.data, config.model.image_size)
+        config = _resolve_strategy(config, env, self.pset.num_classes)
+        self.config, optim = config, config.optim
+        torch.manual_seed(config.seed)
+        model = create_model(config.model.arch, num_classes=self.pset.num_classes,
+                             **recipe.model_kwargs(config))
+        model = policy.prepare(model, config)
+        with torch.device("meta"):
+            meta = create_model(config.model.arch, num_classes=self.pset.num_classes,
+                                **recipe.model_kwargs(config))
+        self.flops_per_image = forward_flops(meta, config.model.image_size)
 
-    per_rank = optim.global_batch // world
-    micro = optim.micro_batch or per_rank
-    total = recipe.total_steps(optim)
-    peak = peak_flops(env.device, config.precision)
-    bar = None
-    if env.is_main and config.logging.progress:
-        from tqdm import tqdm
+        self.strategy = get_strategy(config.shard.strategy)(config, env)
+        self.strategy.wrap(model, lambda m: recipe.make_optimizer(m, optim))
+        self.strategy.model = policy.maybe_compile(self.strategy.model, config)
+        self.scheduler = recipe.make_scheduler(self.strategy.optimizer, optim)
+        self.loader = ResumableLoader(self.pset, optim.global_batch, env.rank,
+                                      env.world_size, config.seed, config.data.resample)
+        self.per_rank = optim.global_batch // env.world_size
+        self.micro = optim.micro_batch or self.per_rank
+        self.total_steps = recipe.total_steps(optim)
+        self.step, self.skipped, self.consecutive_skips = 0, 0, 0
 
-        bar = tqdm(total=total, initial=start, desc=config.name, unit="step", mininterval=2,
-                   dynamic_ncols=True)
+    # ------------------------------------------------------------------ state (Stateful)
+    def state_dict(self) -> dict:
+        """What a checkpoint holds beside the strategy's model/optimizer state."""
+        return {"step": self.step, "scheduler": self.scheduler.state_dict(),
+                "loader": self.loader.state_dict(), "skipped_steps": self.skipped,
+                "world_size": self.env.world_size}
 
-    def extra_state(step: int) -> dict:
-        return {"step": step, "scheduler": scheduler.state_dict(),
-                "loader": loader.state_dict(), "skipped_steps": skipped,
-                "world_size": world}
+    def load_state_dict(self, state: dict) -> None:
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.loader.load_state_dict(state["loader"])
+        self.step, self.skipped = state["step"], state.get("skipped_steps", 0)
 
-    window_start, window_images, window_loss, window_steps = time.perf_counter(), 0, 0.0, 0
-    signal_code = 0.0
-    wall0 = time.perf_counter()
-    strategy.model.train()
-    for step in range(start, total):
-        with tracker if tracker is not None else contextlib.nullcontext():
-            images, targets = loader.next_batch()
-            x = recipe.to_input(images, env.device)
-            if optim.augment:
-                x = recipe.augment(x, config.seed, step, env.rank * per_rank,
-                                   optim.global_batch)
-            x = recipe.memory_format(x, config.model.channels_last)
-            y = targets.to(env.device, non_blocking=True)
-            step_loss = forward_backward(strategy, config, x, y, micro, per_rank, env.device)
-            del x, y
-            if step == report_step:
-                write_memory_report(run_dir, strategy, config, env, pset.num_classes,
-                                    tracker)
-            applied = strategy.step()
-        skipped += not applied
-        consecutive_skips = 0 if applied else consecutive_skips + 1
-        if consecutive_skips >= optim.max_skipped_steps:
-            raise RunError(f"fp16 loss scaling skipped {consecutive_skips} steps in a row "
-                           f"(step {step + 1}, optim.max_skipped_steps="
-                           f"{optim.max_skipped_steps}): the loss overflows at every scale; "
-                           "lower optim.lr_per_256 or use precision=bf16")
-        scheduler.step()
-        done_steps = step + 1
-        window_images += optim.global_batch
-        window_loss += float(step_loss)
-        window_steps += 1
+    def resume(self, ckpt_root: Path) -> int:
+        """Load the newest complete checkpoint under `ckpt_root`, if any; the step to
+        continue from."""
+        latest = checkpoint.latest_complete(ckpt_root)
+        if latest is not None:
+            self.load_state_dict(checkpoint.load(latest, self.strategy, self.env))
+        return self.step
+
+    # ------------------------------------------------------------------------ one step
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's share of the next global batch, augmented and on the device."""
+        config, env = self.config, self.env
+        images, targets = self.loader.next_batch()
+        x = recipe.to_input(images, env.device)
+        if config.optim.augment:
+            x = recipe.augment(x, config.seed, self.step, env.rank * self.per_rank,
+                               config.optim.global_batch)
+        x = recipe.memory_format(x, config.model.channels_last)
+        return x, targets.to(env.device, non_blocking=True)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One training step on one batch: forward, backward, optimizer and schedule step;
+        returns the rank's loss."""
+        loss = self.forward_backward(x, y)
+        self.optimizer_step()
+        return loss
+
+    def forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Forward and backward over the rank's micro-batches (gradients accumulate)."""
+        return forward_backward(self.strategy, self.config, x, y, self.micro, self.per_rank,
+                                self.env.device)
+
+    def optimizer_step(self) -> None:
+        """Apply the gradients and advance the schedule. fp16 steps skipped by loss scaling
+        are counted, and too many in a row fail the run."""
+        applied = self.strategy.step()
+        self.skipped += not applied
+        self.consecutive_skips = 0 if applied else self.consecutive_skips + 1
+        limit = self.config.optim.max_skipped_steps
+        if self.consecutive_skips >= limit:
+            raise RunError(f"fp16 loss scaling skipped {self.consecutive_skips} steps in a row "
+                           f"(step {self.step + 1}, optim.max_skipped_steps={limit}): the loss "
+                           "overflows at every scale; lower optim.lr_per_256 or use "
+                           "precision=bf16")
+        self.scheduler.step()
+        self.step += 1
+
+    # ---------------------------------------------------------------------- the loop
+    def fit(self) -> str:
+        """Train from the newest checkpoint to the end of the schedule (or a signal)."""
+        config, env, run_dir = self.config, self.env, self.run_dir
+        assert run_dir is not None, "fit() needs the run folder"
+        flags = SignalFlags().install()
+        ckpt_root = run_dir / "checkpoints"
+        start = self.resume(ckpt_root)
+        saver = CheckpointPolicy(config.checkpoint.every_steps, self.total_steps)
+        tracker = _tracker(self.strategy)
+        report_step = max(start, 1) if self.total_steps > 1 else 0
+        logger = MetricsLogger(run_dir, config.logging.tensorboard) if env.is_main else None
+        if logger:
+            logger.truncate_after(start)
+        window = MetricsWindow(config.optim.global_batch, self.flops_per_image,
+                               peak_flops(env.device, config.precision))
+        bar = None
+        if env.is_main and config.logging.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.total_steps, initial=start, desc=config.name, unit="step",
+                       mininterval=2, dynamic_ncols=True)
+
+        signal_code = 0.0
+        self.strategy.model.train()
+        while self.step < self.total_steps:
+            with tracker if tracker is not None else contextlib.nullcontext():
+                x, y = self.next_batch()
+                if self.step == report_step:
+                    # memory is reported between backward and the optimizer step, the
+                    # moment parameters, gradients and optimizer state all exist
+                    loss = self.forward_backward(x, y)
+                    write_memory_report(run_dir, self.strategy, config, env,
+                                        self.pset.num_classes, tracker)
+                    self.optimizer_step()
+                else:
+                    loss = self.train_step(x, y)
+                del x, y
+            window.add(float(loss))
+            if bar:
+                bar.update(1)
+            if self.step % config.logging.every_steps == 0 or self.step == self.total_steps:
+                record = window.flush(self.step, env, self.scheduler.get_last_lr()[0],
+                                      self.skipped)
+                if logger:
+                    logger.log(record)
+                    update_state(run_dir, images_seen=record["images_seen"])
+                    if bar:
+                        bar.set_postfix(loss=f"{record['loss']:.3f}",
+                                        img_s=f"{record['images_per_s']:.0f}")
+            signal_code = dist.all_reduce_max(flags.code, env)
+            if saver.due(self.step, signal=bool(signal_code)):
+                checkpoint.save(ckpt_root, self.step, self.strategy, self.state_dict(), env,
+                                config.checkpoint.keep_last)
+            if signal_code:
+                break
         if bar:
-            bar.update(1)
+            bar.close()
+        if logger:
+            logger.close()
+        flags.restore()
 
-        if done_steps % config.logging.every_steps == 0 or done_steps == total:
-            loss_mean = dist.all_reduce_mean(window_loss / window_steps, env)
-            elapsed = time.perf_counter() - window_start
-            ips = window_images / max(elapsed, 1e-9)
-            tflops = 3 * flops_per_image * ips / 1e12
-            if logger:
-                logger.log({"step": done_steps, "images_seen": done_steps * optim.global_batch,
-                            "loss": loss_mean, "lr": scheduler.get_last_lr()[0],
-                            "images_per_s": ips, "tflops_per_s": tflops,
-                            "mfu": tflops * 1e12 / peak, "max_mem_bytes": max_mem_bytes(env.device),
-                            "wall_s": time.perf_counter() - wall0, "skipped_steps": skipped})
-                update_state(run_dir, images_seen=done_steps * optim.global_batch)
-                if bar:
-                    bar.set_postfix(loss=f"{loss_mean:.3f}", img_s=f"{ips:.0f}")
-            window_start, window_images, window_loss, window_steps = time.perf_counter(), 0, 0.0, 0
-
-        signal_code = dist.all_reduce_max(flags.code, env)
-        if signal_code or (done_steps % config.checkpoint.every_steps == 0 and done_steps < total):
-            checkpoint.save(ckpt_root, done_steps, strategy, extra_state(done_steps), env,
-                            config.checkpoint.keep_last)
         if signal_code:
-            break
-    if bar:
-        bar.close()
-    if logger:
-        logger.close()
-    flags.restore()
+            return _stop_on_signal(run_dir, env, signal_code, config)
+        checkpoint.save(ckpt_root, self.total_steps, self.strategy, self.state_dict(), env,
+                        config.checkpoint.keep_last)
+        trunk = self.strategy.trunk_state_dict()
+        if env.is_main:
+            export_final(run_dir, trunk, config, self.pset.tag_names,
+                         self.strategy.module.num_features)
+            update_state(run_dir, train="done",
+                         images_seen=self.total_steps * config.optim.global_batch)
+            write_json(run_dir / "provenance.json", provenance(self.start_iso, now_iso()))
+        dist.barrier(self.env)
+        return "done"
 
-    if signal_code:
-        return _stop_on_signal(run_dir, env, signal_code, config)
-    checkpoint.save(ckpt_root, total, strategy, extra_state(total), env,
-                    config.checkpoint.keep_last)
-    trunk = strategy.trunk_state_dict()
-    if env.is_main:
-        export_final(run_dir, trunk, config, pset.tag_names, strategy.module.num_features)
-        update_state(run_dir, train="done", images_seen=total * optim.global_batch)
-        write_json(run_dir / "provenance.json", provenance(start_iso, now_iso()))
-    dist.barrier(env)
-    return "done"
+
+class CheckpointPolicy:
+    """When the loop saves: every `every_steps` steps before the end, and at once when a
+    signal arrived (the final checkpoint is written by `fit` itself)."""
+
+    def __init__(self, every_steps: int, total_steps: int) -> None:
+        self.every_steps, self.total_steps = every_steps, total_steps
+
+    def due(self, done_steps: int, signal: bool = False) -> bool:
+        return signal or (done_steps % self.every_steps == 0 and done_steps < self.total_steps)
+
+
+class MetricsWindow:
+    """Losses and images since the last log line; `flush` turns them into one
+    metrics.jsonl record (loss averaged over ranks, throughput over the window)."""
+
+    def __init__(self, global_batch: int, flops_per_image: int, peak: float) -> None:
+        self.global_batch, self.flops_per_image, self.peak = global_batch, flops_per_image, peak
+        self.wall0 = time.perf_counter()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.start, self.images, self.loss, self.steps = time.perf_counter(), 0, 0.0, 0
+
+    def add(self, loss: float) -> None:
+        self.images += self.global_batch
+        self.loss += loss
+        self.steps += 1
+
+    def flush(self, step: int, env: dist.DistEnv, lr: float, skipped: int) -> dict:
+        """Collective (the loss is averaged over ranks): every rank calls it."""
+        loss = dist.all_reduce_mean(self.loss / max(self.steps, 1), env)
+        ips = self.images / max(time.perf_counter() - self.start, 1e-9)
+        tflops = 3 * self.flops_per_image * ips / 1e12
+        record = {"step": step, "images_seen": step * self.global_batch, "loss": loss,
+                  "lr": lr, "images_per_s": ips, "tflops_per_s": tflops,
+                  "mfu": tflops * 1e12 / self.peak, "max_mem_bytes": max_mem_bytes(env.device),
+                  "wall_s": time.perf_counter() - self.wall0, "skipped_steps": skipped}
+        self._reset()
+        return record
 
 
 def forward_backward(strategy, config: RunConfig, x: torch.Tensor, y: torch.Tensor,

@@ -1,5 +1,5 @@
 """Run under torchrun: a few training steps per (strategy, precision) cell, in one process
-group, through the engine's own step (scaling.engine.forward_backward). Prints one JSON
+group, through the engine's own step (scaling.engine.Trainer.train_step). Prints one JSON
 line per cell on rank 0: {"cell", "ok", "losses", "skipped", "memory", "error"}.
 
     python -m torch.distributed.run --standalone --nproc_per_node=2 \\
@@ -21,10 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 from engine_helpers import TINY  # noqa: E402
-from scaling import dist, recipe  # noqa: E402
+from scaling import dist  # noqa: E402
 from scaling.config import RunConfig, from_dict  # noqa: E402
-from scaling.engine import forward_backward  # noqa: E402
-from scaling.strategies import get_strategy, policy  # noqa: E402
+from scaling.engine import Trainer  # noqa: E402
 
 
 def cell_config(cell: str, world: int, device: str) -> RunConfig:
@@ -42,32 +41,20 @@ def cell_config(cell: str, world: int, device: str) -> RunConfig:
 
 
 def run_cell(cell: str, env, steps: int) -> dict:
-    from data import ResumableLoader, build_pretrain_set
-    from models import create_model
-
-    config = cell_config(cell, env.world_size, env.device.type)
-    pset = build_pretrain_set(config.data, config.model.image_size)
-    torch.manual_seed(config.seed)
-    model = policy.prepare(create_model(config.model.arch, num_classes=pset.num_classes,
-                                        **recipe.model_kwargs(config)), config)
-    strategy = get_strategy(config.shard.strategy)(config, env)
-    strategy.wrap(model, lambda m: recipe.make_optimizer(m, config.optim))
-    loader = ResumableLoader(pset, config.optim.global_batch, env.rank, env.world_size,
-                             config.seed)
-    per_rank = config.optim.global_batch // env.world_size
-    losses, skipped, memory = [], 0, None
+    """`steps` steps of the engine's own Trainer.train_step (memory read after the second
+    backward, before its optimizer step)."""
+    trainer = Trainer(cell_config(cell, env.world_size, env.device.type), env)
+    losses, memory = [], None
     for step in range(steps):
-        images, targets = loader.next_batch()
-        x = recipe.memory_format(recipe.augment(recipe.to_input(images, env.device),
-                                                config.seed, step, env.rank * per_rank,
-                                                config.optim.global_batch), True)
-        loss = forward_backward(strategy, config, x, targets.to(env.device), per_rank,
-                                per_rank, env.device)
+        x, y = trainer.next_batch()
         if step == 1:
-            memory = strategy.memory_report()
-        skipped += not strategy.step()
+            loss = trainer.forward_backward(x, y)
+            memory = trainer.strategy.memory_report()
+            trainer.optimizer_step()
+        else:
+            loss = trainer.train_step(x, y)
         losses.append(dist.all_reduce_mean(float(loss), env))
-    return {"losses": losses, "skipped": skipped, "memory": memory}
+    return {"losses": losses, "skipped": trainer.skipped, "memory": memory}
 
 
 def main() -> None:
