@@ -95,11 +95,11 @@ def ratios(samples: dict[str, list[float]], baseline: str,
 
 def table(title: str, rows: list[Ratio], unit: str = "img/s") -> str:
     """A plain-text table: case, its rate, the baseline's, the ratio [95% interval]."""
-    lines = [title, f"{'case':<28s} {unit:>10s} {'baseline':>10s} {'ratio':>7s} "
+    lines = [title, f"{'case':<44s} {unit:>10s} {'baseline':>10s} {'ratio':>7s} "
                     f"{'95% interval':>15s} {'target':>7s}  verdict"]
     for r in rows:
         target = f"{r.target:.2f}" if r.target is not None else "-"
-        lines.append(f"{r.case:<28s} {r.rate:10.1f} {r.baseline_rate:10.1f} {r.ratio:7.3f} "
+        lines.append(f"{r.case:<44s} {r.rate:10.1f} {r.baseline_rate:10.1f} {r.ratio:7.3f} "
                      f"  [{r.lo:5.3f}, {r.hi:5.3f}] {target:>7s}  {r.verdict}")
     return "\n".join(lines)
 

@@ -570,5 +570,8 @@ def load_run_config(path: Union[str, Path]) -> RunConfig:
     return from_dict(RunConfig, load_yaml(path))
 
 
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: ~10x faster per run
+
+
 def dump_yaml(data: dict) -> str:
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=None)
