@@ -42,6 +42,20 @@ FULL = [
 ]
 
 
+def record_cpu_peak() -> None:
+    """Measure this host's CPU peak at 1 and 2 threads before anything else runs; a quiet
+    measurement is cached (with its provenance) for the MFU of later runs."""
+    from scaling.telemetry import measure_cpu_peak, peak_cache_path
+
+    print("## CPU peak (fp32 matmul) for MFU")
+    for threads in (1, 2):
+        e = measure_cpu_peak(threads)
+        state = "cached" if e["trusted"] else "NOT trusted (host busy), not cached"
+        print(f"{threads} thread(s): {e['flops'] / 1e9:.1f} GFLOP/s, other load per core "
+              f"{e['other_load_per_core']:.2f} -> {state}")
+    print(f"cache: {peak_cache_path()}", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = ap.add_mutually_exclusive_group()
@@ -49,6 +63,7 @@ def main() -> int:
     group.add_argument("--full", action="store_true")
     args = ap.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    record_cpu_peak()
     failed = 0
     for script, extra in (FULL if args.full else QUICK):
         start = time.perf_counter()

@@ -9,6 +9,7 @@ size - sees the same data and augmentation as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import time
@@ -246,7 +247,8 @@ class CheckpointPolicy:
 
 class MetricsWindow:
     """Losses and images since the last log line; `flush` turns them into one
-    metrics.jsonl record (loss averaged over ranks, throughput over the window)."""
+    metrics.jsonl record (loss averaged over ranks, throughput over the window). MFU is
+    null when the device's peak is not known or not trustworthy (scaling/telemetry.py)."""
 
     def __init__(self, global_batch: int, flops_per_image: int, peak: float) -> None:
         self.global_batch, self.flops_per_image, self.peak = global_batch, flops_per_image, peak
@@ -268,7 +270,8 @@ class MetricsWindow:
         tflops = 3 * self.flops_per_image * ips / 1e12
         record = {"step": step, "images_seen": step * self.global_batch, "loss": loss,
                   "lr": lr, "images_per_s": ips, "tflops_per_s": tflops,
-                  "mfu": tflops * 1e12 / self.peak, "max_mem_bytes": max_mem_bytes(env.device),
+                  "mfu": tflops * 1e12 / self.peak if math.isfinite(self.peak) else None,
+                  "max_mem_bytes": max_mem_bytes(env.device),
                   "wall_s": time.perf_counter() - self.wall0, "skipped_steps": skipped}
         self._reset()
         return record

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -26,9 +28,15 @@ GPU_PEAKS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
-def measured_cpu_peak(threads: int) -> float:
-    """fp32 matmul FLOP/s on this CPU with `threads` threads (best of a few 512^3 runs)."""
+QUIET_LOAD = 0.25
+"""A peak is trusted only when measured with at most this much other load per core (the
+1-minute load average, less our own threads): a busy host measures a fraction of its BLAS
+peak, which inflates every MFU computed against it (the demo once showed 0.05 to 0.6 for
+two models of one family)."""
+
+
+def _matmul_flops(threads: int) -> float:
+    """fp32 matmul FLOP/s with `threads` threads (best of a few 512^3 runs)."""
     n = 512
     a, b = torch.randn(n, n), torch.randn(n, n)
     before = torch.get_num_threads()
@@ -45,7 +53,77 @@ def measured_cpu_peak(threads: int) -> float:
     return 2 * n ** 3 / best
 
 
+def peak_cache_path() -> Path:
+    """Where measured CPU peaks are kept: $SCALING_CACHE or ~/.cache/wsl-scaling."""
+    root = os.environ.get("SCALING_CACHE") or Path.home() / ".cache" / "wsl-scaling"
+    return Path(root) / "cpu_peak.json"
+
+
+def _host_key(threads: int) -> str:
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.node()}|{cpu}|{os.cpu_count()} cpus|{threads} threads|torch {torch.__version__}"
+
+
+def measure_cpu_peak(threads: int, record: bool = True) -> dict:
+    """Measure the fp32 matmul peak now; a record with its provenance (load, time) and
+    whether it can be trusted. Trusted records are cached for later runs on this host."""
+    load_before = os.getloadavg()[0]
+    flops = _matmul_flops(threads)
+    load = max(load_before, os.getloadavg()[0])
+    other = max(0.0, load - threads) / (os.cpu_count() or 1)
+    entry = {"flops": flops, "threads": threads, "load_1min": round(load, 2),
+             "other_load_per_core": round(other, 3), "trusted": other <= QUIET_LOAD,
+             "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             "host": _host_key(threads)}
+    if record and entry["trusted"]:
+        path = peak_cache_path()
+        cache = _read_cache(path)
+        cache[entry["host"]] = entry
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache, indent=1) + "\n")
+        os.replace(tmp, path)
+    return entry
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_peak(threads: int) -> dict:
+    """The host's peak for `threads` threads: the cached quiet measurement when there is
+    one (`make bench` records it), else a measurement now, trusted only if the host is
+    quiet. Never raises: a peak that cannot be trusted makes MFU NaN, not a guess."""
+    cached = _read_cache(peak_cache_path()).get(_host_key(threads))
+    if cached and cached.get("trusted") and cached.get("flops", 0) > 0:
+        return {**cached, "source": "cache"}
+    return {**measure_cpu_peak(threads), "source": "measured now"}
+
+
+def measured_cpu_peak(threads: int) -> float:
+    """fp32 matmul FLOP/s of this CPU with `threads` threads; NaN when no trustworthy
+    measurement exists (the host was busy and nothing was cached)."""
+    entry = cpu_peak(threads)
+    return entry["flops"] if entry["trusted"] else float("nan")
+
+
 def peak_flops(device: torch.device, precision: str) -> float:
+    """Peak FLOP/s of the device for MFU: the table for known GPUs, a trusted measurement
+    on CPUs; NaN when unknown (MFU is then reported as NaN rather than guessed)."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         for key, (half, tf32, fp32) in GPU_PEAKS.items():
@@ -53,7 +131,7 @@ def peak_flops(device: torch.device, precision: str) -> float:
                 if precision in ("bf16", "fp16"):
                     return half
                 return tf32 if torch.backends.cuda.matmul.allow_tf32 else fp32
-        return float("nan")  # unknown GPU: MFU is reported as NaN rather than guessed
+        return float("nan")
     return measured_cpu_peak(torch.get_num_threads())
 
 

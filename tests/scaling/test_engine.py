@@ -13,6 +13,12 @@ import torch
 from engine_helpers import env, losses, make_run, state, train, train_cmd
 
 
+def _cached_peak(threads: int) -> float:
+    from scaling.telemetry import _host_key, peak_cache_path
+
+    return json.loads(peak_cache_path().read_text())[_host_key(threads)]["flops"]
+
+
 def test_single_rank_run_writes_the_run_folder_contract(tmp_path):
     run = make_run(tmp_path)
     train(run)
@@ -23,7 +29,10 @@ def test_single_rank_run_writes_the_run_folder_contract(tmp_path):
     for key in ("step", "images_seen", "loss", "lr", "images_per_s", "tflops_per_s", "mfu",
                 "max_mem_bytes", "wall_s"):
         assert key in records[-1]
-    assert 0 < records[-1]["mfu"] < 1
+    # MFU = achieved FLOP/s over the host's cached quiet peak (tests/conftest.py)
+    peak = _cached_peak(threads=1)
+    assert records[-1]["mfu"] == pytest.approx(records[-1]["tflops_per_s"] * 1e12 / peak,
+                                               rel=1e-9)
     assert (run / "checkpoints" / "000000020" / "COMPLETE").is_file()
     assert len(list((run / "checkpoints").iterdir())) == 2  # keep_last
     trunk = torch.load(run / "final" / "trunk.pt", weights_only=True)
