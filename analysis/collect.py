@@ -304,7 +304,7 @@ def _typed(df: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
 def collect(*sweep_dirs: str | os.PathLike, write: bool = True) -> pd.DataFrame:
     """Read one or more sweep folders into one row per run x transfer target x protocol.
 
-    Columns are `COLUMNS` (DESIGN.md's results.parquet, plus ``train_status``,
+    Columns are `COLUMNS` (docs/design.md's results.parquet, plus ``train_status``,
     ``transfer_status`` and ``floor_top5``) followed by every other sweep axis of the
     manifest, named by its dotted config field (e.g. ``optim.lr``). A run without transfer
     results still has one row (target NaN) so failed and pending runs stay visible.

@@ -2,7 +2,7 @@
 pretraining images give the best predicted transfer accuracy?
 
 Cost model, stated once because every number in a plan rests on it: a (width, images_seen)
-point costs ``3 * flops_per_image * images_seen`` training FLOPs (DESIGN.md's
+point costs ``3 * flops_per_image * images_seen`` training FLOPs (docs/design.md's
 ``pretrain_flops``), priced at that width's measured device-seconds per FLOP (devices /
 achieved FLOP/s, median of the sweep's own runs; see `analysis.telemetry.cost_model`).
 So a plan assumes the budget is spent on the sweep's hardware, strategy and batch size,

@@ -52,7 +52,7 @@ def telemetry(*sweep_dirs: str | os.PathLike) -> pd.DataFrame:
     the last. ``devices`` comes from the manifest's ``nodes_x_devices`` (else the config's
     resources). ``device_s_per_flop`` is what `analysis.plan` prices compute with:
     devices / achieved training FLOP/s, where achieved FLOP/s is ``tflops_per_s`` (else
-    ``3 * flops_per_image * images_per_s``, forward + backward as DESIGN.md counts it).
+    ``3 * flops_per_image * images_per_s``, forward + backward as docs/design.md counts it).
     """
     rows = []
     for name, run in iter_runs(sweep_dirs):

@@ -5,7 +5,7 @@
         [--image_size 16] [--json OUT.json]
 
 Each strategy trains a fresh run for --steps steps; the table reports the median
-images/s, TFLOP/s and MFU (DESIGN.md definition) of the logged steps after the first two,
+images/s, TFLOP/s and MFU (docs/design.md definition) of the logged steps after the first two,
 and per-rank parameter + gradient + optimizer bytes relative to ddp.
 """
 

@@ -25,7 +25,7 @@ def sweep(sweep_file: str, root: str = "sweeps") -> Path:
     """Expand SWEEP_FILE into ROOT/<name>/runs/<run_id>/config.yaml and manifest.csv.
 
     Args:
-        sweep_file: the sweep YAML (DESIGN.md format).
+        sweep_file: the sweep YAML (docs/design.md format).
         root: folder that holds sweep folders.
     """
     from scaling.sweep import expand_sweep

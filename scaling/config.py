@@ -1,6 +1,6 @@
 """Typed run configuration (torch-free): what `scaling train --config RUN/config.yaml` reads.
 
-Nested dataclasses, one per DESIGN.md section; each `__post_init__` rejects bad values with
+Nested dataclasses, one per docs/design.md section; each `__post_init__` rejects bad values with
 a one-line `ConfigError` naming the field, the value and the fix, so a bad sweep fails at
 `scaling sweep`, not an hour into a Slurm job. `from_dict` is strict: an unknown key is an
 error naming the closest valid field.

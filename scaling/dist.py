@@ -1,4 +1,4 @@
-"""Who am I in the job: ranks from torchrun, else Slurm, else a single process (DESIGN.md)."""
+"""Who am I in the job: ranks from torchrun, else Slurm, else a single process (docs/design.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Preemption and cancellation, as DESIGN.md's runtime contract says.
+"""Preemption and cancellation, as docs/design.md's runtime contract says.
 
 SIGUSR2 (Slurm's time-limit / preemption warning): finish the step, checkpoint, mark
 `preempted`, requeue the array task. SIGTERM: finish the step, checkpoint, exit; the phase

@@ -1,6 +1,6 @@
 """`scaling sweep`: a sweep file -> `<root>/<name>/runs/<run_id>/config.yaml` + manifest.csv.
 
-The sweep file (DESIGN.md) names a base config and axes; grids are crossed, `zip` groups
+The sweep file (docs/design.md) names a base config and axes; grids are crossed, `zip` groups
 move together, `grids` adds more blocks over the same base, runs are de-duplicated by
 config hash. Every run config is validated here, so a typo fails now, not on the cluster.
 Regenerating adds new runs, never touches a `done` run, and refuses when a `done` run's
