@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-full install clean help system-deps
+.PHONY: demo test test-fast lint bench bench-full install clean help system-deps
 
 help:
 	@echo "make demo       create $(VENV) if missing, install, run the demo study, print the report path"
@@ -27,6 +27,16 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The inner loop: everything not marked slow (the full suite is `make test`).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not slurm"
+
+# ruff (lint), the import layers (import-linter) and mypy on the packages.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 # System packages for tests/slurm (a real one-node Slurm); idempotent, needs root + apt-get.
 system-deps:

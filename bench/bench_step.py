@@ -18,7 +18,6 @@ bench/results/step_<nproc>rank.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -149,14 +148,14 @@ def worker(args) -> None:
             memory_format=torch.channels_last)
         y = torch.softmax(torch.randn(per_rank, trainer.pset.num_classes, generator=gen), 1)
         plain = plain_loop(config, env, trainer.pset.num_classes)
-        cases = {"plain": timed(lambda: plain(x, y), args.steps),
-                 "engine": timed(lambda: trainer.train_step(x, y), args.steps)}
+        cases = {"plain": timed(lambda p=plain: p(x, y), args.steps),
+                 "engine": timed(lambda t=trainer: t.train_step(x, y), args.steps)}
         if args.data:
             fresh = Trainer(run_config(CELLS[name], env.world_size, args.batch, args.width,
                                        False, args.precision), env)
-            cases["engine+cache"] = timed(lambda: trainer.train_step(*trainer.next_batch()),
+            cases["engine+cache"] = timed(lambda t=trainer: t.train_step(*t.next_batch()),
                                           args.steps)
-            cases["engine+generate"] = timed(lambda: fresh.train_step(*fresh.next_batch()),
+            cases["engine+generate"] = timed(lambda t=fresh: t.train_step(*t.next_batch()),
                                              args.steps)
         samples = ratio.interleave(cases, args.rounds, seed=0)
         for r in ratio.ratios({k: samples[k] for k in ("plain", "engine")}, "plain",
@@ -168,7 +167,6 @@ def worker(args) -> None:
                                   "engine", {"engine+cache": 0.95}):
                 r.case = f"{name}: {r.case.split('+')[1]} (vs tensors)"
                 data_rows.append(r)
-        del trainer, plain
     if env.is_main:
         title = (f"engine step vs plain loop: {env.world_size} rank(s), batch {args.batch}, "
                  f"width {args.width}, {args.precision}, {args.rounds} rounds x "
