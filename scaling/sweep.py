@@ -28,7 +28,8 @@ GRID_KEYS = ("axes", "zip")
 ABBREV = {"model.width_per_group": "w", "data.images": "n", "data.vocab": "v", "seed": "s",
           "model.depth": "d", "model.cardinality": "g", "data.resample": "r",
           "data.label_noise": "ln", "optim.images_seen": "i", "model.base_width": "b",
-          "shard.strategy": "", "precision": ""}
+          "shard.strategy": "", "precision": "", "data.seed": "world",
+          "transfer.targets": "t"}
 
 
 def _si(value: float) -> str:
@@ -46,6 +47,8 @@ def format_value(value: Any) -> str:
         return _si(value)
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "-".join(format_value(v) for v in value)
     text = str(value).replace("matched:", "m-")
     return "".join(c if c.isalnum() or c in "-." else "-" for c in text)
 
