@@ -352,6 +352,9 @@ def _intervals(law: Law, theta: np.ndarray, boot: np.ndarray, level: float,
                                      or (np.isfinite(span[i]) and hi_u[i] - lo_u[i] >= span[i] / 2)):
                 wide.append(name)
         lo_u, hi_u = np.clip(lo_u, b_lo, b_hi), np.clip(hi_u, b_lo, b_hi)
+    with np.errstate(invalid="ignore"):  # an estimate on a bound stays inside its interval
+        lo_u = np.where(np.isfinite(lo_u), np.minimum(lo_u, u_hat), lo_u)
+        hi_u = np.where(np.isfinite(hi_u), np.maximum(hi_u, u_hat), hi_u)
     with np.errstate(all="ignore"):
         lo, hi = law.decode(lo_u), law.decode(hi_u)
     return {k: (float(lo[i]), float(hi[i])) for i, k in enumerate(law.params)}

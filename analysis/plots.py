@@ -159,6 +159,11 @@ def plot_scaling(df: pd.DataFrame, fits: pd.DataFrame | bool | None = None,
     only when their values are percentages.
     """
     data = _done(df, x, y, units)
+    # the defaults name a sweep's columns; another table without them gets one colour /
+    # one column of panels, while a column the caller names must exist
+    hue = None if hue == "width" and hue not in data.columns else hue
+    col = None if col == "vocab" and col not in data.columns else col
+    _require(data, [c for c in (hue, col) if c])
     if target is not None:
         data = data[data["target"].isin([target] if isinstance(target, str) else target)]
     if protocol is not None:

@@ -82,8 +82,8 @@ def test_plot_frontier_draws_one_panel_per_group_of_any_table():
         assert line.get_ydata()[-1] == pytest.approx(want.a * x_end ** -want.b, rel=1e-6)
 
 
-def test_plot_model_size_and_ablation_without_target_columns_draw_one_panel():
-    from analysis import plot_ablation, plot_model_size
+def test_plots_of_a_table_without_our_columns_draw_one_panel():
+    from analysis import plot_ablation, plot_model_size, plot_scaling
 
     df = pd.DataFrame({"params": np.repeat([1e6, 2e6, 4e6], 4),
                        "dataset_images": np.tile([1e4, 1e5], 6),
@@ -91,6 +91,7 @@ def test_plot_model_size_and_ablation_without_target_columns_draw_one_panel():
                        "resample": np.tile(["natural", "natural", "sqrt", "sqrt"], 3)})
     assert len(plot_model_size(df).axes) == 1
     assert len(plot_ablation(df, "resample").axes) == 1
+    assert len(plot_scaling(df).axes) == 1  # no width, vocab, target or protocol column
 
 
 def test_match_fit_uses_every_grouping_column_of_the_fit_table():
@@ -164,6 +165,8 @@ def test_a_fit_the_points_cannot_identify_warns_and_says_so():
         fit = fit_xy(x, y, "saturating", n_boot=8, seed=0)
     assert fit.warnings and "5 points for 4 parameters" in repr(fit)
     assert fit.diagnostics["points_per_param"] == pytest.approx(1.25)
+    for name, (lo, hi) in fit.intervals.items():  # an estimate on a bound stays inside
+        assert lo <= fit.params[name] <= hi, (name, lo, fit.params[name], hi)
     with pytest.warns(FitWarning):
         table = fit_groups(pd.DataFrame({"x": x, "y": y}), by=(), x="x", y="y",
                            law="saturating", n_boot=0)
