@@ -11,12 +11,12 @@ import importlib
 from analysis.collect import (SCHEMA_VERSION, CollectWarning, SchemaVersionError, collect,
                               load_results, read_metrics, run_states)
 from analysis.extrapolate import Extrapolation, extrapolate, extrapolation_groups
-from analysis.fit import FitResult, fit_groups, fit_law, fit_xy, minimise, predict_row
+from analysis.fit import FitResult, FitWarning, fit_groups, fit_law, fit_xy, minimise, predict_row
 from analysis.laws import LAWS, JointLaw, Law, LogLinear, PowerLaw, SaturatingPowerLaw, get_law, register_law
 from analysis.plan import Plan, default_budget, plan
 from analysis.reference import chinchilla_check
-from analysis.report import report  # papermill and nbconvert load inside report()
-from analysis.select import frontier, main_grid
+from analysis.report import fit_table, report  # papermill and nbconvert load inside report()
+from analysis.select import ColumnError, accuracy_units, frontier, main_grid
 from analysis.telemetry import cost_model, telemetry, telemetry_table
 
 # `analysis.collect` and `analysis.report` name the functions (as `scaling collect` and
@@ -27,7 +27,8 @@ _LAZY = {name: "analysis.plots" for name in (
 
 __all__ = ["collect", "load_results", "read_metrics", "run_states", "SCHEMA_VERSION",
            "SchemaVersionError", "CollectWarning", "fit_law", "fit_groups", "fit_xy",
-           "minimise", "predict_row", "FitResult", "Law", "LAWS", "register_law", "get_law",
+           "minimise", "predict_row", "FitResult", "FitWarning", "fit_table", "ColumnError",
+           "accuracy_units", "Law", "LAWS", "register_law", "get_law",
            "LogLinear", "PowerLaw", "SaturatingPowerLaw", "JointLaw", "frontier",
            "main_grid", "extrapolate", "extrapolation_groups", "Extrapolation", "plan",
            "Plan", "default_budget", "telemetry", "telemetry_table", "cost_model",

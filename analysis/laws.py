@@ -20,6 +20,21 @@ is one small class::
 Joint laws (error as a function of model size *and* images) set ``inputs = 2`` and
 receive ``x`` as an ``(n, 2)`` array.
 
+Parameter letters mean the same in every one-input law: ``a`` the scale (or intercept),
+``b`` the exponent (or slope per decade), ``c`` the irreducible floor, ``d`` the offset
+in units of x::
+
+    loglinear   a + b * log10(x)          a: y at x = 1, b: gain per 10x
+    power       a * x**-b                 a: scale, b: exponent
+    saturating  a * (x + d)**-b + c       a: scale, b: exponent, c: floor, d: offset
+
+The joint law keeps Hoffmann et al.'s letters (E floor; A, alpha for model size N; B,
+beta for data D), so its numbers compare directly with the published ones.
+
+Direction: ``decreasing`` says whether the law describes an error or loss (lower is
+better), which is what a frontier keeps per bin; the log-linear law is the paper's law of
+*accuracy* (higher is better). Fit it to an error with ``best="min"``.
+
 Solver space. Scales differ by orders of magnitude between parameters (``A ~ 500`` next to
 ``alpha ~ 0.3``), which bounded quasi-Newton methods handle badly, so a law may search over
 ``u = encode(theta)`` (e.g. ``log A``) instead: `starts` and `bounds` are in that space, and
@@ -56,7 +71,8 @@ class Law:
     """Where residuals are measured: ``"linear"`` (y - f) or ``"log"`` (log y - log f),
     for laws of quantities spanning decades (errors, losses) that are fitted in log space."""
     decreasing: ClassVar[bool] = False
-    """True for laws of an error or loss (lower is better), e.g. for frontier selection."""
+    """True for laws of an error or loss (lower is better): a frontier then keeps the
+    smallest y per bin (`analysis.select.direction`); False for laws of an accuracy."""
 
     # -- the mathematics
     def f(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
@@ -228,41 +244,42 @@ class LogLinear(_StraightInLogX):
 
 @register_law
 class PowerLaw(_StraightInLogX):
-    """Error falls as a power of x: ``E = b * x**-a`` (Cherti et al. 2023 on a frontier).
+    """Error falls as a power of x: ``E = a * x**-b`` (Cherti et al. 2023 on a frontier).
 
     Fitted in log-log space, where it is a straight line, so ``loss="linear"`` is closed
-    form; ``a`` is the exponent (error shrinks by ``10**-a`` per decade of x).
+    form; ``a`` is the scale and ``b`` the exponent (error shrinks by ``10**-b`` per
+    decade of x), as in `SaturatingPowerLaw`.
     """
 
     name = "power"
     params = ("a", "b")
-    formula = "b * x**-a"
+    formula = "a * x**-b"
     space = "log"
     decreasing = True
 
     def f(self, x, theta):
         a, b = theta
-        return b * np.asarray(x, float) ** -a
+        return a * np.asarray(x, float) ** -b
 
     def log_f(self, x, theta):
         a, b = theta
-        return np.log(b) - a * np.log(x)
+        return np.log(a) - b * np.log(x)
 
     def encode(self, theta):
-        return np.array([theta[0], np.log(theta[1])])
+        return np.array([np.log(theta[0]), theta[1]])
 
     def decode(self, u):
-        return np.array([u[0], np.exp(u[1])])
+        return np.array([np.exp(u[0]), u[1]])
 
     def initial(self, x, y):
         intercept, slope = _ols(np.log(x), np.log(y))
-        return np.array([-slope, np.exp(intercept)])
+        return np.array([np.exp(intercept), -slope])
 
     def bounds(self, x=None, y=None):
-        return np.array([-10.0, -700.0]), np.array([10.0, 700.0])
+        return np.array([-700.0, -10.0]), np.array([700.0, 10.0])
 
     def jacobian(self, x, u):
-        return np.column_stack([np.log(x), -np.ones(len(x))])  # d(log y - log f)/du
+        return np.column_stack([-np.ones(len(x)), np.log(x)])  # d(log y - log f)/du
 
 
 

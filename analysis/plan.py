@@ -22,7 +22,7 @@ import pandas as pd
 
 from analysis.fit import FitResult, fit_law
 from analysis.laws import Law, get_law
-from analysis.select import column as _column, lower_is_better
+from analysis.select import column as _column
 from analysis.telemetry import cost_model
 
 ASSUMPTION = ("Cost = 3 x forward FLOPs/image x images seen, priced at each width's median "
@@ -52,12 +52,14 @@ class Plan:
                 f"{self.assumption}</p>" + self.best.to_html(index=False, float_format="%.4g"))
 
 
-def _to_accuracy(y: str, values):
-    """Predictions of ``y`` as top-1 accuracy in percent, clipped to [0, 100]."""
+def _to_accuracy(y: str, values, law: Law):
+    """Predictions of ``y`` as top-1 accuracy in percent, clipped to [0, 100]: the derived
+    ``error`` columns are fractions; another decreasing law's y is taken as an error in
+    percent (the direction comes from the law, never from the column's name)."""
     values = np.asarray(values, float)
     if y in ("error", "top5_error"):
         values = 100 * (1 - values)
-    elif lower_is_better(y):
+    elif law.decreasing:
         values = 100 - values
     return np.clip(values, 0.0, 100.0)  # a log-linear law would run past 100%
 
@@ -112,8 +114,8 @@ def plan(df: pd.DataFrame, budget_hours: float, telemetry: pd.DataFrame,
             images = np.geomspace(low, images_max, grid)
             points = images if joint is None else np.column_stack(
                 [np.full(grid, params), images])
-            acc = _to_accuracy(y, result.predict(points))
-            lo, hi = (_to_accuracy(y, b) for b in result.band(points))
+            acc = _to_accuracy(y, result.predict(points), law)
+            lo, hi = (_to_accuracy(y, b, law) for b in result.band(points))
             lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
             i = int(np.nanargmax(acc)) if np.isfinite(acc).any() else grid - 1
             candidates.append({

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import math
+import numbers
+import warnings
+
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from analysis.fit import fit_groups, predict_row
+from analysis.fit import _require, fit_groups, predict_row
+from analysis.select import DERIVED, accuracy_units, direction, frontier
+from analysis.select import column as derived_column
 
 STATUS_COLORS = {"done": "#4c9a2a", "running": "#3b75af", "pending": "#9e9e9e",
                  "preempted": "#e39c37", "cancelled": "#7f6a93", "failed": "#c0392b",
@@ -37,9 +44,62 @@ def _select(df: pd.DataFrame, column: str | None, level) -> pd.DataFrame:
     return df if column is None else df[df[column] == level]
 
 
-def _done(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+def _done(df: pd.DataFrame, x: str, y: str, units: str | None = None) -> pd.DataFrame:
+    """Done rows with both ``x`` and ``y`` (``y`` may be a derived column, e.g. error)."""
+    _require(df, (x, y))
     data = df[df["status"] == "done"] if "status" in df.columns else df
-    return data[data[x].notna() & data[y].notna()]
+    if y not in data.columns:
+        data = data.assign(**{y: derived_column(data, y, units).to_numpy()})
+    return data[(data[x].notna() & data[y].notna()).to_numpy()]
+
+
+PERCENT_COLUMNS = ("top1", "top5", "floor_top1", "floor_top5")
+"""Accuracy columns of `analysis.collect` tables: percent, unless their values are all
+within [0, 1] (see `analysis.select.accuracy_units`)."""
+
+
+def _ylabel(y: str, values, units: str | None = None) -> str:
+    """``y`` with "(%)" only when it is in percent: ``units="percent"``, or one of the
+    `PERCENT_COLUMNS` whose values say percent. Derived errors are fractions."""
+    if units is None and y in PERCENT_COLUMNS:
+        units = accuracy_units(values, None, y)
+    label = y.replace("_", " ")
+    return f"{label} (%)" if units == "percent" and y not in DERIVED else label
+
+
+def _compact(value: float) -> str:
+    """A short tick label: 20k, 1.5M, 3G, 0.02."""
+    if not math.isfinite(value) or value == 0:
+        return "0"
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}" if abs(value) >= 1e-3 else f"{value:.0e}"
+
+
+class _SpanLogLocator(LogLocator):
+    """Log ticks at 1-2-5 per decade on an axis spanning under 1.5 decades (every integer
+    under half a decade), 1-3 under 2.5, else decades: with `_compact` labels they never
+    run into each other, whatever the span."""
+
+    def tick_values(self, vmin, vmax):
+        if vmin > 0 and vmax > 0:
+            span = abs(math.log10(vmax) - math.log10(vmin))
+            subs = ((1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0) if span < 0.5
+                    else (1.0, 2.0, 5.0) if span < 1.5 else (1.0, 3.0) if span < 2.5
+                    else (1.0,))
+            self.set_params(subs=subs)
+        return super().tick_values(vmin, vmax)
+
+
+def _log_axis(ax, which: str = "x") -> None:
+    """Log scale on ``which`` axis with legible ticks (`_SpanLogLocator`, `_compact`);
+    minor ticks stay, unlabelled."""
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    axis.set_major_locator(_SpanLogLocator(numticks=8))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: _compact(v)))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _panels(data: pd.DataFrame, col: str | None) -> tuple[list, list]:
@@ -51,12 +111,32 @@ def _panels(data: pd.DataFrame, col: str | None) -> tuple[list, list]:
     return rows or [()], cols or [None]
 
 
+def _fit_by(fits: pd.DataFrame) -> list[str]:
+    """The grouping columns of a `fit_groups` table (those before ``law``)."""
+    cols = list(fits.columns)
+    return cols[:cols.index("law")] if "law" in cols else []
+
+
 def _match_fit(fits: pd.DataFrame, conditions: dict) -> pd.Series | None:
-    mask = pd.Series(True, index=fits.index)
+    """The row of ``fits`` for the group ``conditions`` names, or None.
+
+    Every grouping column of ``fits`` that varies must be in ``conditions``: a fit table
+    grouped by a column the panel does not fix has no single line to draw (a warning
+    says so), rather than the first group's.
+    """
+    by = _fit_by(fits)
+    loose = [c for c in by if c not in conditions and fits[c].nunique(dropna=False) > 1]
+    if loose:
+        warnings.warn(f"fits are grouped by {loose}, which this panel does not fix "
+                      f"({sorted(conditions)}): no line drawn; pass by={by}", stacklevel=3)
+        return None
+    mask = np.ones(len(fits), bool)
     for column, value in conditions.items():
         if column in fits.columns:
-            mask &= fits[column].astype(str) == str(value)
-    match = fits[mask & fits["message"].fillna("").eq("")] if "message" in fits else fits[mask]
+            mask &= (fits[column].astype(str) == str(value)).to_numpy()
+    if "message" in fits:
+        mask &= fits["message"].fillna("").eq("").to_numpy()
+    match = fits[mask]
     return match.iloc[0] if len(match) else None
 
 
@@ -64,7 +144,7 @@ def plot_scaling(df: pd.DataFrame, fits: pd.DataFrame | bool | None = None,
                  x: str = "dataset_images", y: str = "top1", hue: str | None = "width",
                  col: str | None = "vocab", target: str | Sequence[str] | None = None,
                  protocol: str | None = None, floor: bool = True,
-                 height: float = 3.4) -> Figure:
+                 height: float = 3.4, units: str | None = None) -> Figure:
     """Transfer ``y`` against pretraining ``x`` (log axis) for the done rows of ``df``.
 
     One panel per ``col`` level (vocabulary) and per target x protocol (one row each; pass
@@ -75,8 +155,15 @@ def plot_scaling(df: pd.DataFrame, fits: pd.DataFrame | bool | None = None,
     ``fits`` is a `fit_groups` table to draw (matched on hue, col, target and protocol);
     None fits the log-linear law here (without intervals); False draws no lines. A table
     made with ``keep_results=True`` also shades each line's bootstrap prediction band.
+    ``units`` (``"percent"``/``"fraction"``) labels y; by default top1/top5 say "(%)"
+    only when their values are percentages.
     """
-    data = _done(df, x, y)
+    data = _done(df, x, y, units)
+    # the defaults name a sweep's columns; another table without them gets one colour /
+    # one column of panels, while a column the caller names must exist
+    hue = None if hue == "width" and hue not in data.columns else hue
+    col = None if col == "vocab" and col not in data.columns else col
+    _require(data, [c for c in (hue, col) if c])
     if target is not None:
         data = data[data["target"].isin([target] if isinstance(target, str) else target)]
     if protocol is not None:
@@ -110,14 +197,14 @@ def plot_scaling(df: pd.DataFrame, fits: pd.DataFrame | bool | None = None,
                                  fits, {**row_conditions, **({hue: h} if hue else {}),
                                         **({col: level} if col else {})},
                                  floor_col if floor else None)
-                ax.set_xscale("log")
+                _log_axis(ax, "x")
                 title = [f"{col} = {level}"] if col else []
                 title += [str(v) for v in row_key]
                 ax.set_title("  |  ".join(title))
                 if i == len(rows) - 1:
                     ax.set_xlabel(x.replace("_", " "))
                 if j == 0:
-                    ax.set_ylabel(f"{y} (%)")
+                    ax.set_ylabel(_ylabel(y, data[y], units))
         handles = [Line2D([], [], color=palette[h], marker="o", label=str(h)) for h in hues
                    if h is not None]
         if floor and floor_col in data.columns and data[floor_col].notna().any():
@@ -174,39 +261,55 @@ def _facet(n: int, height: float = 3.2, width: float = 4.0):
     return fig, fig.subplots(1, n, squeeze=False)[0]
 
 
-def _targets(data: pd.DataFrame) -> list[tuple]:
-    keys = [c for c in ("target", "protocol") if c in data.columns]
-    return list(data[keys].drop_duplicates().sort_values(keys).itertuples(index=False, name=None))
+def _groups(data: pd.DataFrame, by: Sequence[str] = ("target", "protocol")
+            ) -> tuple[list[str], list[tuple]]:
+    """The columns of ``by`` the table has, and one key per panel: each distinct
+    combination of them, or a single ``()`` (one panel) when it has none of them."""
+    keys = [c for c in by if c in data.columns]
+    if not keys or not len(data):
+        return keys, [()]
+    return keys, list(data[keys].drop_duplicates().sort_values(keys)
+                      .itertuples(index=False, name=None))
+
+
+def _panel(data: pd.DataFrame, keys: list[str], key: tuple) -> pd.DataFrame:
+    mask = np.ones(len(data), bool)
+    for column, value in zip(keys, key):
+        mask &= (data[column] == value).to_numpy()
+    return data[mask]
 
 
 def plot_model_size(df: pd.DataFrame, x: str = "params", y: str = "top1",
-                    hue: str = "dataset_images", height: float = 3.2) -> Figure:
+                    hue: str = "dataset_images", height: float = 3.2,
+                    by: Sequence[str] = ("target", "protocol"),
+                    units: str | None = None) -> Figure:
     """Transfer ``y`` against model size (log axis), one line per ``hue`` level (number of
-    pretraining images), one panel per target x protocol; points are means over seeds
-    (and over vocabularies and ablations, so pass `analysis.select.main_grid` rows)."""
-    data = _done(df, x, y)
-    panels = _targets(data) or [()]
-    hues = _levels(data[hue]) if len(data) else []
+    pretraining images), one panel per group of ``by`` (target x protocol; one panel for
+    a table without those columns); points are means over seeds (and over vocabularies
+    and ablations, so pass `analysis.select.main_grid` rows)."""
+    data = _done(df, x, y, units)
+    keys, panels = _groups(data, by)
+    hues = _levels(data[hue]) if len(data) and hue in data.columns else [None]
     palette = dict(zip(hues, sns.color_palette("mako_r", n_colors=max(len(hues), 1))))
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85):
         fig, axes = _facet(len(panels), height)
         for ax, key in zip(axes, panels):
-            panel = data
-            for column, value in zip(("target", "protocol"), key):
-                panel = panel[panel[column] == value]
+            panel = _panel(data, keys, key)
             for h in hues:
-                means = panel[panel[hue] == h].groupby(x)[y].mean().sort_index()
+                means = _select(panel, hue if h is not None else None, h).groupby(x)[y].mean()
+                means = means.sort_index()
                 if len(means):
+                    label = _compact(float(h)) if isinstance(h, numbers.Number) else str(h)
                     ax.plot(means.index.to_numpy(float), means.to_numpy(), "o-",
-                            color=palette[h], label=f"{float(h):.3g}")
-            ax.set_xscale("log")
-            ax.set_xlabel("parameters" if x == "params" else x)
-            ax.set_ylabel(f"{y} (%)")
+                            color=palette[h], label=label)
+            _log_axis(ax, "x")
+            ax.set_xlabel("parameters" if x == "params" else x.replace("_", " "))
+            ax.set_ylabel(_ylabel(y, data[y], units))
             ax.set_title("  |  ".join(map(str, key)) or y)
         if not len(data):
             axes[0].text(0.5, 0.5, f"no done runs with {y} yet", ha="center", va="center",
                          transform=axes[0].transAxes)
-        elif hues:
+        elif hues != [None]:
             axes[-1].legend(title=hue.replace("_", " "), frameon=False, fontsize="small")
     return fig
 
@@ -238,7 +341,7 @@ def plot_vocab_matrix(df: pd.DataFrame, y: str = "top1") -> Figure:
             ax.text(0.5, 0.5, "no done runs yet", ha="center", va="center")
             return fig
         sns.heatmap(table.astype(float), annot=True, fmt=".1f", cmap="viridis", ax=ax,
-                    cbar_kws={"label": f"{y} (%)"})
+                    cbar_kws={"label": _ylabel(y, table.to_numpy())})
         ax.set_title(f"{y}: vocabulary x target (widest model, most images)")
     return fig
 
@@ -249,31 +352,34 @@ def ablation_axes(df: pd.DataFrame, axes=("resample", "label_noise")) -> list[st
     return [a for a in axes if a in done.columns and done[a].nunique(dropna=True) > 1]
 
 
-def plot_ablation(df: pd.DataFrame, axis: str, y: str = "top1") -> Figure:
+def plot_ablation(df: pd.DataFrame, axis: str, y: str = "top1",
+                  by: Sequence[str] = ("target", "protocol"),
+                  units: str | None = None) -> Figure:
     """Transfer ``y`` per level of one ablation ``axis`` (resampling, label noise), at the
     (width, dataset size, vocabulary) points where the sweep varies that axis; one panel
-    per target x protocol, mean +- sd over seeds, the main-grid value first."""
-    data = _done(df, axis, y)
+    per group of ``by`` (target x protocol; one panel for a table without them), mean +-
+    sd over seeds, the main-grid value first."""
+    data = _done(df, axis, y, units)
     others = [a for a in ablation_axes(data) if a != axis]
-    data = data[data.index.isin(_common(data, others).index)]
+    data = _common(data, others)
     keys = [c for c in ("width", "dataset_images", "vocab") if c in data.columns]
-    varied = data.groupby(keys)[axis].transform("nunique") > 1
-    data = data[varied]
-    panels = _targets(data) or [()]
+    if keys:
+        varied = data.groupby(keys)[axis].transform("nunique") > 1
+        data = data[varied.to_numpy()]
+    panel_keys, panels = _groups(data, by)
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85):
         fig, axes = _facet(len(panels), 3.0, 3.4)
         for ax, key in zip(axes, panels):
-            panel = data
-            for column, value in zip(("target", "protocol"), key):
-                panel = panel[panel[column] == value]
+            panel = _panel(data, panel_keys, key)
             stats = panel.groupby(axis)[y].agg(["mean", "std"])
             stats = stats.loc[_levels(stats.index.to_series())]
             ax.bar([str(v) for v in stats.index], stats["mean"],
                    yerr=stats["std"].fillna(0), capsize=3, color="#5b8db8")
             low = float((stats["mean"] - stats["std"].fillna(0)).min()) if len(stats) else 0
-            ax.set_ylim(max(0.0, low - 5), None)
+            pct = _ylabel(y, data[y], units).endswith("(%)")
+            ax.set_ylim(max(0.0, low - (5 if pct else 0.05 * abs(low))), None)
             ax.set_xlabel(axis.replace("_", " "))
-            ax.set_ylabel(f"{y} (%)")
+            ax.set_ylabel(_ylabel(y, data[y], units))
             ax.set_title("  |  ".join(map(str, key)))
     return fig
 
@@ -293,9 +399,9 @@ def plot_telemetry(tel: pd.DataFrame) -> Figure:
         fig, axes = _facet(len(panels), 2.8, 3.4)
         for ax, (column, label, scale) in zip(axes, panels):
             ax.scatter(logged["params"], logged[column] * scale, s=14, color="#3b75af")
-            ax.set_xscale("log")
+            _log_axis(ax, "x")
             if column == "images_per_s":
-                ax.set_yscale("log")
+                _log_axis(ax, "y")
             ax.set_xlabel("parameters")
             ax.set_ylabel(label)
         axes[0].set_title(f"{len(logged)} runs with telemetry")
@@ -303,32 +409,40 @@ def plot_telemetry(tel: pd.DataFrame) -> Figure:
 
 
 def plot_frontier(df: pd.DataFrame, fits: dict[str, pd.DataFrame], x: str = "pretrain_flops",
-                  y: str = "error", bins: int = 10, height: float = 3.2) -> Figure:
-    """Error against compute (log-log), one panel per target x protocol: every done run
-    (grey), the best run per log-bin of ``x`` (black), and each fitted law of ``fits``
-    (law name -> `fit_groups` table by target and protocol, ``keep_results=True`` for
-    bands) over the frontier."""
-    from analysis.select import column, frontier
+                  y: str = "error", bins: int = 10, height: float = 3.2,
+                  by: Sequence[str] | None = None, best: str | None = None,
+                  units: str | None = None) -> Figure:
+    """``y`` against ``x`` (log-log), one panel per group: every done run (grey), the
+    best run per log-bin of ``x`` (black), and each fitted law of ``fits`` (label ->
+    `fit_groups` table, ``keep_results=True`` for bands) over the frontier.
 
-    data = df[df["status"] == "done"] if "status" in df.columns else df
-    data = data.assign(**{y: column(data, y)}) if y not in data.columns else data
-    data = data[data[x].notna() & data[y].notna()]
-    panels = _targets(data) or [()]
+    Groups are ``by``, by default the grouping columns of the fit tables (else target x
+    protocol, where the table has them; one panel when it has none); each panel draws
+    the fit of its own group. The best run is the smallest y for a decreasing law (the
+    laws of ``fits``), or as ``best`` (``"min"``/``"max"``) says.
+    """
+    tables = [t for t in fits.values() if len(t)]
+    if by is None:
+        by = next((_fit_by(t) for t in tables if _fit_by(t)), ("target", "protocol"))
+    if best is None:
+        laws = {str(law) for t in tables for law in t["law"].unique()}
+        best = direction(None, min(laws)) if laws else None
+    best = direction(best)
+    data = _done(df, x, y, units)
+    keys, panels = _groups(data, by)
     colors = dict(zip(fits, sns.color_palette("deep", n_colors=max(len(fits), 1))))
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85):
         fig, axes = _facet(len(panels), height)
         for ax, key in zip(axes, panels):
-            conditions = dict(zip(("target", "protocol"), key))
-            panel = data
-            for c, value in conditions.items():
-                panel = panel[panel[c] == value]
-            best = frontier(panel, x=x, y=y, bins=bins)
+            conditions = dict(zip(keys, key))
+            panel = _panel(data, keys, key)
+            chosen = frontier(panel, x=x, y=y, bins=bins, best=best)
             ax.scatter(panel[x], panel[y], s=8, color="0.7", label="runs")
-            ax.scatter(best[x], best[y], s=22, color="black", label="frontier", zorder=3)
-            if len(best) > 1:
-                grid = np.geomspace(float(best[x].min()), float(best[x].max()), 60)
+            ax.scatter(chosen[x], chosen[y], s=22, color="black", label="frontier", zorder=3)
+            if len(chosen) > 1:
+                grid = np.geomspace(float(chosen[x].min()), float(chosen[x].max()), 60)
                 for name, table in fits.items():
-                    fit = _match_fit(table, conditions)
+                    fit = _match_fit(table, conditions) if len(table) else None
                     if fit is None:
                         continue
                     ax.plot(grid, predict_row(fit, grid), color=colors[name], label=name)
@@ -336,10 +450,10 @@ def plot_frontier(df: pd.DataFrame, fits: dict[str, pd.DataFrame], x: str = "pre
                     if result is not None and len(result.boot):
                         lo, hi = result.band(grid)
                         ax.fill_between(grid, lo, hi, color=colors[name], alpha=0.18, lw=0)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
+            _log_axis(ax, "x")
+            _log_axis(ax, "y")
             ax.set_xlabel(x.replace("_", " "))
-            ax.set_ylabel(y)
+            ax.set_ylabel(_ylabel(y, data[y], units))
             ax.set_title("  |  ".join(map(str, key)))
         axes[-1].legend(frameon=False, fontsize="small")
     return fig

@@ -178,6 +178,7 @@ def slope_table(fits: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     table["points"] = fits["n"]
     if fits["message"].fillna("").ne("").any():
         table["note"] = fits["message"]
+    _warnings(table, fits)
     return table.reset_index(drop=True)
 
 
@@ -212,10 +213,18 @@ def fit_table(fits: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
         table[p] = [cell(v, lo, hi) for v, lo, hi in
                     zip(fits[p], fits[f"{p}_lo"], fits[f"{p}_hi"])]
     table["points"] = fits["n"]
+    table["per param"] = (fits["n"] / len(law.params)).round(1)
     table["r²"] = fits["r2"].round(3)
     if fits["message"].fillna("").ne("").any():
         table["note"] = fits["message"]
+    _warnings(table, fits)
     return table.reset_index(drop=True)
+
+
+def _warnings(table: pd.DataFrame, fits: pd.DataFrame) -> None:
+    """Add the fits' `FitWarning` texts as a ``warning`` column, when there are any."""
+    if "warning" in fits and fits["warning"].fillna("").ne("").any():
+        table["warning"] = fits["warning"].fillna("").to_numpy()
 
 
 def trust_summary(ext: pd.DataFrame) -> str:

@@ -24,7 +24,7 @@ def test_power_law_recovers_a_and_b_in_log_space():
     rng = np.random.default_rng(1)
     x = np.repeat(np.geomspace(1e3, 1e7, 6), 3)
     result = fit_xy(x, _noisy(0.8 * x ** -0.3, rng, 0.03), "power", n_boot=100)
-    for name, truth in (("a", 0.3), ("b", 0.8)):
+    for name, truth in (("a", 0.8), ("b", 0.3)):  # a * x**-b: scale a, exponent b
         lo, hi = result.intervals[name]
         assert lo <= truth <= hi, (name, lo, hi)
     assert result.diagnostics["space"] == "log"
@@ -65,7 +65,7 @@ def test_huber_loss_resists_an_outlier_that_pulls_least_squares():
     y[-1] *= 3.0  # one broken run at the largest size
     plain = fit_xy(x, y, "power", n_boot=0)
     robust = fit_xy(x, y, "power", n_boot=0, loss="huber", delta=0.02)
-    assert abs(robust.params["a"] - 0.3) < 0.01 < abs(plain.params["a"] - 0.3)
+    assert abs(robust.params["b"] - 0.3) < 0.01 < abs(plain.params["b"] - 0.3)
 
 
 def test_both_bounded_optimisers_reach_the_same_optimum():
@@ -90,10 +90,12 @@ def test_a_law_that_cannot_be_identified_is_a_failed_result_not_an_exception():
 def test_frontier_keeps_the_best_run_per_log_bin():
     df = pd.DataFrame({"pretrain_flops": [1e1, 2e1, 1e3, 3e3, 1e5],
                        "top1": [10.0, 20.0, 40.0, 30.0, 50.0]})
-    best = frontier(df, "pretrain_flops", "top1", bins=2)
+    best = frontier(df, "pretrain_flops", "top1", bins=2, best="max")
     assert best.top1.tolist() == [20.0, 50.0]  # log10 x bins [1, 3) and [3, 5]
-    assert frontier(df, "pretrain_flops", "top1", bins=4).top1.tolist() == [20.0, 40.0, 50.0]
-    errors = frontier(df.assign(top1=100 - df.top1), "pretrain_flops", "error", bins=4)
+    assert frontier(df, "pretrain_flops", "top1", bins=4, law="loglinear").top1.tolist() == [
+        20.0, 40.0, 50.0]  # an accuracy law keeps the largest
+    errors = frontier(df.assign(top1=100 - df.top1), "pretrain_flops", "error", bins=4,
+                      law="power")
     assert errors.top1.tolist() == [90.0, 70.0, 50.0]  # lowest error = highest top1
 
 
@@ -108,5 +110,5 @@ def test_fit_law_on_error_with_a_frontier(sweep):
     done = done[(done.status == "done") & (done.target == "fine")]
     result = fit_law(done, x="pretrain_flops", y="error", law="power", frontier_bins=5,
                      n_boot=20)
-    assert result.success and result.n <= 5 and result.params["a"] > 0
-    assert "error = b * x**-a" in repr(result)
+    assert result.success and result.n <= 5 and result.params["b"] > 0
+    assert "error = a * x**-b" in repr(result)
