@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from scaling import memory
 from scaling.strategies.base import (OptimizerFactory, Strategy, ensure_process_group,
                                      storage_bytes)
 
@@ -31,12 +32,8 @@ TAG = "ds"
 
 
 def bucket_elements(model: torch.nn.Module) -> int:
-    """Communication bucket size: 1/16 of the model, at most 5e7 elements. DeepSpeed's
-    default of 5e8 elements holds a 2 GB gradient bucket per rank, which for the models here
-    would outweigh the sharded state it saves; a gradient larger than the bucket is reduced
-    from its own storage, so the bucket need not hold the largest tensor."""
-    elements = min(5e7, max(1024, sum(p.numel() for p in model.parameters()) // 16))
-    return int(elements) // 1024 * 1024  # ZeRO wants a multiple of its alignment factor
+    """Communication bucket size derived from the model (scaling/memory.py sizes it)."""
+    return memory.bucket_elements(sum(p.numel() for p in model.parameters()))
 
 
 def ds_config(config, world_size: int, bucket: int = 2 ** 22) -> dict:

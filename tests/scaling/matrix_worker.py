@@ -63,8 +63,11 @@ def run_cell(cell: str, env, steps: int) -> dict:
                                                 config.optim.global_batch), True)
         loss = forward_backward(strategy, config, x, targets.to(env.device), per_rank,
                                 per_rank, env.device)
-        if step == 1:
-            memory = strategy.memory_report()
+        if step == 1:  # after backward, before the step: every rank's held state
+            memory = [strategy.memory_report()]
+            if env.distributed:
+                memory = [None] * env.world_size
+                torch.distributed.all_gather_object(memory, strategy.memory_report())
         skipped += not strategy.step()
         losses.append(dist.all_reduce_mean(float(loss), env))
     return {"losses": losses, "skipped": skipped, "memory": memory}

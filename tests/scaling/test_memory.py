@@ -62,7 +62,8 @@ def test_sharded_estimates_shrink_state_with_world_size():
     profile = memory.profile_config(_config(), 40)
     ddp = memory.estimate(profile, _config(), 2, "ddp")
     z3 = memory.estimate(profile, _config(), 2, "fsdp2")
-    ds3 = memory.estimate(profile, _config(), 2, "deepspeed", {"zero_stage": 3})
+    # between steps; inside one, ZeRO-3 gathers a module (on TINY one conv is half the model)
+    ds3 = memory.estimate(profile, _config(), 2, "deepspeed", {"zero_stage": 3}, at_rest=True)
     assert ddp.state_bytes == 12 * profile.params
     assert z3.optim_bytes == ddp.optim_bytes / 2
     assert ds3.state_bytes < 0.6 * ddp.state_bytes
