@@ -1,6 +1,8 @@
 """Run under torchrun: a few training steps per (strategy, precision) cell, in one process
 group, through the engine's own step (scaling.engine.forward_backward). Prints one JSON
-line per cell on rank 0: {"cell", "ok", "losses", "skipped", "memory", "error"}.
+line per cell on rank 0: {"cell", "ok", "losses", "skipped", "memory" (every rank's
+memory_report after step 1's backward), "per_backward" (rank 0's after each micro-batch of
+step 1), "error"}.
 
     python -m torch.distributed.run --standalone --nproc_per_node=2 \\
         tests/scaling/matrix_worker.py --cells ddp:fp32 fsdp2:bf16 ... [--steps 3]
@@ -33,11 +35,12 @@ def cell_config(cell: str, world: int, device: str) -> RunConfig:
     data["precision"] = precision
     data["resources"].update({"devices_per_node": world, "device": device})
     data["shard"] = {"strategy": name}
-    for opt in opts:  # e.g. zero_stage=2, reshard_after_forward=false
+    for opt in opts:  # e.g. zero_stage=2, reshard_after_forward=false, micro_batch=4
         key, value = opt.split("=")
-        data["shard"][key] = {"true": True, "false": False}.get(value, value)
+        section = data["optim"] if key == "micro_batch" else data["shard"]
+        section[key] = {"true": True, "false": False}.get(value, value)
         if value.isdigit():
-            data["shard"][key] = int(value)
+            section[key] = int(value)
     return from_dict(RunConfig, data)
 
 
@@ -55,14 +58,22 @@ def run_cell(cell: str, env, steps: int) -> dict:
     loader = ResumableLoader(pset, config.optim.global_batch, env.rank, env.world_size,
                              config.seed)
     per_rank = config.optim.global_batch // env.world_size
-    losses, skipped, memory = [], 0, None
+    losses, skipped, memory, per_backward = [], 0, None, []
+    backward = strategy.backward
+
+    def backward_then_measure(loss):  # what a rank holds after each micro-batch, step 1
+        backward(loss)
+        if len(losses) == 1:
+            per_backward.append(strategy.memory_report())
+
+    strategy.backward = backward_then_measure
     for step in range(steps):
         images, targets = loader.next_batch()
         x = recipe.memory_format(recipe.augment(recipe.to_input(images, env.device),
                                                 config.seed, step, env.rank * per_rank,
                                                 config.optim.global_batch), True)
-        loss = forward_backward(strategy, config, x, targets.to(env.device), per_rank,
-                                per_rank, env.device)
+        loss = forward_backward(strategy, config, x, targets.to(env.device),
+                                config.optim.micro_batch or per_rank, per_rank, env.device)
         if step == 1:  # after backward, before the step: every rank's held state
             memory = [strategy.memory_report()]
             if env.distributed:
@@ -70,7 +81,8 @@ def run_cell(cell: str, env, steps: int) -> dict:
                 torch.distributed.all_gather_object(memory, strategy.memory_report())
         skipped += not strategy.step()
         losses.append(dist.all_reduce_mean(float(loss), env))
-    return {"losses": losses, "skipped": skipped, "memory": memory}
+    return {"losses": losses, "skipped": skipped, "memory": memory,
+            "per_backward": per_backward}
 
 
 def main() -> None:

@@ -53,10 +53,17 @@ IDEAL_LOW, IDEAL_HIGH = 0.9, 1.1  # per rank, measured / the row's ideal
 MODEL_TOL = 0.05  # the table's memory model (estimator, at rest) vs measured, most-loaded rank
 
 
+# DeepSpeed ZeRO-1 and ZeRO-2 hold the same bytes once backward ends (both reduce into
+# the partition there); they differ between the micro-batches of an accumulated step
+ACCUMULATED = {stage: cell(ROWS[f"deepspeed_z{stage}"]) + ":micro_batch=4" for stage in (1, 2)}
+
+
 @pytest.fixture(scope="module")
 def rows_measured():
-    """Every table row, 3 steps on 2 ranks in one process group: losses, per-rank memory."""
-    return run_cells([cell(shard) for shard in ROWS.values()], "cpu", 2, steps=3)
+    """Every table row (and the two accumulated DeepSpeed cells), 3 steps on 2 ranks in one
+    process group: losses, per-rank memory."""
+    cells = [cell(shard) for shard in ROWS.values()] + list(ACCUMULATED.values())
+    return run_cells(cells, "cpu", 2, steps=3)
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +139,21 @@ def test_every_row_holds_its_ideal_bytes_per_rank(rows_measured, name):
             assert h <= IDEAL_HIGH * ideal
     if model > IDEAL_HIGH * ideal:
         assert max(held) > IDEAL_HIGH * ideal
+
+
+def test_deepspeed_zero2_shards_gradients_between_micro_batches_and_zero1_does_not(
+        rows_measured):
+    full = rows_measured[cell(ROWS["ddp"])]["memory"][0]["grad_bytes"]
+    first = {stage: rows_measured[c]["per_backward"][0]["grad_bytes"]
+             for stage, c in ACCUMULATED.items()}
+    end = {stage: rows_measured[c]["per_backward"][-1]["grad_bytes"]
+           for stage, c in ACCUMULATED.items()}
+    print(f"gradient bytes after micro-batch 1 of 2: ZeRO-1 {first[1]}, ZeRO-2 {first[2]}; "
+          f"after 2: {end[1]}, {end[2]}; ddp {full}")
+    assert len(rows_measured[ACCUMULATED[1]]["per_backward"]) == 2
+    assert first[1] >= full  # ZeRO-1 accumulates whole gradients
+    assert first[2] <= 0.9 * full and first[2] == end[2]  # ZeRO-2 only its partition
+    assert end[1] == end[2]
 
 
 @pytest.mark.parametrize("name", list(STRATEGIES))
