@@ -124,10 +124,6 @@ TABLE: dict[str, StrategySpec] = {s.name: s for s in (
                   "all-reduce buckets)", Memory(FULL, FULL, FULL))},
         reads_stage=False),
     StrategySpec(
-        "ddp_alias", "scaling.strategies.ddp_alias", "DDPAliasStrategy",
-        "an example: ddp under another name",
-        {0: Stage("replicas", Memory(FULL, FULL, FULL))}, reads_stage=False),
-    StrategySpec(
         "fsdp2", "scaling.strategies.fsdp2", "FSDP2Strategy",
         "`fully_shard` per residual block + root (per-parameter dim-0 shards)",
         _FSDP_STAGES,
