@@ -25,8 +25,7 @@ from pathlib import Path
 import torch
 
 from scaling import memory
-from scaling.strategies.base import (OptimizerFactory, Strategy, ensure_process_group,
-                                     storage_bytes)
+from scaling.strategies.base import OptimizerFactory, Strategy, ensure_process_group
 
 TAG = "ds"
 
@@ -157,7 +156,9 @@ class DeepSpeedStrategy(Strategy):
             full = self._module.state_dict()
         return {k: v for k, v in full.items() if not k.startswith("fc.")}
 
-    def memory_report(self) -> dict[str, int]:
+    def state_tensors(self) -> dict[str, list]:
+        """Parameter partitions and flat buffers (master copies included), everything
+        else the ZeRO optimizer holds (gradient partitions, buckets), optimizer state."""
         opt = self.zero_optimizer
         params = [getattr(p, "ds_tensor", p) for p in self._module.parameters()]
         for name in ("fp16_partitioned_groups_flat", "fp32_partitioned_groups_flat",
@@ -168,8 +169,7 @@ class DeepSpeedStrategy(Strategy):
         # everything else the ZeRO optimizer holds: gradient partitions, buckets, buffers
         others = [t for t in _tensors_in(opt) if _key(t) not in counted]
         others += [p.grad for p in self._module.parameters() if p.grad is not None]
-        return {"param_bytes": storage_bytes(params), "grad_bytes": storage_bytes(others),
-                "optim_bytes": storage_bytes(optim_state)}
+        return {"param": params, "grad": others, "optim": optim_state}
 
 
 def _key(t: torch.Tensor):

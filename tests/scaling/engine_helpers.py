@@ -60,13 +60,14 @@ def train(run_dir: Path, nproc: int = 1, *extra: str, check: bool = True):
     return proc
 
 
-def run_cells(cells: list[str], device: str = "cpu", nproc: int = 2, steps: int = 3) -> dict:
+def run_cells(cells: list[str], device: str = "cpu", nproc: int = 2, steps: int = 3,
+              track: bool = False) -> dict:
     """Train each `strategy:precision[:key=value...]` cell a few steps through
     matrix_worker.py, all in one torchrun; {cell: result} (losses, per-rank memory)."""
     here = Path(__file__).resolve().parent
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc_per_node={nproc}", str(here / "matrix_worker.py"), "--device", device,
-           "--steps", str(steps), "--cells", *cells]
+           "--steps", str(steps), *(["--track"] if track else []), "--cells", *cells]
     proc = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=900,
                           check=False)
     out = {}

@@ -11,6 +11,7 @@ step 1), "error"}.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import traceback
@@ -26,6 +27,7 @@ from engine_helpers import TINY  # noqa: E402
 from scaling import dist, recipe  # noqa: E402
 from scaling.config import RunConfig, from_dict  # noqa: E402
 from scaling.engine import forward_backward  # noqa: E402
+from scaling.memory import LiveTensorTracker, estimate, profile_config  # noqa: E402
 from scaling.strategies import get_strategy, policy  # noqa: E402
 
 
@@ -35,16 +37,16 @@ def cell_config(cell: str, world: int, device: str) -> RunConfig:
     data["precision"] = precision
     data["resources"].update({"devices_per_node": world, "device": device})
     data["shard"] = {"strategy": name}
-    for opt in opts:  # e.g. zero_stage=2, reshard_after_forward=false, micro_batch=4
+    for opt in opts:  # shard keys (zero_stage=2), or dotted: optim.micro_batch=4
         key, value = opt.split("=")
-        section = data["optim"] if key == "micro_batch" else data["shard"]
-        section[key] = {"true": True, "false": False}.get(value, value)
+        section, key = key.split(".") if "." in key else ("shard", key)
+        data[section][key] = {"true": True, "false": False}.get(value, value)
         if value.isdigit():
-            section[key] = int(value)
+            data[section][key] = int(value)
     return from_dict(RunConfig, data)
 
 
-def run_cell(cell: str, env, steps: int) -> dict:
+def run_cell(cell: str, env, steps: int, track: bool = False) -> dict:
     from data import ResumableLoader, build_pretrain_set
     from models import create_model
 
@@ -67,22 +69,40 @@ def run_cell(cell: str, env, steps: int) -> dict:
             per_backward.append(strategy.memory_report())
 
     strategy.backward = backward_then_measure
+    tracker = None
+    if track:  # live tensor bytes, as `scaling train` with SCALING_TRACK_MEMORY=1
+        tracker = LiveTensorTracker()
+        for tensors in strategy.state_tensors().values():
+            tracker.add_existing(t for t in tensors if isinstance(t, torch.Tensor))
     for step in range(steps):
-        images, targets = loader.next_batch()
-        x = recipe.memory_format(recipe.augment(recipe.to_input(images, env.device),
-                                                config.seed, step, env.rank * per_rank,
-                                                config.optim.global_batch), True)
-        loss = forward_backward(strategy, config, x, targets.to(env.device),
-                                config.optim.micro_batch or per_rank, per_rank, env.device)
-        if step == 1:  # after backward, before the step: every rank's held state
-            memory = [strategy.memory_report()]
-            if env.distributed:
-                memory = [None] * env.world_size
-                torch.distributed.all_gather_object(memory, strategy.memory_report())
-        skipped += not strategy.step()
+        with tracker if tracker is not None else contextlib.nullcontext():
+            images, targets = loader.next_batch()
+            x = recipe.memory_format(recipe.augment(recipe.to_input(images, env.device),
+                                                    config.seed, step, env.rank * per_rank,
+                                                    config.optim.global_batch), True)
+            loss = forward_backward(strategy, config, x, targets.to(env.device),
+                                    config.optim.micro_batch or per_rank, per_rank, env.device)
+            del x
+            if step == 1:  # after backward, before the step: every rank's held state
+                memory = _gather(strategy.memory_report(), env)
+            skipped += not strategy.step()
         losses.append(dist.all_reduce_mean(float(loss), env))
-    return {"losses": losses, "skipped": skipped, "memory": memory,
-            "per_backward": per_backward}
+    out = {"losses": losses, "skipped": skipped, "memory": memory,
+           "per_backward": per_backward}
+    if tracker is not None:
+        out["peak_live_bytes"] = _gather(tracker.peak, env)
+        out["estimate_bytes"] = estimate(profile_config(config, pset.num_classes), config,
+                                         env.world_size).total_bytes
+    return out
+
+
+def _gather(value, env) -> list:
+    """`value` of every rank, in rank order."""
+    if not env.distributed:
+        return [value]
+    out = [None] * env.world_size
+    torch.distributed.all_gather_object(out, value)
+    return out
 
 
 def main() -> None:
@@ -90,6 +110,8 @@ def main() -> None:
     ap.add_argument("--cells", nargs="+", required=True)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--track", action="store_true",
+                    help="also the peak of live tensor bytes per rank, and the estimate")
     args = ap.parse_args()
     env = dist.setup(args.device)
     torch.set_num_threads(1)
@@ -98,7 +120,7 @@ def main() -> None:
     ensure_process_group(env)
     for cell in args.cells:
         try:
-            out = {"cell": cell, "ok": True, **run_cell(cell, env, args.steps)}
+            out = {"cell": cell, "ok": True, **run_cell(cell, env, args.steps, args.track)}
         except Exception as exc:  # a cell failing is a measurement, not a crash
             out = {"cell": cell, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:500],
                    "trace": traceback.format_exc()[-1500:]}

@@ -55,7 +55,8 @@ MODEL_TOL = 0.05  # the table's memory model (estimator, at rest) vs measured, m
 
 # DeepSpeed ZeRO-1 and ZeRO-2 hold the same bytes once backward ends (both reduce into
 # the partition there); they differ between the micro-batches of an accumulated step
-ACCUMULATED = {stage: cell(ROWS[f"deepspeed_z{stage}"]) + ":micro_batch=4" for stage in (1, 2)}
+ACCUMULATED = {stage: cell(ROWS[f"deepspeed_z{stage}"]) + ":optim.micro_batch=4"
+               for stage in (1, 2)}
 
 
 @pytest.fixture(scope="module")
