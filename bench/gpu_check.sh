@@ -36,5 +36,5 @@ echo "gpu tests rc=$?" | tee -a "$OUT/gpu_tests.txt"; tail -5 "$OUT/gpu_tests.tx
 
 timeout 420 "$PY" bench/bench_engine.py --device "$DEVICE" --nproc 1 --model "$MODEL" \
   --image_size "$SIZE" --batch "$BATCH" --steps "$STEPS" --precision "$PREC" --threads 4 \
-  --strategies ddp fsdp2 fsdp2_zero2 fsdp1 deepspeed_z3 fairscale_z2 \
+  --strategies ddp fsdp2_z3 fsdp2_z2 fsdp1_z3 deepspeed_z2 deepspeed_z3 fairscale_z2 \
   --json "$OUT/throughput.json" 2>&1 | tee "$OUT/throughput.txt"

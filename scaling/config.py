@@ -166,8 +166,10 @@ class ShardConfig:
     """How the model is spread over ranks; one module per strategy in scaling/strategies/."""
 
     strategy: str = "ddp"
+    """A row of the strategy table (scaling/strategies/table.py) or `auto`."""
     zero_stage: int = 3
-    """ZeRO stage for deepspeed (1, 2, 3) and fairscale (1, 2)."""
+    """ZeRO stage; the stages each strategy accepts, and what each shards, are its table
+    row's (deepspeed 1, 2, 3; fairscale 1, 2; fsdp2 2, 3; fsdp1 0, 2, 3; ddp ignores it)."""
     reshard_after_forward: bool = True
     """FSDP: true = ZeRO-3 (free params after forward), false = ZeRO-2."""
     activation_checkpointing: bool = False

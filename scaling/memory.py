@@ -11,6 +11,8 @@ the interpreter and libraries, none of which the estimate is about.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import weakref
 from dataclasses import asdict, dataclass
@@ -162,14 +164,14 @@ def _edge_grads(profile: ModelProfile, world: int) -> int:
     if not profile.param_numels:
         return -(-profile.params // world)
     size = -(-profile.params // world)
+    ends = list(itertools.accumulate(profile.param_numels))  # parameter i spans ends[i-1]..ends[i]
     most = 0
     for rank in range(world):
-        lo, hi, offset, held = rank * size, (rank + 1) * size, 0, 0
-        for n in profile.param_numels:
-            if offset < hi and offset + n > lo:
-                held += n
-            offset += n
-        most = max(most, held)
+        lo, hi = rank * size, min((rank + 1) * size, ends[-1])
+        first = bisect.bisect_right(ends, lo)  # first parameter ending after lo
+        last = bisect.bisect_left(ends, hi)  # the parameter holding element hi - 1
+        start = ends[first - 1] if first else 0
+        most = max(most, ends[min(last, len(ends) - 1)] - start)
     return most
 
 
