@@ -4,9 +4,11 @@
         [--precision fp32] [--model tiny|resnext101_32x8d] [--batch 16] [--steps 10]
         [--image_size 16] [--json OUT.json]
 
-Each strategy trains a fresh run for --steps steps; the table reports the median
+Each strategy row (a stage row of the strategy table, scaling/strategies/table.py, e.g.
+`deepspeed_z2`) trains a fresh run for --steps steps; the table reports the median
 images/s, TFLOP/s and MFU (docs/design.md definition) of the logged steps after the first two,
-and per-rank parameter + gradient + optimizer bytes relative to ddp.
+and the most-loaded rank's parameter + gradient + optimizer bytes relative to ddp and to
+the row's ideal (each component whole or / world as the table says, sizes from ddp).
 """
 
 from __future__ import annotations
@@ -23,12 +25,10 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARDS = {"ddp": {"strategy": "ddp"}, "fsdp2": {"strategy": "fsdp2"},
-          "fsdp2_zero2": {"strategy": "fsdp2", "reshard_after_forward": False},
-          "fsdp1": {"strategy": "fsdp1"},
-          "deepspeed_z2": {"strategy": "deepspeed", "zero_stage": 2},
-          "deepspeed_z3": {"strategy": "deepspeed", "zero_stage": 3},
-          "fairscale_z2": {"strategy": "fairscale", "zero_stage": 2}}
+sys.path.insert(0, str(ROOT))
+from scaling.strategies.table import TABLE, ideal_bytes, rows  # noqa: E402
+
+SHARDS = dict(rows())
 MODELS = {
     "tiny": {"arch": "resnext", "depth": 11, "stages": 3, "cardinality": 4,
              "width_per_group": 4, "base_width": 16, "stem": "small"},
@@ -59,20 +59,22 @@ def run_one(name: str, a, root: Path) -> dict:
         lines = [l for l in proc.stderr.splitlines() if "Error" in l] or proc.stderr.splitlines()
         return {"strategy": name, "ok": False, "error": (lines[-1] if lines else "?")[:200]}
     records = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()][2:]
-    mem = json.loads((run / "memory.json").read_text())["per_rank"][0]
+    per_rank = json.loads((run / "memory.json").read_text())["per_rank"]
+    mem = max(per_rank, key=lambda m: m["param_bytes"] + m["grad_bytes"] + m["optim_bytes"])
     return {"strategy": name, "ok": True,
             "images_per_s": statistics.median(r["images_per_s"] for r in records),
             "tflops_per_s": statistics.median(r["tflops_per_s"] for r in records),
             "mfu": statistics.median(r["mfu"] for r in records),
             "max_mem_bytes": max(r["max_mem_bytes"] for r in records),
             "state_bytes": mem["param_bytes"] + mem["grad_bytes"] + mem["optim_bytes"],
+            "param_bytes": mem["param_bytes"], "grad_bytes": mem["grad_bytes"],
+            "optim_bytes": mem["optim_bytes"],
             "loss": records[-1]["loss"] if records else None}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--strategies", nargs="+", default=["ddp", "fsdp2", "fsdp1",
-                                                        "deepspeed_z3", "fairscale_z2"])
+    ap.add_argument("--strategies", nargs="+", default=list(SHARDS), choices=list(SHARDS))
     ap.add_argument("--nproc", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
@@ -87,17 +89,26 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name in a.strategies:
             rows.append(run_one(name, a, Path(tmp)))
-    base = next((r["state_bytes"] for r in rows if r["strategy"] == "ddp" and r["ok"]), None)
+    ddp = next((r for r in rows if r["strategy"] == "ddp" and r["ok"]), None)
     print(f"engine, {a.model} {a.image_size}px, {a.precision}, batch {a.batch}, "
           f"{a.nproc} rank(s) on {a.device}")
-    print(f"{'strategy':>14s} {'img/s':>9s} {'TFLOP/s':>8s} {'MFU':>6s} {'state/ddp':>9s}")
+    print(f"{'strategy':>14s} {'img/s':>9s} {'TFLOP/s':>8s} {'MFU':>6s} {'state/ddp':>9s} "
+          f"{'/ideal':>7s}")
     for r in rows:
         if not r["ok"]:
             print(f"{r['strategy']:>14s} FAILED: {r['error']}")
             continue
-        rel = f"{r['state_bytes'] / base:.2f}" if base else "-"
+        rel = ideal = "-"
+        if ddp:
+            rel = f"{r['state_bytes'] / ddp['state_bytes']:.2f}"
+            shard = SHARDS[r["strategy"]]
+            mem = TABLE[shard["strategy"]].memory(shard.get("zero_stage", 3))
+            full = {"params": ddp["param_bytes"], "grads": ddp["grad_bytes"],
+                    "optim": ddp["optim_bytes"]}
+            r["ideal_ratio"] = r["state_bytes"] / ideal_bytes(mem, full, a.nproc)
+            ideal = f"{r['ideal_ratio']:.3f}"
         print(f"{r['strategy']:>14s} {r['images_per_s']:9.1f} {r['tflops_per_s']:8.3f} "
-              f"{r['mfu']:6.3f} {rel:>9s}")
+              f"{r['mfu']:6.3f} {rel:>9s} {ideal:>7s}")
     if a.json:
         Path(a.json).write_text(json.dumps({"args": vars(a), "rows": rows}, indent=1))
     return 0 if all(r["ok"] for r in rows) else 1

@@ -21,10 +21,11 @@ import yaml
 
 from data.world_config import WorldConfig
 from scaling.errors import ConfigError, check
+from scaling.strategies.table import NAMES as STRATEGIES
+from scaling.strategies.table import TABLE
 
 SCHEMA_VERSION = 1
 
-STRATEGIES = ("ddp", "fsdp2", "fsdp1", "deepspeed", "fairscale", "auto")
 PRECISIONS = ("fp32", "bf16", "fp16")
 RESAMPLES = ("natural", "sqrt", "uniform")
 SCHEDULES = ("step", "cosine")
@@ -165,8 +166,10 @@ class ShardConfig:
     """How the model is spread over ranks; one module per strategy in scaling/strategies/."""
 
     strategy: str = "ddp"
+    """A row of the strategy table (scaling/strategies/table.py) or `auto`."""
     zero_stage: int = 3
-    """ZeRO stage for deepspeed (1, 2, 3) and fairscale (1, 2)."""
+    """ZeRO stage; the stages each strategy accepts, and what each shards, are its table
+    row's (deepspeed 1, 2, 3; fairscale 1, 2; fsdp2 2, 3; fsdp1 0, 2, 3; ddp ignores it)."""
     reshard_after_forward: bool = True
     """FSDP: true = ZeRO-3 (free params after forward), false = ZeRO-2."""
     activation_checkpointing: bool = False
@@ -182,34 +185,15 @@ class ShardConfig:
               f"use one of {', '.join(STRATEGIES)}")
         check(self.zero_stage in (0, 1, 2, 3), "shard.zero_stage", self.zero_stage,
               "use 0, 1, 2 or 3")
-        if self.strategy == "deepspeed":
-            check(self.zero_stage in (1, 2, 3), "shard.zero_stage", self.zero_stage,
-                  "deepspeed runs ZeRO 1, 2 or 3 (stage 0 is plain data parallel: use ddp)")
-        if self.strategy == "fairscale":
-            check(self.zero_stage in (1, 2), "shard.zero_stage", self.zero_stage,
-                  "fairscale runs OSS (1) or OSS + ShardedDataParallel (2); its own FSDP "
-                  "(stage 3) fails on this torch (it looks up a removed collective, KeyError "
-                  "'all_gather'): use fsdp2 for ZeRO-3")
-        if self.strategy == "fsdp2":
-            check(self.zero_stage in (2, 3), "shard.zero_stage", self.zero_stage,
-                  "fsdp2 shards parameters, gradients and optimizer state: use 3 "
-                  "(reshard_after_forward picks ZeRO-3 or ZeRO-2) or 2 (ZeRO-2)")
-        if self.strategy == "fsdp1":
-            check(self.zero_stage in (0, 2, 3), "shard.zero_stage", self.zero_stage,
-                  "fsdp1 maps 3 -> FULL_SHARD (or SHARD_GRAD_OP with "
-                  "reshard_after_forward=false), 2 -> SHARD_GRAD_OP, 0 -> NO_SHARD")
+        spec = TABLE.get(self.strategy)
+        if spec is not None and spec.reads_stage:
+            check(self.zero_stage in spec.stages, "shard.zero_stage", self.zero_stage,
+                  spec.stage_fix)
         if self.deepspeed_overrides:
             check(self.strategy in ("deepspeed", "auto"), "shard.deepspeed_overrides",
                   self.deepspeed_overrides, "only the deepspeed strategy reads it: remove it")
             _check_overrides(self.deepspeed_overrides, DEEPSPEED_OVERRIDES,
                              "shard.deepspeed_overrides")
-
-    @property
-    def zero3(self) -> bool:
-        """Parameters are sharded between forward passes (ZeRO-3 / FULL_SHARD)."""
-        if self.strategy in ("fsdp1", "fsdp2"):
-            return self.zero_stage == 3 and self.reshard_after_forward
-        return self.strategy == "deepspeed" and self.zero_stage == 3
 
 
 # What `shard.deepspeed_overrides` may set: the escape hatch for power users. Keys the run
@@ -258,35 +242,34 @@ def _check_overrides(given: dict, allowed: dict, where: str) -> None:
 
 
 # ------------------------------------------------------------------------ support matrix
-# (strategy, precision, device) -> None when supported, else the reason it is refused.
-# Every supported CPU cell is exercised by tests/scaling/test_strategies_matrix.py and
-# every GPU cell by its gpu-marked twin; README "Sharding strategies and the support
-# matrix" publishes this table as measured.
-_REFUSED = {
-    ("deepspeed", "fp16", "cpu"): "DeepSpeed's fp16 loss scaling runs on CUDA only; use "
-                                  "bf16 or fp32 on CPU",
-}
+# (strategy, precision, device) -> None when supported, else the reason it is refused; the
+# refused cells and offload support are rows of the strategy table
+# (scaling/strategies/table.py). Every supported CPU cell is exercised by
+# tests/scaling/test_precision.py and every GPU cell by its gpu-marked twin; README
+# "Sharding strategies and the support matrix" publishes this table as measured.
 
 
 def support_reason(strategy: str, precision: str, device: str, offload: bool = False
                    ) -> Optional[str]:
     """Why (strategy, precision, device) is refused, or None when the cell is supported."""
-    if strategy == "auto":
+    spec = TABLE.get(strategy)
+    if spec is None:  # `auto`: checked again once resolved
         return None
-    reason = _REFUSED.get((strategy, precision, device))
+    reason = spec.refused.get((precision, device))
     if reason:
         return reason
     if offload and device == "cpu":
         return "offload moves state from the accelerator to host memory; on CPU there is " \
                "nothing to offload: set shard.offload=false"
-    if offload and strategy in ("ddp", "fairscale"):
-        return f"{strategy} has no offload: use fsdp2, fsdp1 or deepspeed"
+    if offload and not spec.offload:
+        able = [s.name for s in TABLE.values() if s.offload]
+        return f"{strategy} has no offload: use {', '.join(able[:-1])} or {able[-1]}"
     return None
 
 
 def support_matrix() -> dict:
     """{(strategy, precision, device): reason or None} over every concrete cell."""
-    return {(s, p, d): support_reason(s, p, d) for s in STRATEGIES if s != "auto"
+    return {(s, p, d): support_reason(s, p, d) for s in TABLE
             for p in PRECISIONS for d in ("cpu", "cuda")}
 
 

@@ -11,6 +11,8 @@ the interpreter and libraries, none of which the estimate is about.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import weakref
 from dataclasses import asdict, dataclass
@@ -46,6 +48,8 @@ class ModelProfile:
     """The same with per-block activation checkpointing: block inputs + one block's."""
     input_bytes_per_image: int
     flops_per_image: int = 0
+    param_numels: tuple = ()
+    """Elements of each parameter in model order (how flat and whole-tensor shards cut)."""
 
 
 @dataclass
@@ -112,7 +116,8 @@ def profile_model(model_factory, image_size: int) -> ModelProfile:
                         activation_bytes_per_image=int(total),
                         checkpointed_bytes_per_image=int(ckpt),
                         input_bytes_per_image=3 * image_size * image_size * 4,
-                        flops_per_image=forward_flops(model, image_size))
+                        flops_per_image=forward_flops(model, image_size),
+                        param_numels=tuple(p.numel() for p in model.parameters()))
 
 
 def profile_config(config, num_classes: int) -> ModelProfile:
@@ -124,44 +129,100 @@ def profile_config(config, num_classes: int) -> ModelProfile:
                          config.model.image_size)
 
 
+def bucket_elements(params: int) -> int:
+    """DeepSpeed's reduce / all-gather bucket for a model of `params` elements: 1/16 of the
+    model, at most 5e7. Its default of 5e8 elements holds a 2 GB gradient bucket per rank,
+    which for the models here would outweigh the sharded state it saves; a gradient larger
+    than the bucket is reduced from its own storage, so the bucket need not hold the largest
+    tensor. A multiple of 1024 (ZeRO's alignment)."""
+    return int(min(5e7, max(1024, params // 16))) // 1024 * 1024
+
+
+def sdp_bucket_elements(params: int, world_size: int) -> int:
+    """fairscale ShardedDataParallel's reduce buffer per destination rank: 1/16 of the model
+    over all destinations. Bucketed gradients are views of the buckets and stay whole on
+    every rank, so fairscale's default (2**23 elements, more than the models here) would
+    leave every gradient whole."""
+    return params // (16 * world_size)
+
+
+def _shares(profile: ModelProfile, world: int, split: str) -> list[int]:
+    """Elements of a sharded component each rank holds (`even` flat / dim-0 slices, or
+    `whole` tensors assigned largest first to the least-loaded rank)."""
+    P = profile.params
+    if split == "whole" and profile.param_numels:
+        loads = [0] * world
+        for n in sorted(profile.param_numels, reverse=True):
+            loads[loads.index(min(loads))] += n
+        return loads
+    return [-(-P // world)] * world
+
+
+def _edge_grads(profile: ModelProfile, world: int) -> int:
+    """DeepSpeed ZeRO-1/2: the most elements of whole parameters touching one rank's flat
+    partition (model order), i.e. its partition widened to the parameters at its edges."""
+    if not profile.param_numels:
+        return -(-profile.params // world)
+    size = -(-profile.params // world)
+    ends = list(itertools.accumulate(profile.param_numels))  # parameter i spans ends[i-1]..ends[i]
+    most = 0
+    for rank in range(world):
+        lo, hi = rank * size, min((rank + 1) * size, ends[-1])
+        first = bisect.bisect_right(ends, lo)  # first parameter ending after lo
+        last = bisect.bisect_left(ends, hi)  # the parameter holding element hi - 1
+        start = ends[first - 1] if first else 0
+        most = max(most, ends[min(last, len(ends) - 1)] - start)
+    return most
+
+
 def estimate(profile: ModelProfile, config, world_size: int, strategy: Optional[str] = None,
-             shard: Optional[dict] = None) -> MemoryEstimate:
-    """Per-device bytes for `config` at `world_size` under `strategy` (default: its own)."""
+             shard: Optional[dict] = None, at_rest: bool = False) -> MemoryEstimate:
+    """Per-device bytes for `config` at `world_size` under `strategy` (default: its own),
+    from the strategy table's memory model of the stage it runs (the most-loaded rank).
+
+    `at_rest`: only what a rank still holds after backward, before the step (what
+    `Strategy.memory_report` measures): no transient buffers, activations or inputs."""
+    from scaling.strategies.table import BUFFERS, FULL, TABLE
+
     strategy = strategy or config.shard.strategy
+    if strategy not in TABLE:
+        raise ValueError(f"no memory model for shard.strategy={strategy!r}")
     s = {"zero_stage": config.shard.zero_stage,
          "reshard_after_forward": config.shard.reshard_after_forward,
          "offload": config.shard.offload, **(shard or {})}
+    spec = TABLE[strategy]
+    mem = spec.memory(s["zero_stage"], s["reshard_after_forward"])
     W, P = world_size, profile.params
-    full, part = 4.0 * P, 4.0 * P / W
-    momentum = 4.0 * P if config.optim.momentum > 0 else 0.0
-    low = 2.0 if config.precision == "fp16" and strategy == "deepspeed" else 4.0
-    stage = s["zero_stage"]
-    bucket = 4.0 * (int(min(5e7, max(1024, P // 16))) // 1024 * 1024)  # deepspeed_zero.bucket_elements
-    if strategy in ("fsdp2", "fsdp1") and stage == 0:
-        strategy = "ddp"
-    if strategy == "ddp":
-        param, grad, optim = full, full, momentum
-    elif strategy in ("fsdp2", "fsdp1"):
-        unit = 4.0 * profile.largest_unit_params
-        zero3 = stage == 3 and s["reshard_after_forward"]
-        param = part + (2 * unit if zero3 else full)  # gathered: one unit (+prefetch) or all
-        grad, optim = part + unit, momentum / W
-    elif strategy == "deepspeed":
-        if stage == 3:
-            param = low * P / W + (0 if low == 4.0 else 4.0 * P / W)
-            grad = part + bucket
-        else:
-            param = low * P + part
-            grad = (full if stage == 1 else part) + bucket
-        optim = momentum / W
-    elif strategy == "fairscale":
-        param, grad, optim = full, (full if stage == 1 else part), momentum / W
-    else:
-        raise ValueError(f"no memory model for shard.strategy={strategy!r}")
-    if s["offload"]:
+    share = max(_shares(profile, W, mem.split))
+    weight = 2.0 if mem.fp16_weights and config.precision == "fp16" else 4.0
+    param = weight * (P if mem.params == FULL else share)
+    grad = 4.0 * (P if mem.grads == FULL else share)
+    optim = (4.0 * (P if mem.optim == FULL else share) if config.optim.momentum > 0 else 0.0)
+    offloaded = spec.offload if s["offload"] else ()
+    unit = 4.0 * profile.largest_unit_params
+    for name in mem.buffers:
+        if at_rest and not BUFFERS[name][0]:
+            continue
+        if name == "gathered_units":
+            param, grad = param + 2 * unit, grad + unit
+        elif name == "gathered_model":
+            param, grad = param + 4.0 * P, grad + unit
+        elif name == "gathered_modules":
+            param += 4.0 * (max(profile.param_numels, default=0) + bucket_elements(P))
+        elif name in ("reduce_bucket", "reduce_bucket_held"):
+            grad += 4.0 * bucket_elements(P)
+        elif name == "fp32_master" and "master" not in offloaded:
+            param += 4.0 * share
+        elif name == "fp32_master_if_fp16" and "master" not in offloaded:
+            param += 4.0 * share if config.precision == "fp16" else 0.0
+        elif name == "edge_grads":
+            grad += 4.0 * (_edge_grads(profile, W) - share)
+        elif name == "sdp_buckets":
+            grad += 4.0 * (W - 1) * sdp_bucket_elements(P, W)
+    if "optim" in offloaded:
         optim = 0.0
-        if strategy == "deepspeed":
-            param -= 4.0 * P / W if stage != 3 else 0.0
+    if at_rest:
+        return MemoryEstimate(param, grad, optim, 0.0, 0.0)
     per_rank = config.optim.global_batch // W
     micro = config.optim.micro_batch or per_rank
     act = (profile.checkpointed_bytes_per_image if config.shard.activation_checkpointing

@@ -1,26 +1,21 @@
 """Sharding strategies behind one protocol (`Strategy`); each engine in its own module, and
-deepspeed / fairscale imported only there (a strategy module is imported when chosen)."""
+deepspeed / fairscale imported only there (a strategy module is imported when chosen).
+Which strategies exist, and what each accepts and holds, is the table in `table.py`."""
 
 from __future__ import annotations
 
 import importlib
 
-_STRATEGIES = {
-    "ddp": ("scaling.strategies.ddp", "DDPStrategy"),
-    "fsdp2": ("scaling.strategies.fsdp2", "FSDP2Strategy"),
-    "fsdp1": ("scaling.strategies.fsdp1", "FSDP1Strategy"),
-    "deepspeed": ("scaling.strategies.deepspeed_zero", "DeepSpeedStrategy"),
-    "fairscale": ("scaling.strategies.fairscale_oss", "FairscaleStrategy"),
-}
+from scaling.strategies.table import TABLE
 
 
 def get_strategy(name: str):
-    if name not in _STRATEGIES:
+    if name not in TABLE:
         raise ValueError(f"shard.strategy={name!r} is not available: use one of "
-                         f"{', '.join(sorted(_STRATEGIES))} (`auto` is resolved by the sweep "
+                         f"{', '.join(sorted(TABLE))} (`auto` is resolved by the sweep "
                          "or at train start)")
-    module, cls = _STRATEGIES[name]
-    return getattr(importlib.import_module(module), cls)
+    spec = TABLE[name]
+    return getattr(importlib.import_module(spec.module), spec.cls)
 
 
 def __getattr__(name):

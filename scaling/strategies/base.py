@@ -33,6 +33,8 @@ def storage_bytes(tensors: Iterable) -> int:
         if not isinstance(t, torch.Tensor):
             continue
         t = local_tensor(t)
+        if t.device.type == "meta":  # bookkeeping without memory
+            continue
         storage = t.untyped_storage()
         key = (storage.data_ptr(), t.device)
         if storage.nbytes() and key not in seen:

@@ -1,6 +1,8 @@
 """`ddp`: the reference strategy (full replicas, gradients all-reduced by DDP).
 
-Batch-norm buffers are per rank (`broadcast_buffers=False`) so that a rank's statistics
+Gradients are views of DDP's all-reduce buckets (`gradient_as_bucket_view`), so the
+buckets are not a second copy of them (and `memory_report`, counting gradient storages,
+counts the buckets). Batch-norm buffers are per rank (`broadcast_buffers=False`) so that a rank's statistics
 come from its own micro-batches, as in every other strategy here; a checkpoint holds
 rank 0's copy, and every rank resumes from it.
 """
@@ -23,7 +25,9 @@ class DDPStrategy(Strategy):
         self._module = model
         if self.env.distributed:
             ids = [self.env.device.index] if self.env.device.type == "cuda" else None
-            model = DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+            # gradients as views of the all-reduce buckets: one copy of them, not two
+            model = DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False,
+                                            gradient_as_bucket_view=True)
         self.model = model
         self.optimizer = make_optimizer(self._module)
         self.scaler = self.make_scaler()

@@ -24,19 +24,15 @@ from pathlib import Path
 
 import torch
 
-from scaling.strategies.base import (OptimizerFactory, Strategy, ensure_process_group,
-                                     storage_bytes)
+from scaling import memory
+from scaling.strategies.base import OptimizerFactory, Strategy, ensure_process_group
 
 TAG = "ds"
 
 
 def bucket_elements(model: torch.nn.Module) -> int:
-    """Communication bucket size: 1/16 of the model, at most 5e7 elements. DeepSpeed's
-    default of 5e8 elements holds a 2 GB gradient bucket per rank, which for the models here
-    would outweigh the sharded state it saves; a gradient larger than the bucket is reduced
-    from its own storage, so the bucket need not hold the largest tensor."""
-    elements = min(5e7, max(1024, sum(p.numel() for p in model.parameters()) // 16))
-    return int(elements) // 1024 * 1024  # ZeRO wants a multiple of its alignment factor
+    """Communication bucket size derived from the model (scaling/memory.py sizes it)."""
+    return memory.bucket_elements(sum(p.numel() for p in model.parameters()))
 
 
 def ds_config(config, world_size: int, bucket: int = 2 ** 22) -> dict:
@@ -160,7 +156,9 @@ class DeepSpeedStrategy(Strategy):
             full = self._module.state_dict()
         return {k: v for k, v in full.items() if not k.startswith("fc.")}
 
-    def memory_report(self) -> dict[str, int]:
+    def state_tensors(self) -> dict[str, list]:
+        """Parameter partitions and flat buffers (master copies included), everything
+        else the ZeRO optimizer holds (gradient partitions, buckets), optimizer state."""
         opt = self.zero_optimizer
         params = [getattr(p, "ds_tensor", p) for p in self._module.parameters()]
         for name in ("fp16_partitioned_groups_flat", "fp32_partitioned_groups_flat",
@@ -171,8 +169,7 @@ class DeepSpeedStrategy(Strategy):
         # everything else the ZeRO optimizer holds: gradient partitions, buckets, buffers
         others = [t for t in _tensors_in(opt) if _key(t) not in counted]
         others += [p.grad for p in self._module.parameters() if p.grad is not None]
-        return {"param_bytes": storage_bytes(params), "grad_bytes": storage_bytes(others),
-                "optim_bytes": storage_bytes(optim_state)}
+        return {"param": params, "grad": others, "optim": optim_state}
 
 
 def _key(t: torch.Tensor):

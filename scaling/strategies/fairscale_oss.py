@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from scaling import memory
 from scaling.strategies.base import OptimizerFactory, Strategy, ensure_process_group
 
 
@@ -29,14 +30,20 @@ class FairscaleStrategy(Strategy):
         template = make_optimizer(self._module)  # the recipe's SGD: its class and defaults
         defaults = {k: v for k, v in template.defaults.items()
                     if k in ("lr", "momentum", "dampening", "weight_decay", "nesterov")}
-        self.optimizer = OSS(self._module.parameters(), optim=type(template), **defaults)
+        # OSS gives each parameter, in the order given, to the least-loaded rank: largest
+        # first makes the shards even (in model order one 1x1 conv can tip a rank to 1.35x)
+        params = sorted(self._module.parameters(), key=lambda p: p.numel(), reverse=True)
+        self.optimizer = OSS(params, optim=type(template), **defaults)
         if self.config.shard.zero_stage == 2:
-            self.model = ShardedDataParallel(self._module, self.optimizer,
-                                             broadcast_buffers=False)
+            self.model = ShardedDataParallel(
+                self._module, self.optimizer, broadcast_buffers=False,
+                reduce_buffer_size=memory.sdp_bucket_elements(
+                    sum(p.numel() for p in self._module.parameters()), self.env.world_size))
         else:
             ids = [self.env.device.index] if self.env.device.type == "cuda" else None
             self.model = DistributedDataParallel(self._module, device_ids=ids,
-                                                 broadcast_buffers=False)
+                                                 broadcast_buffers=False,
+                                                 gradient_as_bucket_view=True)
         self.scaler = self.make_scaler()
         return self.model
 

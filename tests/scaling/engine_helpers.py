@@ -60,6 +60,31 @@ def train(run_dir: Path, nproc: int = 1, *extra: str, check: bool = True):
     return proc
 
 
+def run_cells(cells: list[str], device: str = "cpu", nproc: int = 2, steps: int = 3,
+              track: bool = False) -> dict:
+    """Train each `strategy:precision[:key=value...]` cell a few steps through
+    matrix_worker.py, all in one torchrun; {cell: result} (losses, per-rank memory)."""
+    here = Path(__file__).resolve().parent
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={nproc}", str(here / "matrix_worker.py"), "--device", device,
+           "--steps", str(steps), *(["--track"] if track else []), "--cells", *cells]
+    proc = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=900,
+                          check=False)
+    out = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("CELL "):
+            cell = json.loads(line[5:])
+            out[cell["cell"]] = cell
+    assert out, proc.stderr[-3000:]
+    return out
+
+
+def cell(shard: dict, precision: str = "fp32") -> str:
+    """The matrix_worker cell of a shard section, e.g. `deepspeed:fp32:zero_stage=2`."""
+    opts = "".join(f":{k}={str(v).lower()}" for k, v in shard.items() if k != "strategy")
+    return f"{shard['strategy']}:{precision}{opts}"
+
+
 def losses(run_dir: Path) -> list[float]:
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     return [json.loads(line)["loss"] for line in lines]

@@ -1,6 +1,8 @@
 """Run under torchrun: a few training steps per (strategy, precision) cell, in one process
-group, through the engine's own step (scaling.engine.Trainer.train_step). Prints one JSON
-line per cell on rank 0: {"cell", "ok", "losses", "skipped", "memory", "error"}.
+group, through the engine's own step (scaling.engine.Trainer). Prints one JSON
+line per cell on rank 0: {"cell", "ok", "losses", "skipped", "memory" (every rank's
+memory_report after step 1's backward), "per_backward" (rank 0's after each micro-batch of
+step 1), "error"}.
 
     python -m torch.distributed.run --standalone --nproc_per_node=2 \\
         tests/scaling/matrix_worker.py --cells ddp:fp32 fsdp2:bf16 ... [--steps 3]
@@ -9,6 +11,7 @@ line per cell on rank 0: {"cell", "ok", "losses", "skipped", "memory", "error"}.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import traceback
@@ -24,6 +27,7 @@ from engine_helpers import TINY  # noqa: E402
 from scaling import dist  # noqa: E402
 from scaling.config import RunConfig, from_dict  # noqa: E402
 from scaling.engine import Trainer  # noqa: E402
+from scaling.memory import LiveTensorTracker, estimate, profile_config  # noqa: E402
 
 
 def cell_config(cell: str, world: int, device: str) -> RunConfig:
@@ -32,29 +36,60 @@ def cell_config(cell: str, world: int, device: str) -> RunConfig:
     data["precision"] = precision
     data["resources"].update({"devices_per_node": world, "device": device})
     data["shard"] = {"strategy": name}
-    for opt in opts:  # e.g. zero_stage=2, reshard_after_forward=false
+    for opt in opts:  # shard keys (zero_stage=2), or dotted: optim.micro_batch=4
         key, value = opt.split("=")
-        data["shard"][key] = {"true": True, "false": False}.get(value, value)
+        section, key = key.split(".") if "." in key else ("shard", key)
+        data[section][key] = {"true": True, "false": False}.get(value, value)
         if value.isdigit():
-            data["shard"][key] = int(value)
+            data[section][key] = int(value)
     return from_dict(RunConfig, data)
 
 
-def run_cell(cell: str, env, steps: int) -> dict:
-    """`steps` steps of the engine's own Trainer.train_step (memory read after the second
-    backward, before its optimizer step)."""
+def run_cell(cell: str, env, steps: int, track: bool = False) -> dict:
+    """`steps` steps of the engine's own Trainer (train_step = forward_backward +
+    optimizer_step); what each rank holds is read after step 1's backward, and rank 0's
+    after each of its micro-batches."""
     trainer = Trainer(cell_config(cell, env.world_size, env.device.type), env)
-    losses, memory = [], None
+    strategy = trainer.strategy
+    losses, memory, per_backward = [], None, []
+    backward = strategy.backward
+
+    def backward_then_measure(loss):  # what a rank holds after each micro-batch, step 1
+        backward(loss)
+        if len(losses) == 1:
+            per_backward.append(strategy.memory_report())
+
+    strategy.backward = backward_then_measure
+    tracker = None
+    if track:  # live tensor bytes, as `scaling train` with SCALING_TRACK_MEMORY=1
+        tracker = LiveTensorTracker()
+        for tensors in strategy.state_tensors().values():
+            tracker.add_existing(t for t in tensors if isinstance(t, torch.Tensor))
     for step in range(steps):
-        x, y = trainer.next_batch()
-        if step == 1:
+        with tracker if tracker is not None else contextlib.nullcontext():
+            x, y = trainer.next_batch()
             loss = trainer.forward_backward(x, y)
-            memory = trainer.strategy.memory_report()
+            del x, y
+            if step == 1:  # after backward, before the step: every rank's held state
+                memory = _gather(strategy.memory_report(), env)
             trainer.optimizer_step()
-        else:
-            loss = trainer.train_step(x, y)
         losses.append(dist.all_reduce_mean(float(loss), env))
-    return {"losses": losses, "skipped": trainer.skipped, "memory": memory}
+    out = {"losses": losses, "skipped": trainer.skipped, "memory": memory,
+           "per_backward": per_backward}
+    if tracker is not None:
+        out["peak_live_bytes"] = _gather(tracker.peak, env)
+        out["estimate_bytes"] = estimate(profile_config(trainer.config, trainer.pset.num_classes),
+                                         trainer.config, env.world_size).total_bytes
+    return out
+
+
+def _gather(value, env) -> list:
+    """`value` of every rank, in rank order."""
+    if not env.distributed:
+        return [value]
+    out = [None] * env.world_size
+    torch.distributed.all_gather_object(out, value)
+    return out
 
 
 def main() -> None:
@@ -62,6 +97,8 @@ def main() -> None:
     ap.add_argument("--cells", nargs="+", required=True)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--track", action="store_true",
+                    help="also the peak of live tensor bytes per rank, and the estimate")
     args = ap.parse_args()
     env = dist.setup(args.device)
     torch.set_num_threads(1)
@@ -70,7 +107,7 @@ def main() -> None:
     ensure_process_group(env)
     for cell in args.cells:
         try:
-            out = {"cell": cell, "ok": True, **run_cell(cell, env, args.steps)}
+            out = {"cell": cell, "ok": True, **run_cell(cell, env, args.steps, args.track)}
         except Exception as exc:  # a cell failing is a measurement, not a crash
             out = {"cell": cell, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:500],
                    "trace": traceback.format_exc()[-1500:]}

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from engine_helpers import TINY, make_run
+from engine_helpers import TINY, make_run, run_cells
 from scaling import memory
 from scaling.config import RunConfig, from_dict, load_run_config
 
@@ -39,6 +39,43 @@ def test_estimate_within_30_percent_of_tracked_peak(shape, tmp_path, monkeypatch
     assert 0.7 <= est / peak <= 1.3
 
 
+# Shapes the activation constant was not fitted on (it was fitted on SHAPES above, one
+# rank): other depths, widths, image sizes and batches, 2 ranks, sharded strategies,
+# activation checkpointing, micro-batches and bf16. FSDP is left out: it gathers
+# parameters by resizing storages, which the tracker does not see.
+UNCALIBRATED = {
+    "depth29_ddp": "ddp:fp32:model.depth=29",
+    "ds_zero1_depth29": "deepspeed:fp32:zero_stage=1:model.depth=29:model.image_size=24",
+    "ds_zero2_wide": ("deepspeed:fp32:zero_stage=2:model.width_per_group=8:"
+                      "model.image_size=24:optim.global_batch=32"),
+    "ds_zero3_depth20": "deepspeed:fp32:zero_stage=3:model.depth=20:model.image_size=20",
+    "fairscale_zero1_batch32": ("fairscale:fp32:zero_stage=1:model.image_size=24:"
+                                "optim.global_batch=32"),
+    "fairscale_zero2_wide": ("fairscale:fp32:zero_stage=2:model.width_per_group=8:"
+                             "model.image_size=32"),
+    "ddp_checkpointed_32px": "ddp:fp32:activation_checkpointing=true:model.image_size=32",
+    "ddp_micro4_24px": "ddp:fp32:optim.micro_batch=4:model.image_size=24",
+    "ddp_bf16_32px": "ddp:bf16:model.image_size=32",
+}
+
+
+@pytest.fixture(scope="module")
+def uncalibrated():
+    """Every UNCALIBRATED shape, 2 steps on 2 gloo ranks in one torchrun, tracked."""
+    return run_cells(list(UNCALIBRATED.values()), "cpu", 2, steps=2, track=True)
+
+
+@pytest.mark.parametrize("shape", list(UNCALIBRATED))
+def test_estimate_within_30_percent_of_tracked_peak_on_uncalibrated_shapes(uncalibrated,
+                                                                          shape):
+    got = uncalibrated[UNCALIBRATED[shape]]
+    assert got["ok"], got.get("error")
+    peak, est = max(got["peak_live_bytes"]), got["estimate_bytes"]
+    print(f"{shape}: estimate {est / 2**20:.2f} MiB, tracked peak {peak / 2**20:.2f} MiB, "
+          f"ratio {est / peak:.3f}")
+    assert 0.7 <= est / peak <= 1.3
+
+
 def test_tracker_counts_live_storages_not_views():
     tracker = memory.LiveTensorTracker()
     with tracker:
@@ -62,7 +99,8 @@ def test_sharded_estimates_shrink_state_with_world_size():
     profile = memory.profile_config(_config(), 40)
     ddp = memory.estimate(profile, _config(), 2, "ddp")
     z3 = memory.estimate(profile, _config(), 2, "fsdp2")
-    ds3 = memory.estimate(profile, _config(), 2, "deepspeed", {"zero_stage": 3})
+    # between steps; inside one, ZeRO-3 gathers a module (on TINY one conv is half the model)
+    ds3 = memory.estimate(profile, _config(), 2, "deepspeed", {"zero_stage": 3}, at_rest=True)
     assert ddp.state_bytes == 12 * profile.params
     assert z3.optim_bytes == ddp.optim_bytes / 2
     assert ds3.state_bytes < 0.6 * ddp.state_bytes

@@ -4,47 +4,38 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from engine_helpers import TINY, cell, make_run, run_cells, state, train
 
-from engine_helpers import TINY, env, make_run, state, train
 from scaling.config import RunConfig, from_dict, support_matrix
 from scaling.errors import ConfigError
+from scaling.strategies.table import TABLE
 
-HERE = Path(__file__).resolve().parent
-SHARD_OPTS = {"fairscale": ":zero_stage=2"}
+
+def _stage(strategy: str) -> dict:
+    """The most-sharded stage a strategy accepts (the config default, 3, where it reads it)."""
+    spec = TABLE[strategy]
+    return {"zero_stage": max(spec.stages)} if spec.reads_stage else {}
 
 
 def _cells(device: str) -> list[str]:
-    return [f"{s}:{p}{SHARD_OPTS.get(s, '')}" for (s, p, d), reason in support_matrix().items()
-            if d == device and reason is None]
+    return [cell({"strategy": s, **_stage(s)}, p)
+            for (s, p, d), reason in support_matrix().items() if d == device and reason is None]
 
 
 def measure(device: str, nproc: int) -> dict:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={nproc}", str(HERE / "matrix_worker.py"), "--device", device,
-           "--steps", "3", "--cells", *_cells(device)]
-    proc = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=900)
-    out = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith("CELL "):
-            cell = json.loads(line[5:])
-            out[cell["cell"]] = cell
-    assert out, proc.stderr[-3000:]
-    return out
+    return run_cells(_cells(device), device, nproc, steps=3)
 
 
 def _check(results: dict) -> None:
     failed = {k: v.get("error") for k, v in results.items() if not v["ok"]}
     assert not failed, failed
     ref = results["ddp:fp32"]["losses"]
-    for cell, res in results.items():
+    for name, res in results.items():
         # the same 3 steps: every cell is close to fp32 ddp, fp32 cells to 1e-5
-        tol = 1e-5 if ":fp32" in cell else 2e-2
-        assert res["losses"] == pytest.approx(ref, rel=tol), cell
+        tol = 1e-5 if ":fp32" in name else 2e-2
+        assert res["losses"] == pytest.approx(ref, rel=tol), name
 
 
 def test_every_supported_cpu_cell_trains_on_two_ranks():
@@ -61,8 +52,7 @@ def test_every_supported_gpu_cell_trains():
 def test_unsupported_cells_refuse_at_config_load():
     for (strategy, precision, device), reason in support_matrix().items():
         data = json.loads(json.dumps(TINY))
-        data.update(precision=precision, shard={"strategy": strategy,
-                                                "zero_stage": 2 if strategy == "fairscale" else 3})
+        data.update(precision=precision, shard={"strategy": strategy, **_stage(strategy)})
         data["resources"]["device"] = device
         if reason is None:
             from_dict(RunConfig, data)
