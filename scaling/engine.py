@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -19,8 +20,9 @@ import torch
 from scaling import checkpoint, dist, recipe
 from scaling.config import RunConfig, support_reason, to_dict, dump_yaml
 from scaling.errors import ConfigError, RunError
-from scaling.runfiles import (atomic_write_text, now_iso, one_line, read_state, update_state,
-                              write_json)
+from scaling.runfiles import (atomic_write_text, now_iso, one_line, private_dir, read_state,
+                              restrict_umask, update_state, write_json)
+from scaling.runlock import RunLock, RunLocked
 from scaling.signals import PREEMPT, SignalFlags, requeue_self
 from scaling.strategies import get_strategy, policy
 from scaling.strategies.base import autocast
@@ -30,19 +32,51 @@ from scaling.telemetry import MetricsLogger, max_mem_bytes, peak_flops, provenan
 def train(config: RunConfig, run_dir) -> str:
     """Train one run in `run_dir`; returns the final train phase (`done` on success)."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    restrict_umask()
+    private_dir(run_dir)
     if read_state(run_dir)["train"] == "done":
         print(f"{run_dir.name}: train already done, nothing to do")
         return "done"
     env = dist.setup(config.resources.device)
+    lock = None
     try:
+        lock = hold_run(run_dir, env, "train")
+        if read_state(run_dir)["train"] == "done":  # finished while we waited for the lock
+            print(f"{run_dir.name}: train already done, nothing to do")
+            return "done"
         return _train(config, run_dir, env)
     except BaseException as exc:
-        if env.is_main and not isinstance(exc, KeyboardInterrupt):
-            update_state(run_dir, train="failed", error=one_line(exc))
+        if env.is_main and not isinstance(exc, (KeyboardInterrupt, RunLocked)):
+            record_failure(run_dir, "train", exc)
         raise
     finally:
+        if lock is not None:
+            lock.release()
         dist.teardown()
+
+
+def hold_run(run_dir: Path, env: dist.DistEnv, phase: str):
+    """Collective: rank 0 takes the run's lock (scaling/runlock.py); every rank raises
+    RunLocked when another live process holds it, before anything is written."""
+    lock, message = None, ""
+    if env.is_main:
+        try:
+            lock = RunLock(run_dir, phase).acquire()
+        except RunLocked as exc:
+            message = str(exc)
+    if dist.all_reduce_max(1.0 if message else 0.0, env):
+        raise RunLocked(message or f"{run_dir.name}: rank 0 could not take the run lock")
+    return lock
+
+
+def record_failure(run_dir: Path, phase: str, exc: BaseException) -> None:
+    """Mark the phase failed in state.json; when even that cannot be written (disk full),
+    say so on stderr, so the failure is never silent (the exit status is non-zero too)."""
+    try:
+        update_state(run_dir, **{phase: "failed", "error": one_line(exc)})
+    except OSError as write_exc:
+        print(f"error: {run_dir.name}: {phase} failed ({one_line(exc)}) and state.json could "
+              f"not record it ({one_line(write_exc)})", file=sys.stderr, flush=True)
 
 
 def _train(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> str:
@@ -81,12 +115,18 @@ def _train(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> str:
 
     ckpt_root = run_dir / "checkpoints"
     start, skipped = 0, 0
-    latest = checkpoint.latest_complete(ckpt_root)
+    latest = checkpoint.choose(ckpt_root, env)
     if latest is not None:
         extra = checkpoint.load(latest, strategy, env)
         scheduler.load_state_dict(extra["scheduler"])
         loader.load_state_dict(extra["loader"])
         start, skipped = extra["step"], extra.get("skipped_steps", 0)
+    if env.is_main:
+        # which step this attempt continues from: a resume and a restart are told apart
+        update_state(run_dir, resumed_from=start if latest is not None else None)
+        print(f"{run_dir.name}: " + (f"resumed from checkpoint {latest.name} at step {start}"
+                                     if latest is not None else "starting at step 0"),
+              flush=True)
     tracker = _tracker(strategy)
     report_step = max(start, 1) if recipe.total_steps(optim) > 1 else 0
     consecutive_skips = 0
