@@ -26,7 +26,24 @@ def cli(*args, cwd=None, timeout: int = 300, extra_env=None) -> subprocess.Compl
                           timeout=timeout, cwd=cwd, env={**env(), **(extra_env or {})})
 
 
-def one_error_line(proc: subprocess.CompletedProcess) -> str:
+class Result:
+    """What `scaling ...` printed and returned when run in this process (torch is then
+    imported once per session, not once per command)."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def main(capsys, *args) -> Result:
+    from scaling.cli import main as scaling_main
+
+    capsys.readouterr()
+    rc = scaling_main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return Result(rc, out, err)
+
+
+def one_error_line(proc) -> str:
     """The single `error: ...` line a user error prints (and no traceback)."""
     assert "Traceback" not in proc.stderr, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
