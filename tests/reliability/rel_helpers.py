@@ -18,12 +18,17 @@ from engine_helpers import TINY, env
 SCALING = Path(sys.executable).with_name("scaling")
 
 
-def cli(*args, cwd=None, timeout: int = 300, extra_env=None) -> subprocess.CompletedProcess:
+def cli_argv(*args) -> list[str]:
     argv = [str(SCALING)] if SCALING.is_file() else \
         [sys.executable, "-c", "import sys; del sys.path[0]; from scaling.cli import main; "
                                "sys.exit(main())"]
-    return subprocess.run(argv + [str(a) for a in args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env={**env(), **(extra_env or {})})
+    return argv + [str(a) for a in args]
+
+
+def cli(*args, cwd=None, timeout: int = 600, **popen) -> subprocess.CompletedProcess:
+    """`scaling ARGS` as a subprocess, the way a user runs it."""
+    return subprocess.run(cli_argv(*args), capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd, env=env(), **popen)
 
 
 class Result:
