@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from engine_helpers import TINY, env
 
 # the console script next to this interpreter (what `pip install` puts on PATH)
@@ -20,8 +19,8 @@ SCALING = Path(sys.executable).with_name("scaling")
 
 def cli_argv(*args) -> list[str]:
     argv = [str(SCALING)] if SCALING.is_file() else \
-        [sys.executable, "-c", "import sys; del sys.path[0]; from scaling.cli import main; "
-                               "sys.exit(main())"]
+        [sys.executable, "-c", ("import sys; del sys.path[0]; from scaling.cli import main; "
+                                "sys.exit(main())")]
     return argv + [str(a) for a in args]
 
 

@@ -15,7 +15,6 @@ import subprocess
 import time
 
 import pytest
-
 from engine_helpers import env, losses, make_run, state, train, train_cmd
 
 
@@ -108,7 +107,7 @@ def test_a_tampered_checkpoint_file_is_never_unpickled(stopped, tmp_path):
 
 def test_a_pickle_with_a_forged_checksum_is_refused_without_suggesting_weights_only_false(
         stopped, tmp_path):
-    ref, run = stopped
+    _, run = stopped
     run = _copy(run, tmp_path)
     sentinel = tmp_path / "PWNED"
     newest = _complete(run)[-1]

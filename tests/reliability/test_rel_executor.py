@@ -13,7 +13,14 @@ import subprocess
 import time
 
 from engine_helpers import env, make_run, state, train
-from rel_helpers import cli, cli_argv, main, one_error_line, tiny_config, write_sweep_file
+from rel_helpers import (
+    cli,
+    cli_argv,
+    main,
+    one_error_line,
+    tiny_config,
+    write_sweep_file,
+)
 from slurm_helpers import write_sweep
 
 

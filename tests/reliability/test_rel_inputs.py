@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import yaml
-
 from rel_helpers import main, one_error_line, snapshot, tiny_config, write_sweep_file
 from slurm_helpers import write_sweep
 

@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from rel_helpers import main, one_error_line, snapshot
 from slurm_helpers import write_profile, write_sweep
 
