@@ -16,6 +16,7 @@ from typing import Iterator
 import json
 import math
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,6 +25,10 @@ from typing import Any
 
 import pandas as pd
 import yaml
+
+# The run-id contract of scaling/runfiles.py (SAFE_NAME), repeated so analysis/ stays
+# independent: a run id is one plain folder name, never a path out of runs/.
+_RUN_ID = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}$")
 
 SCHEMA_VERSION = 1
 """The newest file schema this version reads (all run JSON files and results.parquet)."""
@@ -196,11 +201,17 @@ def _read_manifest(sweep: Path) -> pd.DataFrame:
 def _runs(sweep: Path, manifest: pd.DataFrame) -> list[_Run]:
     """Runs in manifest order, then any run folder the manifest does not list."""
     runs_dir = sweep / "runs"
+    for run_id in manifest["run_id"]:
+        if not _RUN_ID.match(str(run_id)):
+            raise ValueError(f"{sweep / 'manifest.csv'}: run id {str(run_id)!r} is invalid: "
+                             "use letters, digits and . _ + - (not starting with a dot, "
+                             "no slashes); fix or remove that row")
     listed = [_Run(str(r["run_id"]), runs_dir / str(r["run_id"]),
                    {k: (None if _missing(v) else v) for k, v in r.items()})
               for r in manifest.to_dict("records")]
     known = {r.run_id for r in listed}
-    extra = sorted(p.name for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
+    extra = sorted(p.name for p in runs_dir.iterdir() if p.is_dir() and _RUN_ID.match(p.name)) \
+        if runs_dir.is_dir() else []
     return listed + [_Run(name, runs_dir / name, {}) for name in extra if name not in known]
 
 

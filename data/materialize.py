@@ -13,6 +13,8 @@ reproducible, plus the side files that map them back:
     <out>/classes/<target>.txt   class names per target (for `vocab: matched:<target>`)
     <out>/meta.json       {"schema_version", "format", "n", "image_size", "files",
                            "materialized_from": {"source", "seed", "world"}}
+    <out>/.wsl-materialized   marker, written first: `overwrite` only ever replaces a folder
+                          that carries it (a previous materialization, finished or not)
 
 Keys are the world index, zero-padded to 9 digits, so record i of the copy is world image i
 and `build_pretrain_set` on the copy equals the synthetic set (pixels, tags, classes).
@@ -35,6 +37,7 @@ from data.rng import uniform
 from data.world import TARGETS
 
 SCHEMA_VERSION = 1
+MARKER = ".wsl-materialized"
 FORMATS = ("webdataset", "hf")
 _S_SPELLING = 8
 _BLOCK = 512
@@ -102,22 +105,56 @@ def _write_parquet(path: Path, samples: list[tuple[str, bytes, list[str]]]) -> N
     tmp.replace(path)
 
 
+def _is_materialization(out: Path) -> bool:
+    if (out / MARKER).is_file():
+        return True
+    try:  # copies written before the marker existed: their meta.json says what they are
+        meta = json.loads((out / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and "materialized_from" in meta and meta.get("format") in FORMATS
+
+
+def check_replaceable(out: Path, protect=()) -> None:
+    """Refuse to delete `out` unless it is a previous materialization that holds neither
+    the current folder nor any of `protect` (the inputs, e.g. the config just read)."""
+    real = out.resolve()
+    for keep in [Path.cwd(), *map(Path, protect)]:
+        keep = keep.resolve()
+        if keep == real or real in keep.parents:
+            raise FileExistsError(f"out={str(out)!r} holds {keep}: --overwrite never deletes "
+                                  "the current folder or a folder holding the inputs; "
+                                  "choose another out folder")
+    if not _is_materialization(out):
+        raise FileExistsError(f"out={str(out)!r} is not empty and is not a previous "
+                              f"materialization (no {MARKER} in it): --overwrite only "
+                              "replaces one; choose an empty or new out folder")
+
+
 def materialize(data_cfg, image_size: int, out: str, fmt: str = "webdataset",
-                n: int | None = None, shard_size: int = 1000, overwrite: bool = False) -> Path:
+                n: int | None = None, shard_size: int = 1000, overwrite: bool = False,
+                protect=()) -> Path:
     """Write world images [0, n) of the world data.seed / data.world name (n defaults to
     data.images) at `image_size` to `out` as `fmt` ('webdataset' or 'hf'), `shard_size`
-    images per tar / parquet file. Returns the folder to use as data.path."""
+    images per tar / parquet file. Returns the folder to use as data.path. `overwrite`
+    replaces only a previous materialization, never one holding the current folder or
+    any path in `protect`."""
     if fmt not in FORMATS:
         raise ValueError(f"fmt={fmt!r} is invalid: use one of {', '.join(FORMATS)}")
     n = int(data_cfg.images if n is None else n)
     if n < 1 or shard_size < 1:
         raise ValueError(f"n={n}, shard_size={shard_size} are invalid: use at least 1 each")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"out={str(out)!r} is a file: choose a folder")
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{out} is not empty: choose another folder or overwrite=True")
+        check_replaceable(out, protect)
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by `scaling data materialize`; --overwrite may "
+                              "replace this folder\n")
     world = world_for(data_cfg, image_size)
     shards = -(-n // shard_size)
     if fmt == "webdataset":

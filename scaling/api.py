@@ -156,13 +156,15 @@ def materialize(run_config: str, out: str, fmt: str = "webdataset", n: Optional[
         fmt: webdataset or hf.
         n: images to write (default: data.images).
         shard_size: images per tar / parquet file.
-        overwrite: replace a non-empty folder.
+        overwrite: replace a previous materialization (never any other folder, the
+            current folder or one holding the config).
     """
     from data import materialize as _materialize
 
     cfg, _ = _as_config(run_config)
     path = _materialize(cfg.data, cfg.model.image_size, out, fmt=fmt, n=n,
-                        shard_size=shard_size, overwrite=overwrite)
+                        shard_size=shard_size, overwrite=overwrite,
+                        protect=[run_config] if isinstance(run_config, (str, Path)) else [])
     print(f"wrote {path}: use data.source={'hf' if fmt == 'hf' else 'webdataset'} "
           f"data.path={path}")
     return path

@@ -7,22 +7,33 @@ Layout: the strategy writes model / optimizer / scaler state its own way (one fi
 replicas, DCP shards for FSDP, DeepSpeed's folder for ZeRO); this module adds the loop's
 state (`extra.pt`: step, scheduler, loader, skipped steps), each rank's RNG state
 (`rng/<rank>.pt`) and `meta.json` (strategy, world size), which resume checks first.
+
+The marker is JSON: {"schema_version", "time", "step", "files": {relative path: SHA-256}}
+over every other file of the checkpoint. Resume verifies it before deserialising anything
+(DCP's `.metadata` is a pickle; DeepSpeed loads with weights_only=False): a checkpoint
+with a missing, extra, truncated or altered file - or an old marker without checksums -
+is skipped with a message saying which and why, and the newest one that verifies is used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import pickle
+import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Optional
 
 import torch
 
-from scaling.dist import DistEnv, barrier
+from scaling.dist import DistEnv, all_reduce_max, barrier
 from scaling.errors import RunError
 from scaling.runfiles import atomic_write_text, now_iso
 
 MARKER = "COMPLETE"
+MARKER_SCHEMA = 1
 
 
 def _step_dirs(root: Path) -> list[Path]:
@@ -33,13 +44,85 @@ def _step_dirs(root: Path) -> list[Path]:
 
 
 def latest_complete(root: Path) -> Optional[Path]:
+    """Newest folder with a marker (not verified: `choose` verifies)."""
     done = [p for p in _step_dirs(root) if (p / MARKER).is_file()]
     return done[-1] if done else None
 
 
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _files(directory: Path) -> list[str]:
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*")
+                  if p.is_file() and p.name != MARKER)
+
+
+def verify(directory: Path) -> Optional[str]:
+    """Why `directory` is not a usable checkpoint (None when every file matches its marker).
+    Reads bytes only: nothing is deserialised."""
+    try:
+        marker = json.loads((directory / MARKER).read_text())
+    except FileNotFoundError:
+        return f"no {MARKER} marker (the save did not finish)"
+    except (OSError, ValueError):
+        marker = None
+    if not isinstance(marker, dict) or not isinstance(marker.get("files"), dict):
+        return (f"its {MARKER} marker records no checksums (corrupt, or written before "
+                "checksums were recorded), so its files cannot be verified")
+    recorded = marker["files"]
+    if "meta.json" not in recorded or not (directory / "meta.json").is_file():
+        return "meta.json is missing"
+    present = set(_files(directory))
+    for rel in sorted(recorded):
+        if rel not in present:
+            return f"{rel} is missing"
+    unlisted = sorted(present - set(recorded))
+    if unlisted:
+        return f"{unlisted[0]} is not listed in its {MARKER} marker (added afterwards)"
+    for rel, digest in sorted(recorded.items()):
+        if sha256(directory / rel) != digest:
+            return f"{rel} does not match its recorded SHA-256 (truncated or modified)"
+    return None
+
+
+def choose(root: Path, env: DistEnv) -> Optional[Path]:
+    """Collective: the newest checkpoint that verifies (rank 0 checks, every rank gets the
+    same answer); each newer one skipped is named on stderr with the reason."""
+    step = -1.0
+    if env.is_main:
+        for candidate in reversed([p for p in _step_dirs(root) if (p / MARKER).is_file()]):
+            why = verify(candidate)
+            if why is None:
+                step = float(int(candidate.name))
+                break
+            print(f"warning: checkpoint {candidate} skipped: {why}", file=sys.stderr,
+                  flush=True)
+    step = all_reduce_max(step, env)
+    return None if step < 0 else root / f"{int(step):09d}"
+
+
 def save(root: Path, step: int, strategy, extra: dict, env: DistEnv, keep_last: int) -> Path:
-    """Collective: every rank calls it (sharded engines write one shard per rank)."""
+    """Collective: every rank calls it (sharded engines write one shard per rank). A write
+    that fails (disk full, quota) removes the partial folder and raises a one-line
+    RunError on the rank that saw it."""
     target = root / f"{step:09d}"
+    try:
+        return _save(root, target, step, strategy, extra, env, keep_last)
+    except OSError as exc:
+        if env.is_main:
+            shutil.rmtree(target, ignore_errors=True)
+        raise RunError(f"checkpoint {target} could not be written ({exc.strerror or exc}): "
+                       "free space on that file system (or raise the quota), then resume; "
+                       "the previous complete checkpoint is kept") from None
+
+
+def _save(root: Path, target: Path, step: int, strategy, extra: dict, env: DistEnv,
+          keep_last: int) -> Path:
     if env.is_main:
         if target.exists():
             shutil.rmtree(target)
@@ -56,7 +139,10 @@ def save(root: Path, step: int, strategy, extra: dict, env: DistEnv, keep_last: 
              "precision": strategy.config.precision}) + "\n")
     barrier(env)
     if env.is_main:
-        atomic_write_text(target / MARKER, now_iso() + "\n")
+        files = {rel: sha256(target / rel) for rel in _files(target)}
+        atomic_write_text(target / MARKER, json.dumps(
+            {"schema_version": MARKER_SCHEMA, "time": now_iso(), "step": step,
+             "files": files}, indent=0) + "\n")
         complete = [p for p in _step_dirs(root) if (p / MARKER).is_file()]
         for old in complete[:-keep_last]:
             shutil.rmtree(old, ignore_errors=True)
@@ -83,8 +169,22 @@ def load(directory: Path, strategy, env: DistEnv) -> dict:
     strategy.load(directory)
     rng = directory / "rng" / f"{env.rank}.pt"
     if meta["world_size"] == env.world_size and rng.is_file():
-        state = torch.load(rng, weights_only=True)
+        state = load_tensors(rng)
         torch.set_rng_state(state["torch"])
         if state.get("cuda") is not None and env.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda"])
-    return torch.load(directory / "extra.pt", weights_only=True)
+    return load_tensors(directory / "extra.pt")
+
+
+def load_tensors(path: Path, map_location=None):
+    """torch.load with weights_only=True; a file holding anything else is refused in one
+    line that names the file and what it tried to load (never suggesting weights_only=False:
+    a file this code did not write is not to be trusted)."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"(?:Unsupported global|Unsupported operand)[^\n.]*", str(exc))
+        what = f" ({found.group(0).strip()})" if found else ""
+        raise RunError(f"{path}: refused to load: it holds objects other than tensors and "
+                       f"plain containers{what}; it was not written by wsl-scaling or was "
+                       "altered: remove it (or its checkpoint folder)") from None

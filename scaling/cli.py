@@ -166,7 +166,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if os.environ.get("SCALING_DEBUG"):
             raise
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError) else 1
+        return getattr(exc, "exit_code", None) or (2 if isinstance(exc, ConfigError) else 1)
 
 
 if __name__ == "__main__":

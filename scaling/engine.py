@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -22,8 +23,9 @@ from scaling import checkpoint, dist, recipe
 from scaling.allocator import pin_heap
 from scaling.config import RunConfig, support_reason, to_dict, dump_yaml
 from scaling.errors import ConfigError, RunError
-from scaling.runfiles import (atomic_write_text, now_iso, one_line, read_state, update_state,
-                              write_json)
+from scaling.runfiles import (atomic_write_text, now_iso, one_line, private_dir, read_state,
+                              restrict_umask, update_state, write_json)
+from scaling.runlock import RunLock, RunLocked
 from scaling.signals import PREEMPT, SignalFlags, requeue_self
 from scaling.strategies import get_strategy, policy
 from scaling.strategies.base import autocast
@@ -33,20 +35,52 @@ from scaling.telemetry import MetricsLogger, max_mem_bytes, peak_flops, provenan
 def train(config: RunConfig, run_dir) -> str:
     """Train one run in `run_dir`; returns the final train phase (`done` on success)."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    restrict_umask()
+    private_dir(run_dir)
     pin_heap()
     if read_state(run_dir)["train"] == "done":
         print(f"{run_dir.name}: train already done, nothing to do")
         return "done"
     env = dist.setup(config.resources.device)
+    lock = None
     try:
+        lock = hold_run(run_dir, env, "train")
+        if read_state(run_dir)["train"] == "done":  # finished while we waited for the lock
+            print(f"{run_dir.name}: train already done, nothing to do")
+            return "done"
         return Trainer(config, env, run_dir).fit()
     except BaseException as exc:
-        if env.is_main and not isinstance(exc, KeyboardInterrupt):
-            update_state(run_dir, train="failed", error=one_line(exc))
+        if env.is_main and not isinstance(exc, (KeyboardInterrupt, RunLocked)):
+            record_failure(run_dir, "train", exc)
         raise
     finally:
+        if lock is not None:
+            lock.release()
         dist.teardown()
+
+
+def hold_run(run_dir: Path, env: dist.DistEnv, phase: str):
+    """Collective: rank 0 takes the run's lock (scaling/runlock.py); every rank raises
+    RunLocked when another live process holds it, before anything is written."""
+    lock, message = None, ""
+    if env.is_main:
+        try:
+            lock = RunLock(run_dir, phase).acquire()
+        except RunLocked as exc:
+            message = str(exc)
+    if dist.all_reduce_max(1.0 if message else 0.0, env):
+        raise RunLocked(message or f"{run_dir.name}: rank 0 could not take the run lock")
+    return lock
+
+
+def record_failure(run_dir: Path, phase: str, exc: BaseException) -> None:
+    """Mark the phase failed in state.json; when even that cannot be written (disk full),
+    say so on stderr, so the failure is never silent (the exit status is non-zero too)."""
+    try:
+        update_state(run_dir, **{phase: "failed", "error": one_line(exc)})
+    except OSError as write_exc:
+        print(f"error: {run_dir.name}: {phase} failed ({one_line(exc)}) and state.json could "
+              f"not record it ({one_line(write_exc)})", file=sys.stderr, flush=True)
 
 
 class Trainer:
@@ -111,11 +145,19 @@ class Trainer:
         self.step, self.skipped = state["step"], state.get("skipped_steps", 0)
 
     def resume(self, ckpt_root: Path) -> int:
-        """Load the newest complete checkpoint under `ckpt_root`, if any; the step to
-        continue from."""
-        latest = checkpoint.latest_complete(ckpt_root)
+        """Load the newest complete checkpoint under `ckpt_root` that verifies (a corrupt
+        newest one is skipped, with the reason said), if any; the step to continue from.
+        The step resumed from goes into state.json (`resumed_from`), so a resume and a
+        restart can be told apart."""
+        latest = checkpoint.choose(ckpt_root, self.env)
         if latest is not None:
             self.load_state_dict(checkpoint.load(latest, self.strategy, self.env))
+        if self.env.is_main and self.run_dir is not None:
+            update_state(self.run_dir,
+                         resumed_from=self.step if latest is not None else None)
+            print(f"{self.run_dir.name}: " + (
+                f"resumed from checkpoint {latest.name} at step {self.step}"
+                if latest is not None else "starting at step 0"), flush=True)
         return self.step
 
     # ------------------------------------------------------------------------ one step

@@ -8,6 +8,7 @@ import csv
 import datetime as _dt
 import json
 import os
+import re
 import socket
 import tempfile
 from pathlib import Path
@@ -16,6 +17,36 @@ from typing import Any, Optional, Union
 SCHEMA_VERSION = 1
 PHASES = ("pending", "running", "done", "failed", "preempted", "cancelled")
 STALE_AFTER_S = 300  # a running phase whose heartbeat is older than this is reported stale
+# A run id (and a sweep name) is one plain folder name: it goes into paths, task lists and
+# shell lines, so nothing that could climb out of runs/ or mean something to a shell.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}$")
+
+
+def check_run_id(run_id: str, where: str = "") -> str:
+    """`run_id` if it is a plain folder name, else a one-line ConfigError naming `where`."""
+    if not isinstance(run_id, str) or not SAFE_NAME.match(run_id):
+        from scaling.errors import ConfigError
+
+        raise ConfigError(f"{where + ': ' if where else ''}run id {run_id!r} is invalid: use "
+                          "letters, digits and . _ + - (not starting with a dot, no slashes)")
+    return run_id
+
+
+def restrict_umask() -> None:
+    """Never create files or folders that group or others can write (a checkpoint that
+    someone else can replace is code they can run: see README, "What is trusted")."""
+    current = os.umask(0o022)
+    os.umask(current | 0o022)
+
+
+def private_dir(path: Union[str, Path]) -> Path:
+    """mkdir -p without group/world write; an existing folder loses g+w and o+w."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True, mode=0o755)
+    mode = path.stat().st_mode
+    if mode & 0o022:
+        path.chmod(mode & ~0o022 & 0o7777)
+    return path
 
 
 def now_iso() -> str:
@@ -61,7 +92,7 @@ def read_json(path: Union[str, Path]) -> Optional[dict]:
 
 def default_state() -> dict[str, Any]:
     return {"train": "pending", "transfer": "pending", "attempts": 0, "images_seen": 0,
-            "error": None, "heartbeat": None, "job": None, "host": None}
+            "error": None, "heartbeat": None, "job": None, "host": None, "resumed_from": None}
 
 
 def read_state(run_dir: Union[str, Path]) -> dict[str, Any]:
@@ -122,7 +153,8 @@ def list_runs(sweep_dir: Union[str, Path]) -> list[Path]:
     """Run folders of a sweep in manifest order (folders missing from it last)."""
     sweep_dir = Path(sweep_dir)
     runs = sweep_dir / "runs"
-    ids = [row["run_id"] for row in read_manifest(sweep_dir / "manifest.csv")]
-    extra = sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name not in ids) \
-        if runs.is_dir() else []
+    ids = [check_run_id(row.get("run_id"), f"{sweep_dir / 'manifest.csv'}")
+           for row in read_manifest(sweep_dir / "manifest.csv")]
+    extra = sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name not in ids
+                   and SAFE_NAME.match(p.name)) if runs.is_dir() else []
     return [runs / i for i in ids + extra if (runs / i).is_dir()]

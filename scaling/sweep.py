@@ -3,8 +3,10 @@
 The sweep file (docs/design.md) names a base config and axes; grids are crossed, `zip` groups
 move together, `grids` adds more blocks over the same base, runs are de-duplicated by
 config hash. Every run config is validated here, so a typo fails now, not on the cluster.
-Regenerating adds new runs, never touches a `done` run, and refuses when a `done` run's
-config would change.
+Regenerating adds new runs, never touches a `done` run, and refuses when the config of a
+run that is `done` or has a checkpoint would change (a resumed run must train on the
+config its folder records). A sweep folder belongs to one sweep file (`study.json`): a
+different file with the same name is refused instead of merged.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Any, Optional, Union
 from scaling.config import (RunConfig, check_field_path, config_hash, dump_yaml, from_dict,
                             get_path, load_yaml, set_path, to_dict, closest)
 from scaling.errors import ConfigError
-from scaling.runfiles import atomic_write_text, read_manifest, read_state
+from scaling.runfiles import (SAFE_NAME, atomic_write_text, private_dir, read_json,
+                              read_manifest, read_state, write_json)
 
 SWEEP_KEYS = ("name", "description", "base", "axes", "zip", "seeds", "grids")
 GRID_KEYS = ("axes", "zip")
@@ -105,9 +108,10 @@ def load_sweep(sweep_file: Union[str, Path]) -> dict:
     if not spec.get("name") or not isinstance(spec["name"], str):
         raise ConfigError(f"name={spec.get('name')!r} is invalid: give the sweep a name "
                           "(its folder name)")
-    if any(c in spec["name"] for c in "/\\ ") or spec["name"].startswith("."):
-        raise ConfigError(f"name={spec['name']!r} is invalid: use a folder name without "
-                          "slashes or spaces")
+    if not SAFE_NAME.match(spec["name"]):
+        raise ConfigError(f"name={spec['name']!r} is invalid: use letters, digits and . _ + - "
+                          "(a folder name, not starting with a dot: no slashes, spaces or "
+                          "shell characters)")
     return spec
 
 
@@ -249,22 +253,31 @@ def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps"
     cache: dict = {}
     estimates = {run_id: _estimates(config, cache) for run_id, config, _ in runs}
 
-    # refuse before writing anything when a finished run would change
+    # refuse before writing anything: another study under the same name, or a run that is
+    # done or has a checkpoint whose config would change
+    _check_same_study(sweep_dir, sweep_file)
+    frozen = {}
     for run_id, config, _ in runs:
         run_dir = runs_dir / run_id
-        if read_state(run_dir)["train"] == "done" and (run_dir / "config.yaml").is_file():
+        why = _frozen(run_dir)
+        if why and (run_dir / "config.yaml").is_file():
             old = load_yaml(run_dir / "config.yaml")
             new = to_dict(config)
             if config_hash(from_dict(RunConfig, old)) != config_hash(config):
                 diff = _first_difference(old, new)
-                raise ConfigError(f"run {run_id} is done and its config would change "
-                                  f"({diff}): use a new sweep name or remove that run folder")
+                raise ConfigError(f"run {run_id} {why} and its config would change "
+                                  f"({diff}): use a new sweep name, or remove that run "
+                                  f"folder ({run_dir}) to start it again")
+            frozen[run_id] = True
 
+    private_dir(sweep_dir)
+    private_dir(runs_dir)
     rows = []
     for run_id, config, point in runs:
         run_dir = runs_dir / run_id
         axis_values = {key: point.get(key, get_path(to_dict(config), key)) for key in order}
-        if read_state(run_dir)["train"] != "done":
+        if run_id not in frozen:
+            private_dir(run_dir)
             atomic_write_text(run_dir / "config.yaml", dump_yaml(to_dict(config)))
         row = {"run_id": run_id, "config_hash": config_hash(config)}
         row.update(axis_values)
@@ -276,7 +289,37 @@ def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps"
     kept = [r for r in old_rows if r["run_id"] not in new_ids and (runs_dir / r["run_id"]).is_dir()]
     _write_manifest(sweep_dir / "manifest.csv", kept + rows)
     atomic_write_text(sweep_dir / "sweep.yaml", sweep_file.read_text())
+    if read_json(sweep_dir / "study.json") is None:
+        write_json(sweep_dir / "study.json", {"sweep_file": str(sweep_file.resolve())})
     return sweep_dir
+
+
+def _frozen(run_dir: Path) -> Optional[str]:
+    """Why a run's config may no longer change (None when it may): it is done, or it has a
+    complete checkpoint that a resume would continue under the recorded config."""
+    if read_state(run_dir)["train"] == "done":
+        return "is done"
+    ckpts = run_dir / "checkpoints"
+    if ckpts.is_dir() and any((p / "COMPLETE").is_file() for p in ckpts.iterdir()):
+        return "has checkpoints"
+    return None
+
+
+def _check_same_study(sweep_dir: Path, sweep_file: Path) -> None:
+    """A sweep folder is one study: refuse a different sweep file that has the same name
+    (the same file edited, or an identical copy, is the same study)."""
+    recorded = sweep_dir / "sweep.yaml"
+    if not recorded.is_file():
+        return
+    study = read_json(sweep_dir / "study.json") or {}
+    source = study.get("sweep_file")
+    if source is None or source == str(sweep_file.resolve()):
+        return
+    if recorded.read_text() == sweep_file.read_text():
+        return
+    raise ConfigError(f"name={sweep_dir.name!r} is already used by another sweep file "
+                      f"({source}) in {sweep_dir}: give {sweep_file} another name, or "
+                      "another --root")
 
 
 def _write_manifest(path: Path, rows: list[dict]) -> None:

@@ -16,7 +16,9 @@ from scaling import recipe
 from scaling.config import RunConfig
 from scaling.errors import RunError
 from scaling.probe import linear_probe
-from scaling.runfiles import one_line, read_json, read_state, update_state, write_json
+from scaling.runfiles import (one_line, read_json, read_state, restrict_umask, update_state,
+                              write_json)
+from scaling.runlock import RunLock
 
 
 def load_trunk(run_dir: Path, random_init: bool = False, seed: int = 0) -> torch.nn.Module:
@@ -27,8 +29,9 @@ def load_trunk(run_dir: Path, random_init: bool = False, seed: int = 0) -> torch
     torch.manual_seed(seed)
     model = create_model(meta["arch"], num_classes=1, **meta["kwargs"])
     if not random_init:
-        weights = torch.load(run_dir / "final" / "trunk.pt", map_location="cpu",
-                             weights_only=True)
+        from scaling.checkpoint import load_tensors
+
+        weights = load_tensors(run_dir / "final" / "trunk.pt", map_location="cpu")
         missing, unexpected = model.load_state_dict(weights, strict=False)
         if unexpected or any(not k.startswith("fc.") for k in missing):
             raise RunError(f"{run_dir}/final/trunk.pt does not match {meta['arch']}: "
@@ -48,8 +51,6 @@ def extract_features(model, images: torch.Tensor, device: torch.device, batch: i
 
 def transfer(config: RunConfig, run_dir) -> dict:
     """Probe the trunk of `run_dir` on each target; writes transfer/<target>__<protocol>.json."""
-    from data import build_target_split
-
     run_dir = Path(run_dir)
     state = read_state(run_dir)
     if state["train"] != "done" or not (run_dir / "final" / "model.json").is_file():
@@ -58,6 +59,20 @@ def transfer(config: RunConfig, run_dir) -> dict:
     if state["transfer"] == "done":
         print(f"{run_dir.name}: transfer already done, nothing to do")
         return {}
+    restrict_umask()
+    lock = RunLock(run_dir, "transfer").acquire()  # one process per run (scaling/runlock.py)
+    try:
+        if read_state(run_dir)["transfer"] == "done":
+            print(f"{run_dir.name}: transfer already done, nothing to do")
+            return {}
+        return _transfer(config, run_dir)
+    finally:
+        lock.release()
+
+
+def _transfer(config: RunConfig, run_dir: Path) -> dict:
+    from data import build_target_split
+
     device = torch.device("cuda" if config.resources.device != "cpu"
                           and torch.cuda.is_available() else "cpu")
     if device.type == "cpu":

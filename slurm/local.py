@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Optional, Union
 
-from scaling.errors import ConfigError
+from scaling.errors import ConfigError, RunError
 from scaling.runfiles import list_runs, one_line, read_state
 from slurm.tasks import local_argv, run_resources, write_task_scripts
 
@@ -69,8 +69,22 @@ class CpuPool:
             self._cond.notify_all()
 
 
-def run_one(run_dir: Path, retry_failed: bool = False, env: Optional[dict] = None) -> str:
-    """Train then transfer one run via the sweep's task scripts; returns a one-line summary."""
+def _last_error(log: Path) -> str:
+    """The child's one-line `error: ...` (the last one in its log), if it printed one."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    errors = [ln[len("error:"):].strip() for ln in lines if ln.startswith("error:")]
+    return errors[-1][:300] if errors else ""
+
+
+def run_one(run_dir: Path, retry_failed: bool = False, env: Optional[dict] = None,
+            failures: Optional[dict] = None) -> str:
+    """Train then transfer one run via the sweep's task scripts; returns a one-line summary.
+    A phase that exits non-zero is noted in `failures` ({run_id: why}), even when it could
+    not record that in state.json (disk full) or refused because another process holds
+    the run."""
     start = time.perf_counter()
     sweep_dir = run_dir.parent.parent
     logs = sweep_dir / "logs"
@@ -96,11 +110,16 @@ def run_one(run_dir: Path, retry_failed: bool = False, env: Optional[dict] = Non
                 return _summary(run_dir, time.perf_counter() - start) + f"  error: {one_line(exc)}"
             proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         if proc.returncode != 0:
-            break
+            why = _last_error(logs / f"{run_dir.name}.{phase}.log") or \
+                f"{phase} exited {proc.returncode} (see {logs / f'{run_dir.name}.{phase}.log'})"
+            if failures is not None:
+                failures[run_dir.name] = why
+            summary = _summary(run_dir, time.perf_counter() - start)
+            return summary if why in summary else f"{summary}  {why}"
     return _summary(run_dir, time.perf_counter() - start)
 
 
-def _pooled(pool: CpuPool, run_dir: Path, retry_failed: bool) -> str:
+def _pooled(pool: CpuPool, run_dir: Path, retry_failed: bool, failures: dict) -> str:
     try:
         res = run_resources(run_dir)
         want = res.devices_per_node * res.cpus_per_rank
@@ -108,7 +127,7 @@ def _pooled(pool: CpuPool, run_dir: Path, retry_failed: bool) -> str:
         want = 1
     got = pool.take(want)
     try:
-        return run_one(run_dir, retry_failed)
+        return run_one(run_dir, retry_failed, failures=failures)
     finally:
         pool.give(got)
 
@@ -133,8 +152,9 @@ def run_local(sweep_dir: Union[str, Path], parallel: int = 2, retry_failed: bool
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), desc="runs", unit="run", dynamic_ncols=True)
+    failures: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as ex:
-        futures = {ex.submit(_pooled, pool, r, retry_failed): r for r in todo}
+        futures = {ex.submit(_pooled, pool, r, retry_failed, failures): r for r in todo}
         for future in as_completed(futures):
             line = future.result()
             if bar:
@@ -144,4 +164,8 @@ def run_local(sweep_dir: Union[str, Path], parallel: int = 2, retry_failed: bool
                 print(line, flush=True)
     if bar:
         bar.close()
+    if failures:
+        first = sorted(failures)[0]
+        raise RunError(f"{len(failures)} of {len(todo)} runs did not finish here ({first}: "
+                       f"{failures[first]}); logs in {sweep_dir / 'logs'}")
     return {r.name: f"{read_state(r)['train']}/{read_state(r)['transfer']}" for r in runs}

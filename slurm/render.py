@@ -160,7 +160,7 @@ def render_array(sweep_dir: Path, out_dir: Path, array: ArrayJob, profile: Profi
     sbatch = [f"--job-name={array.name}", f"--array=0-{n - 1}%{min(profile.throttle, n)}",
               f"--output={logs}/%x_%A_%a.out", "--open-mode=append",
               *_header(profile, array.shape, array.phase)]
-    script = task_script_path(sweep_dir, array.phase)
+    script = task_script_path(sweep_dir, array.phase, out_dir)  # this submission's own copy
     body = _body(profile) + [f"exec bash {shlex.quote(str(script))} slurm "
                              f"{shlex.quote(str(tasks))}"]
     array.tasks_file = tasks

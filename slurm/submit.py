@@ -3,13 +3,17 @@ record the job ids in `<sweep>/slurm/jobs.json`.
 
 Re-submitting skips `done` runs and runs still queued or running under any job recorded in
 jobs.json (squeue says which), so it never duplicates work; `retry_failed` also resubmits
-failed runs. Every submission renders into its own folder (`slurm/submit-NNN/`), because
-a pending array reads its task list only when a task starts. Torch-free.
+failed runs. Every submission renders into its own folder (`slurm/submit-NNN/`: sbatch
+scripts, task lists and its own task scripts), because a pending array reads its task list
+and task script only when a task starts. jobs.json records a submission's whole plan before
+the first sbatch; one that stopped half-way (`"complete": false`) is completed by the next
+`submit`, and a folder whose submission queued nothing is removed. Torch-free.
 """
 
 from __future__ import annotations
 
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -108,17 +112,92 @@ def sbatch(script: Path, dependency: Optional[str] = None) -> str:
     return proc.stdout.strip().split(";")[0]
 
 
-def _array_record(a: ArrayJob, sweep_dir: Path) -> dict:
+def _array_record(a: ArrayJob, sweep_dir: Path, after: Optional[int]) -> dict:
     return {"phase": a.phase, "shape": a.shape.tag, "name": a.name, "job": a.job,
-            "dependency": a.dependency, "run_ids": list(a.run_ids),
+            "dependency": a.dependency, "after": after, "run_ids": list(a.run_ids),
             "script": str(a.script.relative_to(sweep_dir)),
             "tasks": str(a.tasks_file.relative_to(sweep_dir))}
+
+
+def _save_record(sweep_dir: Path, record: dict) -> None:
+    stored = read_jobs(sweep_dir)
+    subs = [s for s in stored.get("submissions", []) if s.get("folder") != record["folder"]]
+    write_json(jobs_path(sweep_dir), {"submissions": subs + [record]})
+
+
+def _drop_record(sweep_dir: Path, folder: str) -> None:
+    stored = read_jobs(sweep_dir)
+    subs = [s for s in stored.get("submissions", []) if s.get("folder") != folder]
+    write_json(jobs_path(sweep_dir), {"submissions": subs})
+
+
+def _remove_orphans(sweep_dir: Path, jobs: dict) -> None:
+    """`slurm/submit-*` folders no submission records (an attempt that failed before its
+    first sbatch): nothing queued reads them."""
+    known = {s.get("folder") for s in jobs.get("submissions", [])}
+    for folder in sorted((sweep_dir / "slurm").glob("submit-*")):
+        if folder.is_dir() and str(folder.relative_to(sweep_dir)) not in known:
+            shutil.rmtree(folder, ignore_errors=True)
+            print(f"{sweep_dir.name}: removed {folder.relative_to(sweep_dir)} (a submission "
+                  "that failed before anything was queued)")
+
+
+def _submit_rest(sweep_dir: Path, record: dict, queue: Optional[dict]) -> list[str]:
+    """sbatch every array and the finish job of `record` that has no job id yet, in order,
+    saving after each; returns the sbatch lines. Used for a new submission and to complete
+    one that failed half-way (e.g. the controller went away after the train array); then
+    `queue` is what Slurm holds, and a train array it no longer knows is not waited on."""
+    lines = []
+    arrays = record["arrays"]
+    for rec in arrays:
+        if rec.get("job"):
+            continue
+        dependency = None
+        if rec.get("after") is not None:
+            train_job = arrays[rec["after"]].get("job")
+            dependency = f"aftercorr:{train_job}"
+            if queue is not None and not any(k.startswith(f"{train_job}_") or k == train_job
+                                 for k in queue):
+                dependency = None  # the train array is gone: the task refuses unfinished trunks
+        script = sweep_dir / rec["script"]
+        rec["job"], rec["dependency"] = sbatch(script, dependency), dependency
+        _save_record(sweep_dir, record)
+        lines.append(_sbatch_line(script, dependency, rec["job"]))
+    fin = record["finish"]
+    if not fin.get("job"):
+        dependency = "afterany:" + ":".join(str(a["job"]) for a in arrays)
+        script = sweep_dir / fin["script"]
+        fin["job"], fin["dependency"] = sbatch(script, dependency), dependency
+        lines.append(_sbatch_line(script, dependency, fin["job"]))
+    record["complete"] = True
+    _save_record(sweep_dir, record)
+    return lines
+
+
+def repair(sweep_dir: Path, jobs: dict, queue: dict) -> list[dict]:
+    """Complete every recorded submission that stopped half-way; returns their records."""
+    repaired = []
+    for record in jobs.get("submissions", []):
+        if record.get("complete", True) or record.get("dry_run"):
+            continue
+        missing = [a["name"] for a in record["arrays"] if not a.get("job")]
+        lines = _submit_rest(sweep_dir, record, queue)
+        print(f"{sweep_dir.name}: completed the half-done submission {record['folder']} "
+              f"(submitted {', '.join(missing + ['finish']) if missing else 'finish'})")
+        for line in lines:
+            print(f"  {line}")
+        repaired.append(record)
+    return repaired
 
 
 def submit(sweep_dir: Union[str, Path], profile: Union[str, Path, None] = None,
            dry_run: bool = False, retry_failed: bool = False,
            throttle: Optional[int] = None) -> dict:
-    """Render and submit; returns this submission's record (as stored in jobs.json)."""
+    """Render and submit; returns this submission's record (as stored in jobs.json).
+
+    A submission interrupted half-way (sbatch failing after some arrays) is completed by
+    the next `submit` before anything new is planned. A dry run writes only into
+    `slurm/dry-run/`, which nothing queued reads."""
     sweep_dir = Path(sweep_dir).resolve()
     prof = load_profile(profile)
     if throttle is not None:
@@ -127,6 +206,11 @@ def submit(sweep_dir: Union[str, Path], profile: Union[str, Path, None] = None,
         prof.throttle = throttle
     jobs = read_jobs(sweep_dir)
     queue = query.queue_states(required=not dry_run and bool(recorded_tasks(jobs)))
+    if not dry_run:
+        _remove_orphans(sweep_dir, jobs)
+        if repair(sweep_dir, jobs, queue):
+            jobs = read_jobs(sweep_dir)
+            queue = query.queue_states(required=True)
     active = active_runs(jobs, queue)
     the_plan = plan(sweep_dir, prof, retry_failed, active)
     if not the_plan.arrays:
@@ -135,41 +219,40 @@ def submit(sweep_dir: Union[str, Path], profile: Union[str, Path, None] = None,
         return {"time": now_iso(), "folder": None, "dry_run": dry_run, "arrays": [],
                 "finish": None, "skipped": the_plan.skipped}
     out_dir = _next_folder(sweep_dir, jobs, dry_run)
+    if dry_run:
+        shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / "slurm" / "logs").mkdir(parents=True, exist_ok=True)
-    write_task_scripts(sweep_dir, prof.interpreter)
+    if not dry_run:
+        (sweep_dir / "slurm" / "logs").mkdir(parents=True, exist_ok=True)
+    write_task_scripts(sweep_dir, prof.interpreter, out_dir)  # this submission's own copy
     for i, array in enumerate(the_plan.arrays):
         render_array(sweep_dir, out_dir, array, prof, i)
-    record = {"time": now_iso(), "folder": str(out_dir.relative_to(sweep_dir)),
-              "profile": prof.source, "dry_run": dry_run, "arrays": [], "finish": None,
-              "skipped": the_plan.skipped}
     the_plan.finish_script = render_finish(sweep_dir, out_dir, prof)
-
-    def save() -> None:
-        if not dry_run:
-            stored = read_jobs(sweep_dir)
-            subs = [s for s in stored.get("submissions", []) if s.get("folder") != record["folder"]]
-            write_json(jobs_path(sweep_dir), {"submissions": subs + [record]})
-
-    lines = []
     for array in the_plan.arrays:
         if array.after is not None:
-            train = the_plan.arrays[array.after]
-            array.dependency = f"aftercorr:{train.job or '<' + train.name + '>'}"
-        if dry_run:
-            array.job = None
-        else:
-            array.job = sbatch(array.script, array.dependency)
-        record["arrays"].append(_array_record(array, sweep_dir))
-        save()
-        lines.append(_sbatch_line(array.script, array.dependency, array.job))
-    ids = [a.job or f"<{a.name}>" for a in the_plan.arrays]
-    finish_dep = "afterany:" + ":".join(ids)
-    finish_job = None if dry_run else sbatch(the_plan.finish_script, finish_dep)
-    record["finish"] = {"job": finish_job, "dependency": finish_dep,
-                        "script": str(the_plan.finish_script.relative_to(sweep_dir))}
-    save()
-    lines.append(_sbatch_line(the_plan.finish_script, finish_dep, finish_job))
+            array.dependency = f"aftercorr:<{the_plan.arrays[array.after].name}>"
+    ids = [f"<{a.name}>" for a in the_plan.arrays]
+    record = {"time": now_iso(), "folder": str(out_dir.relative_to(sweep_dir)),
+              "profile": prof.source, "dry_run": dry_run, "complete": dry_run,
+              "arrays": [_array_record(a, sweep_dir, a.after) for a in the_plan.arrays],
+              "finish": {"job": None, "dependency": "afterany:" + ":".join(ids),
+                         "script": str(the_plan.finish_script.relative_to(sweep_dir))},
+              "skipped": the_plan.skipped}
+    if dry_run:
+        lines = [_sbatch_line(a.script, a.dependency, None) for a in the_plan.arrays]
+        lines.append(_sbatch_line(the_plan.finish_script, record["finish"]["dependency"],
+                                  None))
+    else:
+        _save_record(sweep_dir, record)  # the whole plan first: a failure half-way is repairable
+        try:
+            lines = _submit_rest(sweep_dir, record, None)
+        except RunError as exc:
+            if not any(a.get("job") for a in record["arrays"]):
+                _drop_record(sweep_dir, record["folder"])  # nothing queued: leave no trace
+                shutil.rmtree(out_dir, ignore_errors=True)
+                raise
+            raise RunError(f"{exc}; the arrays already queued are recorded: run "
+                           "`scaling submit` again to submit the rest") from None
     verb = "would submit" if dry_run else "submitted"
     print(f"{sweep_dir.name}: {verb} {the_plan.run_count} runs in {len(the_plan.arrays)} "
           f"arrays + finish; {len(the_plan.skipped)} skipped; scripts in {out_dir}")

@@ -1,5 +1,8 @@
-"""What one task runs: one rendered shell script per phase, `<sweep>/slurm/<phase>_task.sh`,
-run both by every Slurm array task and by the local executor, so the two cannot drift apart.
+"""What one task runs: one rendered shell script per phase, run both by every Slurm array
+task and by the local executor, so the two cannot drift apart. Each submission has its own
+copy (`<sweep>/slurm/submit-NNN/<phase>_task.sh`: queued tasks read only their own, so a
+later submission or dry run never changes what they run); the local executor uses
+`<sweep>/slurm/<phase>_task.sh`.
 
     <phase>_task.sh slurm TASK_LIST        the run is line SLURM_ARRAY_TASK_ID+1 of TASK_LIST;
                                            ranks start with srun, one task per device
@@ -7,12 +10,14 @@ run both by every Slurm array task and by the local executor, so the two cannot 
 
 The script runs its launcher in the background and forwards SIGTERM/SIGUSR2 to it, so a
 scancel or a requeue reaching the batch shell never kills the shell before the ranks have
-checkpointed. Its exit status is the phase's (0 only when `done`). Torch-free.
+checkpointed. Its exit status is the phase's (0 only when `done`). Python starts through
+`-c "$NOCWD" MODULE` (runpy, like `-m`, but with the working directory taken off the
+import path: a `data/` or `models/` folder where the user stands must not shadow the
+packages; `-P` would do it but needs Python 3.11). Torch-free.
 """
 
 from __future__ import annotations
 
-import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +27,12 @@ import yaml
 
 from scaling.config import ResourcesConfig
 from scaling.errors import ConfigError
-from scaling.runfiles import atomic_write_text
+from scaling.runfiles import SAFE_NAME, atomic_write_text
+from scaling.runfiles import check_run_id as _check_run_id
 
 PHASES = ("train", "transfer")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on 60 configs
-RUN_ID = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]*$")
+RUN_ID = SAFE_NAME
 
 
 @dataclass
@@ -65,10 +71,7 @@ def run_resources(run_dir: Path) -> TaskResources:
 
 
 def check_run_id(run_id: str) -> str:
-    if not RUN_ID.match(run_id):
-        raise ConfigError(f"run id {run_id!r} cannot go into a task list: use letters, digits "
-                          "and . _ + - (not starting with a dot)")
-    return run_id
+    return _check_run_id(run_id)
 
 
 _TEMPLATE = r"""#!/usr/bin/env bash
@@ -96,6 +99,8 @@ if ! [[ "$RUN_ID" =~ ^[A-Za-z0-9_+-][A-Za-z0-9._+-]*$ ]] || ! [[ "$NPROC" =~ ^[1
   echo "wsl-scaling: invalid run id or rank count: '$RUN_ID' '$NPROC'" >&2; exit 2
 fi
 CONFIG="$SWEEP/runs/$RUN_ID/config.yaml"
+# `python -m MODULE` without the working directory on sys.path (runpy, as -m does)
+NOCWD='import runpy, sys; sys.path[:1] = [] if sys.path[:1] == [""] else sys.path[:1]; runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)'
 export PYTHONUNBUFFERED=1
 export OMP_NUM_THREADS="${{SLURM_CPUS_PER_TASK:-${{OMP_NUM_THREADS:-1}}}}"
 if [ "$MODE" = slurm ]; then
@@ -103,12 +108,12 @@ if [ "$MODE" = slurm ]; then
   export MASTER_ADDR="${{HOSTS%%$'\n'*}}"
   export MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))
   LAUNCH=(srun {srun_shape} --cpus-per-task="${{SLURM_CPUS_PER_TASK:-1}}" --kill-on-bad-exit=1
-          "$PYTHON" -m scaling.cli "$PHASE" --config "$CONFIG")
+          "$PYTHON" -c "$NOCWD" scaling.cli "$PHASE" --config "$CONFIG")
 elif [ "$NPROC" -gt 1 ]; then
-  LAUNCH=("$PYTHON" -m torch.distributed.run --standalone --nproc_per_node="$NPROC"
-          -m scaling.cli "$PHASE" --config "$CONFIG")
+  LAUNCH=("$PYTHON" -c "$NOCWD" torch.distributed.run --standalone --nproc_per_node="$NPROC"
+          --no-python "$PYTHON" -c "$NOCWD" scaling.cli "$PHASE" --config "$CONFIG")
 else
-  LAUNCH=("$PYTHON" -m scaling.cli "$PHASE" --config "$CONFIG")
+  LAUNCH=("$PYTHON" -c "$NOCWD" scaling.cli "$PHASE" --config "$CONFIG")
 fi
 JOB="${{SLURM_ARRAY_JOB_ID:-${{SLURM_JOB_ID:-local}}}}${{SLURM_ARRAY_TASK_ID:+_$SLURM_ARRAY_TASK_ID}}"
 note() {{ echo "wsl-scaling: $* phase=$PHASE run=$RUN_ID job=$JOB restarts=${{SLURM_RESTART_COUNT:-0}} host=$(hostname) at=$(date +%s.%N)"; }}
@@ -140,15 +145,19 @@ def task_script(sweep_dir: Union[str, Path], phase: str, python: str) -> str:
                             python=shlex.quote(python), srun_shape=_SRUN[phase])
 
 
-def task_script_path(sweep_dir: Union[str, Path], phase: str) -> Path:
-    return Path(sweep_dir).resolve() / "slurm" / f"{phase}_task.sh"
+def task_script_path(sweep_dir: Union[str, Path], phase: str,
+                     folder: Union[str, Path, None] = None) -> Path:
+    """`folder/<phase>_task.sh` (a submission's own), else the local executor's."""
+    base = Path(folder).resolve() if folder is not None else Path(sweep_dir).resolve() / "slurm"
+    return base / f"{phase}_task.sh"
 
 
-def write_task_scripts(sweep_dir: Union[str, Path], python: str) -> dict[str, Path]:
+def write_task_scripts(sweep_dir: Union[str, Path], python: str,
+                       folder: Union[str, Path, None] = None) -> dict[str, Path]:
     """(Re)write both task scripts atomically: a running bash keeps reading its old copy."""
     out = {}
     for phase in PHASES:
-        path = task_script_path(sweep_dir, phase)
+        path = task_script_path(sweep_dir, phase, folder)
         text = task_script(sweep_dir, phase, python)
         if not path.is_file() or path.read_text() != text:
             atomic_write_text(path, text)

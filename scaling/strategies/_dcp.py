@@ -47,7 +47,9 @@ class DCPState:
 
     def load(self, directory: Path) -> None:
         load(self.model, self.optimizer, directory)
-        payload = torch.load(directory / "scaler.pt", weights_only=True)
+        from scaling.checkpoint import load_tensors
+
+        payload = load_tensors(directory / "scaler.pt")
         self.scaler.load_state_dict(payload["scaler"])
 
     def trunk_state_dict(self) -> dict[str, torch.Tensor]:

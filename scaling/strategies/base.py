@@ -116,8 +116,9 @@ class Strategy:
                         "scaler": self.scaler.state_dict()}, directory / "state.pt")
 
     def _load_full_state(self, directory: Path) -> None:
-        payload = torch.load(directory / "state.pt", map_location=self.env.device,
-                             weights_only=True)
+        from scaling.checkpoint import load_tensors
+
+        payload = load_tensors(directory / "state.pt", map_location=self.env.device)
         self.module.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scaler.load_state_dict(payload["scaler"])

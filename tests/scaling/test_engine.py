@@ -64,6 +64,11 @@ def test_ddp_two_ranks_match_one_rank_accumulating_the_same_micro_batches(tmp_pa
     assert a[0] != a[-1]
 
 
+def _newest_complete(run) -> int:
+    return max(int(p.name) for p in (run / "checkpoints").iterdir()
+               if (p / "COMPLETE").is_file())
+
+
 def test_resume_after_kill_is_exact(tmp_path):
     ref = make_run(tmp_path, "ref")
     train(ref)
@@ -79,7 +84,12 @@ def test_resume_after_kill_is_exact(tmp_path):
     proc.kill()
     proc.wait()
     assert state(run)["train"] == "running"
-    train(run)
+    newest = _newest_complete(run)
+    assert newest >= 5
+    out = train(run).stdout
+    # a resume, not a restart from step 0 (deleting checkpoints/ here fails this)
+    assert state(run)["resumed_from"] == newest
+    assert f"resumed from checkpoint {newest:09d} at step {newest}" in out
     assert state(run)["attempts"] == 2 and state(run)["train"] == "done"
     assert losses(run) == losses(ref)  # bit for bit
 
@@ -103,7 +113,9 @@ def test_sigusr2_checkpoints_marks_preempted_and_resumes_cleanly(tmp_path):
     assert st["train"] == "preempted"
     stopped_at = len(losses(run))
     assert (run / "checkpoints" / f"{stopped_at:09d}" / "COMPLETE").is_file()
-    train(run)
+    out = train(run).stdout
+    assert state(run)["resumed_from"] == stopped_at  # resumed where it stopped
+    assert f"resumed from checkpoint {stopped_at:09d} at step {stopped_at}" in out
     assert state(run)["train"] == "done" and state(run)["attempts"] == 2
     assert losses(run) == losses(ref)
 

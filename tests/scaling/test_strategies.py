@@ -205,6 +205,11 @@ def _kill9(proc):
     proc.wait()
 
 
+def _newest_complete(run) -> int:
+    return max(int(p.name) for p in (run / "checkpoints").iterdir()
+               if (p / "COMPLETE").is_file())
+
+
 def _wait_lines(run, n, proc):
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:
@@ -223,7 +228,10 @@ def test_fsdp2_kill9_then_resume_is_bit_identical(runs, tmp_path):
     _wait_lines(run, 12, proc)
     _kill9(proc)  # both ranks and the agent, mid-training
     assert state(run)["train"] == "running"
-    train(run, 2)
+    newest = _newest_complete(run)
+    out = train(run, 2).stdout
+    assert state(run)["resumed_from"] == newest >= 5  # a resume, not a restart
+    assert f"resumed from checkpoint {newest:09d} at step {newest}" in out
     assert state(run)["train"] == "done" and state(run)["attempts"] == 2
     assert losses(run) == losses(runs["fsdp2"])  # bit for bit
 
@@ -240,7 +248,9 @@ def test_deepspeed_sigusr2_preempts_and_resumes_cleanly(runs, tmp_path):
     assert state(run)["train"] == "preempted"
     stopped = len(losses(run))
     assert stopped < 20 and (run / "checkpoints" / f"{stopped:09d}" / "COMPLETE").is_file()
-    train(run, 2)
+    out = train(run, 2).stdout
+    assert state(run)["resumed_from"] == stopped  # a resume, not a restart
+    assert f"resumed from checkpoint {stopped:09d} at step {stopped}" in out
     assert state(run)["train"] == "done" and state(run)["attempts"] == 2
     assert losses(run) == losses(runs["deepspeed_z3"])
 
@@ -261,12 +271,18 @@ def test_fsdp2_resumes_from_two_ranks_on_one(runs, tmp_path):
                             stderr=subprocess.DEVNULL, start_new_session=True)
     _wait_lines(run, 11, proc)
     _kill9(proc)
+    # killed mid-run (not after it finished): the second attempt must resume at step 10
+    assert state(run)["train"] == "running" and state(run)["attempts"] == 1
+    assert _newest_complete(run) == 10
     config = yaml.safe_load((run / "config.yaml").read_text())
     # one rank, two micro-batches of 8: the same batch-norm groups as two ranks of 8
     config["resources"]["devices_per_node"] = 1
     config["optim"]["micro_batch"] = 8
     (run / "config.yaml").write_text(yaml.safe_dump(config))
-    train(run, 1)
+    out = train(run, 1).stdout
+    assert state(run)["attempts"] == 2 and state(run)["train"] == "done"
+    assert state(run)["resumed_from"] == 10
+    assert "resumed from checkpoint 000000010 at step 10" in out
     ref, got = losses(runs["fsdp2"]), losses(run)
     assert len(got) == 20 and got[:10] == ref[:10]
     # batch-norm running statistics were rank 0's and the reductions regroup: tolerance

@@ -113,15 +113,20 @@ def test_usr2_checkpoints_requeues_and_finishes_with_two_attempts(slurm_cluster,
     assert row["long"]["slurm"] == scontrol_job(task)["JobState"] == "RUNNING"
 
     subprocess.run(["scancel", "--signal=USR2", task], check=True, timeout=30)
-    wait_for(lambda: state(run).get("train") == "preempted", 60, "the run to be preempted")
+    pre = wait_for(lambda: (st := state(run)).get("train") == "preempted" and st, 60,
+                   "the run to be preempted")
+    stopped = pre["images_seen"] // 16  # TINY's global batch: the step it checkpointed at
     wait_gone(job_ids(sweep), timeout=180)
     s = state(run)
     assert (s["train"], s["transfer"], s["attempts"]) == ("done", "done", 2), s
+    # the requeued attempt resumed at the preemption checkpoint (a restart would say None)
+    assert stopped > 0 and s["resumed_from"] == stopped, (stopped, s)
     info = scontrol_job(task)
     assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", info
     log = next((sweep / "slurm" / "logs").glob("*train*_0.out")).read_text()
     # the requeued attempt appended to the first attempt's log (--open-mode=append)
     assert "start phase=train run=long" in log and "restarts=0" in log and "restarts=1" in log
+    assert f"long: resumed from checkpoint {stopped:09d} at step {stopped}" in log
     assert "end rc=0" in log
 
 

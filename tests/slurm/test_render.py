@@ -58,7 +58,7 @@ def test_dry_run_of_the_paper_grid_renders_valid_scripts_without_torch(tmp_path,
     out = sweep / "slurm" / "dry-run"
     scripts = sorted(out.glob("*.sbatch"))
     assert len(scripts) == 5
-    _bash_n(scripts + sorted((sweep / "slurm").glob("*_task.sh")))
+    _bash_n(scripts + sorted(out.glob("*_task.sh")))
     train = (out / "00-train-1n8gpu-c8-m400g-t1440.sbatch").read_text()
     for line in ("--array=0-35%8", "--nodes=1", "--ntasks-per-node=8", "--cpus-per-task=8",
                  "--gres=gpu:a100:8", "--signal=USR2@300", "--requeue", "--open-mode=append",
@@ -111,7 +111,7 @@ def test_env_values_and_paths_are_shell_quoted(tmp_path):
     proc = subprocess.run(["bash", "-c", exports[0] + '\nprintf %s "$WSL_NOTE"'],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.stdout == nasty and not (tmp_path / "PWNED").exists()
-    task = (sweep / "slurm" / "train_task.sh").read_text()
+    task = (sweep / "slurm" / "dry-run" / "train_task.sh").read_text()
     assert "PYTHON='/opt/my py/bin/python'" in task
 
 

@@ -1,0 +1,85 @@
+"""The `scaling` CLI as a user runs it (its console script, in any working folder), tiny
+sweep files over the engine's TINY config, and a snapshot of a folder's files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from engine_helpers import TINY, env
+
+# the console script next to this interpreter (what `pip install` puts on PATH)
+SCALING = Path(sys.executable).with_name("scaling")
+
+
+def cli_argv(*args) -> list[str]:
+    argv = [str(SCALING)] if SCALING.is_file() else \
+        [sys.executable, "-c", ("import sys; del sys.path[0]; from scaling.cli import main; "
+                                "sys.exit(main())")]
+    return argv + [str(a) for a in args]
+
+
+def cli(*args, cwd=None, timeout: int = 600, **popen) -> subprocess.CompletedProcess:
+    """`scaling ARGS` as a subprocess, the way a user runs it."""
+    return subprocess.run(cli_argv(*args), capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd, env=env(), **popen)
+
+
+class Result:
+    """What `scaling ...` printed and returned when run in this process (torch is then
+    imported once per session, not once per command)."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def main(capsys, *args) -> Result:
+    from scaling.cli import main as scaling_main
+
+    capsys.readouterr()
+    rc = scaling_main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return Result(rc, out, err)
+
+
+def one_error_line(proc) -> str:
+    """The single `error: ...` line a user error prints (and no traceback)."""
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def tiny_config(**overrides) -> dict:
+    config = json.loads(json.dumps(TINY))
+    for dotted, value in overrides.items():
+        node = config
+        *path, last = dotted.split(".")
+        for key in path:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return config
+
+
+def write_sweep_file(path: Path, name: str, base: dict, axes: dict, seeds=None) -> Path:
+    spec = {"name": name, "base": base, "axes": axes}
+    if seeds is not None:
+        spec["seeds"] = seeds
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def snapshot(root: Path, skip=()) -> dict:
+    """{relative path: sha256 or 'dir'} of everything under root (except paths in skip)."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if any(rel == s or rel.startswith(s + os.sep) for s in skip):
+            continue
+        out[rel] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
