@@ -250,6 +250,10 @@ def _tag_table(root: Path, names_per_record: list[list[str]]) -> tuple[list[str]
 def _resolve_real_vocab(root: Path, tags: list[str], freq: np.ndarray, vocab) -> np.ndarray:
     order = np.lexsort((np.arange(len(freq)), -freq))          # by -freq, then id
     if isinstance(vocab, (int, np.integer)) and not isinstance(vocab, bool):
+        if vocab > len(order):  # clipping would train K=all under another name and hash
+            raise ValueError(f"data.vocab={vocab!r} is invalid: the first {len(tags)} records "
+                             f"carry only {len(order)} canonical tags: use at most "
+                             f"{len(order)} or 'all'")
         return order[: int(vocab)]
     if vocab == "all":
         return order

@@ -9,6 +9,7 @@ size - sees the same data and augmentation as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import time
@@ -138,8 +139,12 @@ def _train(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> str:
                            "lower optim.lr_per_256 or use precision=bf16")
         scheduler.step()
         done_steps = step + 1
+        loss_value = float(step_loss)
+        # fp16 overflow is the loss scaler's to handle (a skipped step); anything else
+        # non-finite is divergence, agreed by all ranks with the signal flags below
+        diverged = not math.isfinite(loss_value) and (config.precision != "fp16" or applied)
         window_images += optim.global_batch
-        window_loss += float(step_loss)
+        window_loss += loss_value
         window_steps += 1
         if bar:
             bar.update(1)
@@ -160,8 +165,13 @@ def _train(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> str:
                     bar.set_postfix(loss=f"{loss_mean:.3f}", img_s=f"{ips:.0f}")
             window_start, window_images, window_loss, window_steps = time.perf_counter(), 0, 0.0, 0
 
-        signal_code = dist.all_reduce_max(flags.code, env)
+        signal_code = dist.all_reduce_max(NONFINITE if diverged else flags.code, env)
+        if signal_code == NONFINITE:
+            raise RunError(f"the loss is not finite at step {done_steps} of {total}: training "
+                           "diverged, no checkpoint or trunk was written from it; lower "
+                           "optim.lr_per_256 or raise optim.warmup_frac")
         if signal_code or (done_steps % config.checkpoint.every_steps == 0 and done_steps < total):
+            _check_finite_weights(strategy, env, done_steps)
             checkpoint.save(ckpt_root, done_steps, strategy, extra_state(done_steps), env,
                             config.checkpoint.keep_last)
         if signal_code:
@@ -174,6 +184,7 @@ def _train(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> str:
 
     if signal_code:
         return _stop_on_signal(run_dir, env, signal_code, config)
+    _check_finite_weights(strategy, env, total)
     checkpoint.save(ckpt_root, total, strategy, extra_state(total), env,
                     config.checkpoint.keep_last)
     trunk = strategy.trunk_state_dict()
@@ -183,6 +194,25 @@ def _train(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> str:
         write_json(run_dir / "provenance.json", provenance(start_iso, now_iso()))
     dist.barrier(env)
     return "done"
+
+
+NONFINITE = 3.0  # all-reduced with the signal codes (scaling/signals.py: 1, 2)
+
+
+def _check_finite_weights(strategy, env: dist.DistEnv, step: int) -> None:
+    """Refuse to checkpoint or export non-finite weights (each rank checks the shard it
+    holds; all ranks agree, so none waits in a collective for a rank that stopped)."""
+    bad = 0.0
+    with torch.no_grad():
+        for param in strategy.model.parameters():
+            local = param.to_local() if hasattr(param, "to_local") else param
+            if local.numel() and not bool(torch.isfinite(local).all()):
+                bad = 1.0
+                break
+    if dist.all_reduce_max(bad, env):
+        raise RunError(f"the weights are not finite at step {step}: training diverged, no "
+                       "checkpoint or trunk was written from it; lower optim.lr_per_256 or "
+                       "raise optim.warmup_frac")
 
 
 def forward_backward(strategy, config: RunConfig, x: torch.Tensor, y: torch.Tensor,

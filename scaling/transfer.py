@@ -29,6 +29,11 @@ def load_trunk(run_dir: Path, random_init: bool = False, seed: int = 0) -> torch
     if not random_init:
         weights = torch.load(run_dir / "final" / "trunk.pt", map_location="cpu",
                              weights_only=True)
+        bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(
+            torch.isfinite(v).all())]
+        if bad:  # a diverged trunk must never yield a published number
+            raise RunError(f"{run_dir}/final/trunk.pt holds non-finite weights ({bad[0]} and "
+                           f"{len(bad) - 1} more): retrain the run")
         missing, unexpected = model.load_state_dict(weights, strict=False)
         if unexpected or any(not k.startswith("fc.") for k in missing):
             raise RunError(f"{run_dir}/final/trunk.pt does not match {meta['arch']}: "
