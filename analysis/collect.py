@@ -384,8 +384,19 @@ def load_results(path: str | os.PathLike) -> pd.DataFrame:
     return table.to_pandas()
 
 
+def _data_count(state: dict, key: str) -> float:
+    """A count of state.json's `data` section (what the run's data source served)."""
+    data = state.get("data")
+    value = data.get(key) if isinstance(data, dict) else None
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else math.nan
+
+
 def run_states(*sweep_dirs: str | os.PathLike, stale_after_s: float = 300.0) -> pd.DataFrame:
     """One row per run: its phases, attempts, progress, last error and liveness.
+
+    ``data_records`` / ``corrupt_records``: the N records the run's source was asked for
+    and how many of them were missing or undecodable (state.json's ``data``; NaN before
+    the run started).
 
     ``stale`` is True for a running phase whose heartbeat is older than ``stale_after_s``
     (the job probably died without writing a final state). ``error`` also carries the
@@ -417,5 +428,7 @@ def run_states(*sweep_dirs: str | os.PathLike, stale_after_s: float = 300.0) -> 
             "stale": stale, "heartbeat": heartbeat,
             "error": "; ".join(problems) if problems else state.get("error"),
             "job": state.get("job"), "host": state.get("host"),
+            "data_records": _data_count(state, "records"),
+            "corrupt_records": _data_count(state, "corrupt"),
         })
     return pd.DataFrame(rows)

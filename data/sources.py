@@ -294,6 +294,12 @@ def build_real_pretrain_set(data_cfg, image_size: int) -> PretrainSet:
     if seen < N:
         raise ValueError(f"data.images={N} but data.path={path!r} holds only {seen} samples: "
                          "use at most that many")
+    limit = float(getattr(data_cfg, "max_corrupt_frac", 1.0))
+    if corrupt > limit * N:
+        raise ValueError(f"data.path={path!r}: {corrupt} of the first {N} records "
+                         f"({corrupt / N:.1%}) have a missing, truncated or undecodable image "
+                         f"or malformed tags, more than data.max_corrupt_frac={limit}: repair "
+                         "the data or raise data.max_corrupt_frac")
     tags, freq = _tag_table(root, names)
     vocab = _resolve_real_vocab(root, tags, freq, data_cfg.vocab)
     id_of = {t: i for i, t in enumerate(tags)}

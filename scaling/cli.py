@@ -121,12 +121,10 @@ def normalize_bool_flags(argv: list[str], options: set[str]) -> list[str]:
 def _execute(command: str, cfg) -> int:
     args = {k: v for k, v in vars(cfg).items() if k not in ("config", "__path__")}
     if command in ("train", "transfer"):
-        from scaling.config import RunConfig, check_types, from_dict, load_yaml
+        from scaling.config import RunConfig, from_dict
 
         run_dir = args.pop("run_dir", None)
         paths = cfg.get("config") or []
-        for path in paths:  # as strict as `scaling sweep` (the parser accepts "5" for 5)
-            check_types(RunConfig, load_yaml(str(path)))
         if run_dir is None and paths:
             run_dir = str(Path(str(paths[-1])).resolve().parent)
         if run_dir is None:
@@ -203,6 +201,18 @@ def parse_error_line(parser: _JsonArgParser, argv: list[str], message: str) -> s
     return text[:400]
 
 
+def _check_run_config_files(argv: list[str]) -> None:
+    """Type-check `train`/`transfer --config` files as strictly as `scaling sweep` does,
+    before the parser (which reads "5" as 5) sees them: one rule, one message."""
+    from scaling.config import RunConfig, check_types, load_yaml
+
+    for i, token in enumerate(argv):
+        path = argv[i + 1] if token == "--config" and i + 1 < len(argv) else (
+            token.split("=", 1)[1] if token.startswith("--config=") else None)
+        if path and Path(path).is_file():
+            check_types(RunConfig, load_yaml(path))
+
+
 def _fail(message: str, code: int) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
@@ -224,6 +234,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             argv = argv[:2] + normalize_bool_flags(argv[2:], options)
         elif command:
             argv = [command] + normalize_bool_flags(argv[1:], _bool_options(COMMANDS[command]()))
+        if command in ("train", "transfer"):
+            _check_run_config_files(argv)
         parser = build_parser()
         try:
             cfg = parser.parse_args(argv)

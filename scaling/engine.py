@@ -63,6 +63,13 @@ def _train(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> str:
 
     optim, world = config.optim, env.world_size
     pset = build_pretrain_set(config.data, config.model.image_size)
+    if env.is_main:  # what the source served: N = kept + dropped (no vocab tag) + corrupt
+        update_state(run_dir, data={"records": config.data.images, "kept": len(pset),
+                                    "dropped": pset.dropped, "corrupt": pset.corrupt})
+        if pset.corrupt:
+            print(f"warning: {pset.corrupt} of {config.data.images} records of "
+                  f"{config.data.path} are missing or undecodable (skipped; "
+                  f"data.max_corrupt_frac={config.data.max_corrupt_frac})", flush=True)
     config = _resolve_strategy(config, env, pset.num_classes)
     torch.manual_seed(config.seed)
     model = create_model(config.model.arch, num_classes=pset.num_classes,

@@ -24,6 +24,7 @@ from scaling.runfiles import atomic_write_text, read_manifest, read_state
 
 SWEEP_KEYS = ("name", "description", "base", "axes", "zip", "seeds", "grids")
 GRID_KEYS = ("axes", "zip")
+MAX_NAME = 100  # sweep names and run ids name folders (255 bytes at most) and Slurm jobs
 # Short prefixes for readable run ids (others use the field's last name).
 ABBREV = {"model.width_per_group": "w", "data.images": "n", "data.vocab": "v", "seed": "s",
           "model.depth": "d", "model.cardinality": "g", "data.resample": "r",
@@ -102,6 +103,10 @@ def load_sweep(sweep_file: Union[str, Path]) -> dict:
     if not spec.get("name") or not isinstance(spec["name"], str):
         raise ConfigError(f"name={spec.get('name')!r} is invalid: give the sweep a name "
                           "(its folder name)")
+    if len(spec["name"]) > MAX_NAME:
+        raise ConfigError(f"name={spec['name'][:20] + '...'!r} is invalid: use at most "
+                          f"{MAX_NAME} characters (it is {len(spec['name'])}; it names a "
+                          "folder and Slurm jobs)")
     if any(c in spec["name"] for c in "/\\ ") or spec["name"].startswith("."):
         raise ConfigError(f"name={spec['name']!r} is invalid: use a folder name without "
                           "slashes or spaces")
@@ -157,6 +162,10 @@ def expand(spec: dict, base: dict) -> tuple[list[tuple[str, RunConfig, dict]], l
                 for key, value in full.items():
                     set_path(data, key, value)
                 run_id = make_run_id(full, order)
+                if len(run_id) > MAX_NAME:
+                    raise ConfigError(f"run {run_id[:40]}...: its id would be {len(run_id)} "
+                                      f"characters, more than {MAX_NAME}: shorten the axis "
+                                      "values or use fewer axes")
                 data["name"] = run_id
                 try:
                     config = from_dict(RunConfig, data)
