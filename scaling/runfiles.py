@@ -50,8 +50,8 @@ def read_json(path: Union[str, Path]) -> Optional[dict]:
     if not path.is_file():
         return None
     payload = json.loads(path.read_text())
-    version = payload.get("schema_version", 1)
-    if version > SCHEMA_VERSION:
+    version = payload.get("schema_version", 1) if isinstance(payload, dict) else 1
+    if isinstance(version, int) and version > SCHEMA_VERSION:
         raise ValueError(f"{path}: schema_version={version} is newer than this wsl-scaling "
                          f"reads ({SCHEMA_VERSION}): upgrade wsl-scaling")
     return payload

@@ -51,7 +51,7 @@ def write_sweep(folder: Path, name: str = "tiny", base: dict | None = None,
     folder.mkdir(parents=True, exist_ok=True)
     body = {"name": name, "base": base if base is not None else json.loads(json.dumps(BASE)),
             **spec}
-    path = folder / f"{name}.yaml"
+    path = folder / f"{name[:40]}.yaml"
     path.write_text(yaml.safe_dump(body, sort_keys=False))
     return path
 
