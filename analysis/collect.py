@@ -280,9 +280,23 @@ def _run_rows(sweep_name: str, run: _Run, axes: list[str]) -> list[dict]:
     return rows or [dict(base, target=None, protocol=None)]
 
 
-def _collect_one(sweep: Path) -> pd.DataFrame:
+def check_sweep_dir(sweep: Path) -> Path:
+    """Refuse (one line) a folder that is not a sweep with runs, before anything is read
+    or written there: `collect` of a typo or of `/` must not leave a results.parquet."""
+    sweep = Path(sweep)
     if not sweep.is_dir():
         raise FileNotFoundError(f"{sweep}: no such sweep folder")
+    if not (sweep / "manifest.csv").is_file() and not (sweep / "runs").is_dir():
+        raise FileNotFoundError(f"{sweep} is not a sweep folder (no manifest.csv or runs/): "
+                                "give a folder made by `scaling sweep`")
+    if not any(p.is_dir() for p in (sweep / "runs").glob("*")):
+        raise FileNotFoundError(f"{sweep} holds no runs (runs/ is empty): expand the sweep "
+                                "file again with `scaling sweep`")
+    return sweep
+
+
+def _collect_one(sweep: Path) -> pd.DataFrame:
+    check_sweep_dir(sweep)
     manifest = _read_manifest(sweep)
     mapped = set(FIELDS.values())
     axes = [c for c in manifest.columns if "." in c and c not in mapped]
@@ -329,6 +343,10 @@ def collect(*sweep_dirs: str | os.PathLike, write: bool = True) -> pd.DataFrame:
     """
     if not sweep_dirs:
         raise TypeError("collect() needs at least one sweep folder")
+    if len(sweep_dirs) == 1 and isinstance(sweep_dirs[0], (list, tuple)):
+        sweep_dirs = tuple(sweep_dirs[0])  # collect([a, b]) as collect(a, b)
+    for sweep_dir in sweep_dirs:  # all checked before any is written
+        check_sweep_dir(Path(sweep_dir))
     frames = []
     for sweep_dir in sweep_dirs:
         sweep = Path(sweep_dir)
@@ -377,8 +395,19 @@ def load_results(path: str | os.PathLike) -> pd.DataFrame:
     return table.to_pandas()
 
 
+def _data_count(state: dict, key: str) -> float:
+    """A count of state.json's `data` section (what the run's data source served)."""
+    data = state.get("data")
+    value = data.get(key) if isinstance(data, dict) else None
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else math.nan
+
+
 def run_states(*sweep_dirs: str | os.PathLike, stale_after_s: float = 300.0) -> pd.DataFrame:
     """One row per run: its phases, attempts, progress, last error and liveness.
+
+    ``data_records`` / ``corrupt_records``: the N records the run's source was asked for
+    and how many of them were missing or undecodable (state.json's ``data``; NaN before
+    the run started).
 
     ``stale`` is True for a running phase whose heartbeat is older than ``stale_after_s``
     (the job probably died without writing a final state). ``error`` also carries the
@@ -410,5 +439,7 @@ def run_states(*sweep_dirs: str | os.PathLike, stale_after_s: float = 300.0) -> 
             "stale": stale, "heartbeat": heartbeat,
             "error": "; ".join(problems) if problems else state.get("error"),
             "job": state.get("job"), "host": state.get("host"),
+            "data_records": _data_count(state, "records"),
+            "corrupt_records": _data_count(state, "corrupt"),
         })
     return pd.DataFrame(rows)

@@ -58,17 +58,20 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     out.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CollectWarning)  # the notebook's run table shows them
-        collect(sweep, write=True)
+        df = collect(sweep, write=True)
+    template = TEMPLATE
+    if not ((df["status"] == "done") & df["top1"].notna()).any():
+        template = _runs_only_template(out)  # nothing to fit or plot: show why
     notebook = out / "report.ipynb"
     parameters = {"sweep_dir": str(sweep), "out_dir": str(out), "budget_hours": budget_hours,
                   "n_boot": n_boot, "n_boot_nonlinear": n_boot_nonlinear, "holdout": holdout}
     if not execute:
-        papermill.execute_notebook(str(TEMPLATE), str(notebook), parameters=parameters,
+        papermill.execute_notebook(str(template), str(notebook), parameters=parameters,
                                    prepare_only=True, progress_bar=False)
         return notebook
     try:
         with _kernel_imports_this_package():
-            papermill.execute_notebook(str(TEMPLATE), str(notebook), parameters=parameters,
+            papermill.execute_notebook(str(template), str(notebook), parameters=parameters,
                                        kernel_name=kernel_name, progress_bar=False,
                                        cwd=str(out), execution_timeout=timeout_s)
     except papermill.PapermillExecutionError as e:
@@ -76,6 +79,22 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
         raise ReportError(f"report notebook failed in cell {e.exec_count}: {e.ename}: "
                           f"{e.evalue}; see {html}") from None
     return _export_html(notebook)
+
+
+def _runs_only_template(out: Path) -> Path:
+    """The template cut to its set-up and its run table, for a sweep with no finished run
+    (every figure and fit needs one): the reader sees which runs failed and why."""
+    nb = json.loads(TEMPLATE.read_text())
+    cells = nb["cells"]
+    runs = next(i for i, c in enumerate(cells)
+                if c["cell_type"] == "markdown" and "".join(c["source"]).startswith("## Runs"))
+    note = {"cell_type": "markdown", "id": "no-finished-runs", "metadata": {}, "source": [
+        "**No run has finished with a transfer result yet**: there is nothing to fit or "
+        "plot. The table below says which runs stopped and why."]}
+    nb["cells"] = cells[:3] + [note] + cells[runs:]
+    path = out / ".runs-only-template.ipynb"
+    _atomic_write(path, json.dumps(nb))
+    return path
 
 
 @contextlib.contextmanager

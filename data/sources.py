@@ -250,6 +250,10 @@ def _tag_table(root: Path, names_per_record: list[list[str]]) -> tuple[list[str]
 def _resolve_real_vocab(root: Path, tags: list[str], freq: np.ndarray, vocab) -> np.ndarray:
     order = np.lexsort((np.arange(len(freq)), -freq))          # by -freq, then id
     if isinstance(vocab, (int, np.integer)) and not isinstance(vocab, bool):
+        if vocab > len(order):  # clipping would train K=all under another name and hash
+            raise ValueError(f"data.vocab={vocab!r} is invalid: the first {len(tags)} records "
+                             f"carry only {len(order)} canonical tags: use at most "
+                             f"{len(order)} or 'all'")
         return order[: int(vocab)]
     if vocab == "all":
         return order
@@ -290,6 +294,12 @@ def build_real_pretrain_set(data_cfg, image_size: int) -> PretrainSet:
     if seen < N:
         raise ValueError(f"data.images={N} but data.path={path!r} holds only {seen} samples: "
                          "use at most that many")
+    limit = float(getattr(data_cfg, "max_corrupt_frac", 1.0))
+    if corrupt > limit * N:
+        raise ValueError(f"data.path={path!r}: {corrupt} of the first {N} records "
+                         f"({corrupt / N:.1%}) have a missing, truncated or undecodable image "
+                         f"or malformed tags, more than data.max_corrupt_frac={limit}: repair "
+                         "the data or raise data.max_corrupt_frac")
     tags, freq = _tag_table(root, names)
     vocab = _resolve_real_vocab(root, tags, freq, data_cfg.vocab)
     id_of = {t: i for i, t in enumerate(tags)}

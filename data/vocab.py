@@ -22,7 +22,10 @@ def resolve_vocab(world: SyntheticWorld, vocab: Union[int, str]) -> np.ndarray:
     if isinstance(vocab, (int, np.integer)) and not isinstance(vocab, bool):
         if vocab < 1:
             raise ValueError(f"data.vocab={vocab!r} is invalid: use K >= 1")
-        return order[: min(int(vocab), len(order))]
+        if vocab > len(order):  # clipping would train K=all under another name and hash
+            raise ValueError(f"data.vocab={vocab!r} is invalid: this world has only "
+                             f"{len(order)} canonical tags: use at most {len(order)} or 'all'")
+        return order[: int(vocab)]
     if vocab == "all":
         return order
     if isinstance(vocab, str) and vocab.startswith("matched:"):

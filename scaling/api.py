@@ -55,6 +55,8 @@ def run(sweep_dir: str, local: bool = False, parallel: int = 2, retry_failed: bo
 
     if not local:
         raise ConfigError("run: --local is required (use `scaling submit` for Slurm)")
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+        raise ConfigError(f"parallel={parallel!r} is invalid: use at least 1 run at a time")
     from slurm.local import run_local as _run_local
 
     return _run_local(sweep_dir, parallel=parallel, retry_failed=retry_failed,
@@ -126,10 +128,16 @@ def status(sweep_dir: str) -> list[dict]:
     Args:
         sweep_dir: a sweep folder.
     """
+    from scaling.errors import RunError
+    from scaling.runfiles import require_sweep
     from slurm.status import print_table, status_rows
 
-    rows, footer = status_rows(sweep_dir)
+    require_sweep(sweep_dir)
+    problems: list[str] = []
+    rows, footer = status_rows(sweep_dir, problems)
     print_table(rows, footer)
+    if problems:
+        raise RunError("; ".join(problems))
     return rows
 
 
@@ -190,21 +198,40 @@ def dedup(run_config: str, out_dir: str, target: str = "fine",
     return path
 
 
-def collect(sweep_dirs: List[str], write: bool = True):
-    """Gather every run x target x protocol of the sweeps into results.parquet (pandas)."""
+def _sweep_list(sweep_dirs: Union[str, Path, List[Union[str, Path]]]) -> list[Path]:
+    """One folder (str or Path) or a list of them; a str is one path, never its letters."""
+    if isinstance(sweep_dirs, (str, Path)):
+        return [Path(sweep_dirs)]
+    return [Path(d) for d in sweep_dirs]
+
+
+def collect(sweep_dirs: Union[str, Path, List[Union[str, Path]]], write: bool = True):
+    """Gather every run x target x protocol of the sweeps into results.parquet (pandas).
+
+    ``sweep_dirs``: a sweep folder (the Path `expand_sweep` returns, or a str) or a list.
+    """
     from analysis import collect as _collect
 
-    df = _collect(*sweep_dirs, write=write)
-    print(f"{len(df)} rows from {len(sweep_dirs)} sweep(s)")
+    folders = _sweep_list(sweep_dirs)
+    df = _collect(*folders, write=write)
+    print(f"{len(df)} rows from {len(folders)} sweep(s)")
     return df
 
 
 def fit(sweep_dir: str, x: str = "dataset_images", y: str = "top1",
         law: str = "loglinear"):
     """Fit LAW of Y against X per (width, vocab, target, protocol) and print the table."""
-    from analysis import collect as _collect, fit_groups
+    from analysis import collect as _collect, fit_groups, get_law
+    from analysis.collect import RESULTS_FILE, write_results
+    from scaling.errors import ConfigError
 
-    table = fit_groups(_collect(sweep_dir, write=True), x=x, y=y, law=law)
+    try:
+        get_law(law)
+        df = _collect(sweep_dir, write=False)  # written only once the fit's inputs check
+        table = fit_groups(df, x=x, y=y, law=law)
+    except KeyError as exc:  # unknown law or column: the message names it and the options
+        raise ConfigError(str(exc.args[0]) if exc.args else str(exc)) from None
+    write_results(df, Path(sweep_dir) / RESULTS_FILE)
     print(table.to_string(index=False))
     return table
 

@@ -8,20 +8,24 @@ as with a value (`--dry_run false`). Known errors print one line and exit non-ze
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-from jsonargparse import ActionConfigFile, ArgumentParser
+from jsonargparse import ActionConfigFile
+from jsonargparse import ArgumentParser as _JsonArgParser
 
 from scaling import api
-from scaling.errors import ConfigError, RunError
+from scaling.errors import ConfigError, RunError, user_message
 
-# What bad input raises at the boundary (config load, file checks, data sources); anything
-# else is a bug and keeps its traceback.
-USER_ERRORS = (ConfigError, RunError, FileNotFoundError, FileExistsError, NotImplementedError,
-               ValueError)
 TRUTHY = {"true", "false", "yes", "no", "1", "0", "on", "off"}
+
+
+def ArgumentParser(**kwargs) -> _JsonArgParser:
+    """Parsers that raise instead of printing usage and exiting: `main` turns every parse
+    error into one line with a did-you-mean (the CLI's one error path)."""
+    return _JsonArgParser(exit_on_error=False, **kwargs)
 
 
 def _function_parser(fn: Callable) -> ArgumentParser:
@@ -142,6 +146,16 @@ def _execute(command: str, cfg) -> int:
         sub = {k: v for k, v in vars(args[action]).items() if k not in ("config", "__path__")}
         DATA_ACTIONS[action](**sub)
         return 0
+    if command == "run":
+        phases = api.run(**args)
+        unfinished = {r: p for r, p in phases.items() if p != "done/done"}
+        if unfinished:
+            listed = ", ".join(f"{r} ({p})" for r, p in list(unfinished.items())[:3])
+            more = f" and {len(unfinished) - 3} more" if len(unfinished) > 3 else ""
+            raise RunError(f"{len(unfinished)} of {len(phases)} runs did not finish: "
+                           f"{listed}{more} (train/transfer); see `scaling status "
+                           f"{args['sweep_dir']}` and its logs/")
+        return 0
     if command == "collect":
         api.collect(args["sweep_dirs"], write=args.get("write", True))
         return 0
@@ -149,24 +163,96 @@ def _execute(command: str, cfg) -> int:
     return 0
 
 
+def _closest(word: str, options) -> str:
+    import difflib
+
+    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
+    return f": did you mean {match[0]!r}?" if match else ""
+
+
+def _options(parser: _JsonArgParser, argv: list[str]) -> list[str]:
+    """Option names (`--x.y`) of the (sub)command `argv` names, for did-you-mean."""
+    node = parser
+    for token in argv:
+        sub = getattr(node, "_subcommands_action", None)
+        if sub is None or token not in sub.choices:
+            break
+        node = sub.choices[token]
+    return [o for a in node._actions for o in a.option_strings if o.startswith("--")]
+
+
+def parse_error_line(parser: _JsonArgParser, argv: list[str], message: str) -> str:
+    """A jsonargparse error as one line, with the closest valid option or choice."""
+    text = " ".join(str(message).split())
+    options = _options(parser, argv)
+    m = re.search(r"unrecognized arguments: (\S+)", text)
+    if m and m.group(1).startswith("--"):
+        return text + _closest(m.group(1).split("=")[0], options)
+    m = re.search(r"does not accept option '([^']+)'", text)
+    if m:
+        return text + _closest("--" + m.group(1), options)
+    m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", text)
+    if m:
+        return text.split(" (choose from")[0] + _closest(m.group(1), re.findall(r"'([^']+)'",
+                                                                          m.group(2)))
+    m = re.match(r'Parser key "([^"]+)": (.*?)(?: Given value type: .*)?$', text)
+    if m:
+        return f"--{m.group(1)}: " + re.sub(r"<class '(\w+)'>", r"\1", m.group(2))
+    return text[:400]
+
+
+def _check_run_config_files(argv: list[str]) -> None:
+    """Type-check `train`/`transfer --config` files as strictly as `scaling sweep` does,
+    before the parser (which reads "5" as 5) sees them: one rule, one message."""
+    from scaling.config import RunConfig, check_types, load_yaml
+
+    for i, token in enumerate(argv):
+        path = argv[i + 1] if token == "--config" and i + 1 < len(argv) else (
+            token.split("=", 1)[1] if token.startswith("--config=") else None)
+        if path and Path(path).is_file():
+            check_types(RunConfig, load_yaml(path))
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
 def main(argv: Optional[list[str]] = None) -> int:
+    """Every subcommand's one error path: a parse error, bad input or an environment
+    problem prints one `error:` line and exits non-zero (2 for bad input, 1 otherwise,
+    130 on Ctrl-C); anything else is a bug and keeps its traceback. SCALING_DEBUG=1 shows
+    the traceback of the first kind too."""
+    from jsonargparse import ArgumentError
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv[0] if argv and argv[0] in COMMANDS else None
-    if command == "data" and len(argv) > 1 and argv[1] in DATA_ACTIONS:
-        options = _bool_options(_function_parser(DATA_ACTIONS[argv[1]]))
-        argv = argv[:2] + normalize_bool_flags(argv[2:], options)
-    elif command:
-        argv = [command] + normalize_bool_flags(argv[1:], _bool_options(COMMANDS[command]()))
-    parser = build_parser()
-    cfg = parser.parse_args(argv)
-    command = cfg.command
+    debug = bool(os.environ.get("SCALING_DEBUG"))
     try:
+        command = argv[0] if argv and argv[0] in COMMANDS else None
+        if command == "data" and len(argv) > 1 and argv[1] in DATA_ACTIONS:
+            options = _bool_options(_function_parser(DATA_ACTIONS[argv[1]]))
+            argv = argv[:2] + normalize_bool_flags(argv[2:], options)
+        elif command:
+            argv = [command] + normalize_bool_flags(argv[1:], _bool_options(COMMANDS[command]()))
+        if command in ("train", "transfer"):
+            _check_run_config_files(argv)
+        parser = build_parser()
+        try:
+            cfg = parser.parse_args(argv)
+        except ArgumentError as exc:
+            if debug:
+                raise
+            hint = f" (see `scaling {command} --help`)" if command else " (see `scaling --help`)"
+            return _fail(parse_error_line(parser, argv, str(exc)) + hint, 2)
+        command = cfg.command
         return _execute(command, cfg[command])
-    except USER_ERRORS as exc:  # bad input: one line; SCALING_DEBUG=1 shows the traceback
-        if os.environ.get("SCALING_DEBUG"):
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:
+        found = user_message(exc)
+        if found is None or debug:
             raise
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return getattr(exc, "exit_code", None) or (2 if isinstance(exc, ConfigError) else 1)
+        return _fail(*found)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ RESAMPLES = ("natural", "sqrt", "uniform")
 SCHEDULES = ("step", "cosine")
 PROTOCOLS = ("linear",)
 DEVICES = ("auto", "cpu", "cuda")
+SYNTHETIC_IMAGES = 2 ** 40  # the world's pretraining index range (data/world.py)
 
 
 @dataclass
@@ -96,13 +97,21 @@ class DataConfig:
     cache: bool = True
     """Render the N pretraining images once into a uint8 cache (else render per batch)."""
     world: WorldConfig = field(default_factory=WorldConfig)
+    max_corrupt_frac: float = 0.01
+    """Real sources: the run fails when more than this fraction of the N records is
+    missing or undecodable (the counts are written to state.json either way)."""
 
     def __post_init__(self) -> None:
+        check(0.0 <= self.max_corrupt_frac <= 1.0, "data.max_corrupt_frac",
+              self.max_corrupt_frac, "use a fraction in [0, 1]")
         check(self.source in ("synthetic", "hf", "webdataset"), "data.source", self.source,
               "use 'synthetic', 'hf' or 'webdataset'")
         check(self.source == "synthetic" or bool(self.path), "data.path", self.path,
               f"set data.path for data.source={self.source!r}")
         check(self.images >= 1, "data.images", self.images, "use at least 1 image")
+        check(self.source != "synthetic" or self.images <= SYNTHETIC_IMAGES, "data.images",
+              self.images, f"the synthetic world serves at most 2**40 = {SYNTHETIC_IMAGES} "
+              "pretraining images")
         if isinstance(self.vocab, int):
             check(self.vocab >= 1, "data.vocab", self.vocab, "use K >= 1, 'all' or 'matched:<target>'")
         else:
@@ -400,10 +409,24 @@ class RunConfig:
             raise ConfigError(f"shard.strategy={self.shard.strategy!r} with "
                               f"precision={self.precision!r} on {'/'.join(devices)} is "
                               f"unsupported: {reasons[0]}")
+        cache = self.cache_bytes_per_node
+        check(cache <= self.resources.mem_gb * 2 ** 30, "data.images", self.data.images,
+              f"its uint8 cache takes {cache / 2 ** 30:.1f} GiB per node (images x 3 x "
+              f"{self.model.image_size}^2 bytes x {self.resources.devices_per_node} ranks), "
+              f"more than resources.mem_gb={self.resources.mem_gb}: set data.cache=false, "
+              "raise resources.mem_gb or use fewer images")
         vocab = self.data.vocab
         if isinstance(vocab, str) and vocab.startswith("matched:"):
             target = vocab.split(":", 1)[1]
             check(bool(target), "data.vocab", vocab, "name a target, e.g. matched:fine")
+
+    @property
+    def cache_bytes_per_node(self) -> int:
+        """Host bytes of the uint8 pretraining cache on one node (every rank holds one)."""
+        if not self.data.cache:
+            return 0
+        side = self.model.image_size
+        return self.data.images * 3 * side * side * self.resources.devices_per_node
 
 
 # --------------------------------------------------------------------------- dict <-> config
@@ -439,10 +462,11 @@ def _coerce(value, hint, path: str):
             return value
         raise ConfigError(f"{path}={value!r} is invalid: use true or false")
     if hint is int:
+        # strict: 1.0e+20 or "5" is refused the same way by `sweep` and `train` (a float
+        # silently truncated, or a quoted number, is usually a mistake in the YAML)
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(f"{path}={value!r} is invalid: use an integer")
+            raise ConfigError(f"{path}={value!r} is invalid: use an integer written without "
+                              "quotes, a decimal point or an exponent (e.g. 100000)")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -481,6 +505,23 @@ def from_dict(cls, data: Optional[dict], prefix: str = ""):
         return cls(**kwargs)
     except ValueError as exc:  # data.world raises plain ValueError in the same format
         raise ConfigError(str(exc)) from None
+
+
+def check_types(cls, data, prefix: str = "") -> None:
+    """Check a (partial) config mapping's value types as strictly as `from_dict` does,
+    without the cross-field checks: `scaling train --config` runs it on the file, so a
+    quoted "5" is refused there exactly as `scaling sweep` refuses it."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}={data!r} is invalid: use a mapping")
+    types = _field_types(cls)
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in types:
+            continue  # the parser names unknown keys with its own did-you-mean
+        if dataclasses.is_dataclass(types[key]):
+            check_types(types[key], value if value is not None else {}, path)
+        else:
+            _coerce(value, types[key], path)
 
 
 def to_dict(config) -> dict:
@@ -530,6 +571,7 @@ def config_hash(config: RunConfig) -> str:
     payload.pop("name", None)
     payload.pop("resources", None)  # where it runs does not change what it computes
     payload.pop("logging", None)
+    payload["data"].pop("max_corrupt_frac", None)  # a guard: it never changes a result
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -540,6 +582,9 @@ def load_yaml(path: Union[str, Path]) -> dict:
         raise ConfigError(f"config file {str(path)!r} does not exist: check the path")
     try:
         data = yaml.safe_load(path.read_text()) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+                          ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""

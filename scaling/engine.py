@@ -110,6 +110,15 @@ class Trainer:
             torch.set_num_threads(config.resources.cpus_per_rank)
 
         self.pset = build_pretrain_set(config.data, config.model.image_size)
+        if env.is_main and self.run_dir is not None:
+            # what the source served: N = kept + dropped (no vocab tag) + corrupt
+            pset = self.pset
+            update_state(self.run_dir, data={"records": config.data.images, "kept": len(pset),
+                                             "dropped": pset.dropped, "corrupt": pset.corrupt})
+            if pset.corrupt:
+                print(f"warning: {pset.corrupt} of {config.data.images} records of "
+                      f"{config.data.path} are missing or undecodable (skipped; "
+                      f"data.max_corrupt_frac={config.data.max_corrupt_frac})", flush=True)
         config = _resolve_strategy(config, env, self.pset.num_classes)
         self.config, optim = config, config.optim
         torch.manual_seed(config.seed)
@@ -131,6 +140,7 @@ class Trainer:
         self.micro = optim.micro_batch or self.per_rank
         self.total_steps = recipe.total_steps(optim)
         self.step, self.skipped, self.consecutive_skips = 0, 0, 0
+        self.last_applied = True
 
     # ------------------------------------------------------------------ state (Stateful)
     def state_dict(self) -> dict:
@@ -187,7 +197,7 @@ class Trainer:
     def optimizer_step(self) -> None:
         """Apply the gradients and advance the schedule. fp16 steps skipped by loss scaling
         are counted, and too many in a row fail the run."""
-        applied = self.strategy.step()
+        applied = self.last_applied = self.strategy.step()
         self.skipped += not applied
         self.consecutive_skips = 0 if applied else self.consecutive_skips + 1
         limit = self.config.optim.max_skipped_steps
@@ -237,7 +247,12 @@ class Trainer:
                 else:
                     loss = self.train_step(x, y)
                 del x, y
-            window.add(float(loss))
+            loss_value = float(loss)
+            # fp16 overflow is the loss scaler's to handle (a skipped step); anything else
+            # non-finite is divergence, agreed by all ranks with the signal flags below
+            diverged = not math.isfinite(loss_value) and (
+                config.precision != "fp16" or self.last_applied)
+            window.add(loss_value)
             if bar:
                 bar.update(1)
             if self.step % config.logging.every_steps == 0 or self.step == self.total_steps:
@@ -249,8 +264,14 @@ class Trainer:
                     if bar:
                         bar.set_postfix(loss=f"{record['loss']:.3f}",
                                         img_s=f"{record['images_per_s']:.0f}")
-            signal_code = dist.all_reduce_max(flags.code, env)
+            signal_code = dist.all_reduce_max(NONFINITE if diverged else flags.code, env)
+            if signal_code == NONFINITE:
+                raise RunError(f"the loss is not finite at step {self.step} of "
+                               f"{self.total_steps}: training diverged, no checkpoint or trunk "
+                               "was written from it; lower optim.lr_per_256 or raise "
+                               "optim.warmup_frac")
             if saver.due(self.step, signal=bool(signal_code)):
+                _check_finite_weights(self.strategy, env, self.step)
                 checkpoint.save(ckpt_root, self.step, self.strategy, self.state_dict(), env,
                                 config.checkpoint.keep_last)
             if signal_code:
@@ -263,6 +284,7 @@ class Trainer:
 
         if signal_code:
             return _stop_on_signal(run_dir, env, signal_code, config)
+        _check_finite_weights(self.strategy, env, self.total_steps)
         checkpoint.save(ckpt_root, self.total_steps, self.strategy, self.state_dict(), env,
                         config.checkpoint.keep_last)
         trunk = self.strategy.trunk_state_dict()
@@ -274,6 +296,25 @@ class Trainer:
             write_json(run_dir / "provenance.json", provenance(self.start_iso, now_iso()))
         dist.barrier(self.env)
         return "done"
+
+
+NONFINITE = 3.0  # all-reduced with the signal codes (scaling/signals.py: 1, 2)
+
+
+def _check_finite_weights(strategy, env: dist.DistEnv, step: int) -> None:
+    """Refuse to checkpoint or export non-finite weights (each rank checks the shard it
+    holds; all ranks agree, so none waits in a collective for a rank that stopped)."""
+    bad = 0.0
+    with torch.no_grad():
+        for param in strategy.model.parameters():
+            local = param.to_local() if hasattr(param, "to_local") else param
+            if local.numel() and not bool(torch.isfinite(local).all()):
+                bad = 1.0
+                break
+    if dist.all_reduce_max(bad, env):
+        raise RunError(f"the weights are not finite at step {step}: training diverged, no "
+                       "checkpoint or trunk was written from it; lower optim.lr_per_256 or "
+                       "raise optim.warmup_frac")
 
 
 class CheckpointPolicy:

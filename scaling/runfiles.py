@@ -81,8 +81,8 @@ def read_json(path: Union[str, Path]) -> Optional[dict]:
     if not path.is_file():
         return None
     payload = json.loads(path.read_text())
-    version = payload.get("schema_version", 1)
-    if version > SCHEMA_VERSION:
+    version = payload.get("schema_version", 1) if isinstance(payload, dict) else 1
+    if isinstance(version, int) and version > SCHEMA_VERSION:
         raise ValueError(f"{path}: schema_version={version} is newer than this wsl-scaling "
                          f"reads ({SCHEMA_VERSION}): upgrade wsl-scaling")
     return payload
@@ -95,13 +95,53 @@ def default_state() -> dict[str, Any]:
             "error": None, "heartbeat": None, "job": None, "host": None, "resumed_from": None}
 
 
+# state.json field -> the types it may hold (a file with another is read as corrupt)
+_STATE_TYPES = {"train": (str,), "transfer": (str,), "attempts": (int,),
+                "images_seen": (int,), "error": (str, type(None)),
+                "heartbeat": (str, type(None)), "job": (str, type(None)),
+                "host": (str, type(None))}
+
+
+def _state_problem(payload: Any) -> Optional[str]:
+    if not isinstance(payload, dict):
+        return f"holds {type(payload).__name__}, not a mapping"
+    for key, kinds in _STATE_TYPES.items():
+        value = payload.get(key)
+        if key in payload and (not isinstance(value, kinds) or isinstance(value, bool)):
+            return f"{key}={value!r} has the wrong type"
+        if key in ("train", "transfer") and key in payload and value not in PHASES:
+            return f"{key}={value!r} is not a phase"
+    beat = payload.get("heartbeat")
+    if beat and parse_heartbeat(beat) is None:
+        return f"heartbeat={beat!r} is not an ISO time"
+    return None
+
+
 def read_state(run_dir: Union[str, Path]) -> dict[str, Any]:
+    """The run's state.json over the defaults. A corrupt, non-UTF-8 or wrong-typed file
+    reads as `failed` with an error naming the file (never a traceback in `status`/`run`);
+    the next writer replaces it."""
     state = default_state()
+    path = Path(run_dir) / "state.json"
     try:
-        state.update(read_json(Path(run_dir) / "state.json") or {})
-    except json.JSONDecodeError:
-        state.update(train="failed", error="state.json is corrupt")
+        payload = read_json(path) or {}
+        problem = _state_problem(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError) as exc:
+        problem = f"is not readable JSON ({type(exc).__name__})"
+    if problem:
+        state.update(train="failed", error=f"{path} is corrupt: {problem}")
+        return state
+    state.update(payload)
     return state
+
+
+def parse_heartbeat(text: Any) -> Optional[_dt.datetime]:
+    """A state.json heartbeat as an aware datetime, or None when it is not one."""
+    try:
+        beat = _dt.datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    return beat if beat.tzinfo else beat.replace(tzinfo=_dt.timezone.utc)
 
 
 def update_state(run_dir: Union[str, Path], **changes) -> dict[str, Any]:
@@ -121,7 +161,9 @@ def update_state(run_dir: Union[str, Path], **changes) -> dict[str, Any]:
 def is_stale(state: dict, now: Optional[_dt.datetime] = None) -> bool:
     if "running" not in (state.get("train"), state.get("transfer")) or not state.get("heartbeat"):
         return False
-    beat = _dt.datetime.fromisoformat(state["heartbeat"])
+    beat = parse_heartbeat(state["heartbeat"])
+    if beat is None:
+        return True  # a running phase whose heartbeat cannot be read: nobody vouches for it
     now = now or _dt.datetime.now(_dt.timezone.utc)
     return (now - beat).total_seconds() > STALE_AFTER_S
 
@@ -158,3 +200,16 @@ def list_runs(sweep_dir: Union[str, Path]) -> list[Path]:
     extra = sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name not in ids
                    and SAFE_NAME.match(p.name)) if runs.is_dir() else []
     return [runs / i for i in ids + extra if (runs / i).is_dir()]
+
+
+def require_sweep(sweep_dir: Union[str, Path]) -> Path:
+    """The folder, or a one-line error when it is not a sweep folder (`scaling sweep`
+    writes manifest.csv and runs/), so a typo never reads or writes somewhere else."""
+    from scaling.errors import ConfigError
+
+    sweep_dir = Path(sweep_dir)
+    if not (sweep_dir / "manifest.csv").is_file() and not (sweep_dir / "runs").is_dir():
+        what = "does not exist" if not sweep_dir.exists() else "is not a sweep folder"
+        raise ConfigError(f"{sweep_dir} {what} (no manifest.csv or runs/): give a folder "
+                          "made by `scaling sweep`")
+    return sweep_dir

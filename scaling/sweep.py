@@ -27,6 +27,7 @@ from scaling.runfiles import (SAFE_NAME, atomic_write_text, private_dir, read_js
 
 SWEEP_KEYS = ("name", "description", "base", "axes", "zip", "seeds", "grids")
 GRID_KEYS = ("axes", "zip")
+MAX_NAME = 100  # sweep names and run ids name folders (255 bytes at most) and Slurm jobs
 # Short prefixes for readable run ids (others use the field's last name).
 ABBREV = {"model.width_per_group": "w", "data.images": "n", "data.vocab": "v", "seed": "s",
           "model.depth": "d", "model.cardinality": "g", "data.resample": "r",
@@ -112,6 +113,10 @@ def load_sweep(sweep_file: Union[str, Path]) -> dict:
         raise ConfigError(f"name={spec['name']!r} is invalid: use letters, digits and . _ + - "
                           "(a folder name, not starting with a dot: no slashes, spaces or "
                           "shell characters)")
+    if len(spec["name"]) > MAX_NAME:
+        raise ConfigError(f"name={spec['name'][:20] + '...'!r} is invalid: use at most "
+                          f"{MAX_NAME} characters (it is {len(spec['name'])}; it names a "
+                          "folder and Slurm jobs)")
     return spec
 
 
@@ -140,9 +145,10 @@ def expand(spec: dict, base: dict) -> tuple[list[tuple[str, RunConfig, dict]], l
         _check_keys(grid, GRID_KEYS, f"grids[{i}].")
         grids.append((grid.get("axes") or {}, grid.get("zip") or [], f"grids[{i}]"))
     seeds = spec.get("seeds")
-    if seeds is not None and (not isinstance(seeds, list) or not all(
+    if seeds is not None and (not isinstance(seeds, list) or not seeds or not all(
             isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
-        raise ConfigError(f"seeds={seeds!r} is invalid: use a list of integers")
+        raise ConfigError(f"seeds={seeds!r} is invalid: use a non-empty list of integers "
+                          "(or leave seeds out for the base seed)")
 
     order: list[str] = []
     for axes, zipped, _ in grids:
@@ -163,6 +169,10 @@ def expand(spec: dict, base: dict) -> tuple[list[tuple[str, RunConfig, dict]], l
                 for key, value in full.items():
                     set_path(data, key, value)
                 run_id = make_run_id(full, order)
+                if len(run_id) > MAX_NAME:
+                    raise ConfigError(f"run {run_id[:40]}...: its id would be {len(run_id)} "
+                                      f"characters, more than {MAX_NAME}: shorten the axis "
+                                      "values or use fewer axes")
                 data["name"] = run_id
                 try:
                     config = from_dict(RunConfig, data)
@@ -237,7 +247,16 @@ def _estimates(config: RunConfig, cache: dict) -> dict:
             "strategy": chosen, "zero_stage": config.shard.zero_stage,
             "reshard_after_forward": config.shard.reshard_after_forward,
             "nodes_x_devices": f"{config.resources.nodes}x{config.resources.devices_per_node}",
-            "est_device_hours": round(memory.device_hours(profile, config, world), 4)}
+            "est_device_hours": round(memory.device_hours(profile, config, world), 4),
+            "est_host_mem_per_node_gb": round(memory.gib(_host_bytes(config, est)), 3)}
+
+
+def _host_bytes(config: RunConfig, est) -> float:
+    """Host memory of one node: every rank's uint8 pretraining cache, plus the ranks' own
+    memory when they run on CPU."""
+    ranks = config.resources.devices_per_node
+    on_cpu = config.resources.device == "cpu"
+    return config.cache_bytes_per_node + (est.total_bytes * ranks if on_cpu else 0.0)
 
 
 def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps") -> Path:
@@ -251,7 +270,12 @@ def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps"
 
     # resolve `auto` (strategy, nodes x devices) first: a done run is compared resolved
     cache: dict = {}
-    estimates = {run_id: _estimates(config, cache) for run_id, config, _ in runs}
+    estimates = {}
+    for run_id, config, _ in runs:
+        try:
+            estimates[run_id] = _estimates(config, cache)
+        except (ValueError, FileNotFoundError) as exc:  # the data source refuses the config
+            raise ConfigError(f"run {run_id}: {exc}") from None
 
     # refuse before writing anything: another study under the same name, or a run that is
     # done or has a checkpoint whose config would change

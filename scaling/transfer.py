@@ -32,6 +32,11 @@ def load_trunk(run_dir: Path, random_init: bool = False, seed: int = 0) -> torch
         from scaling.checkpoint import load_tensors
 
         weights = load_tensors(run_dir / "final" / "trunk.pt", map_location="cpu")
+        bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(
+            torch.isfinite(v).all())]
+        if bad:  # a diverged trunk must never yield a published number
+            raise RunError(f"{run_dir}/final/trunk.pt holds non-finite weights ({bad[0]} and "
+                           f"{len(bad) - 1} more): retrain the run")
         missing, unexpected = model.load_state_dict(weights, strict=False)
         if unexpected or any(not k.startswith("fc.") for k in missing):
             raise RunError(f"{run_dir}/final/trunk.pt does not match {meta['arch']}: "

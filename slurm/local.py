@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -79,12 +80,73 @@ def _last_error(log: Path) -> str:
     return errors[-1][:300] if errors else ""
 
 
+class Children:
+    """The executor's live task processes. Each starts in its own session, so a Ctrl-C
+    reaches only the executor, which then stops every child the same way: SIGTERM (the
+    task script forwards it; training finishes its step, checkpoints and ends `cancelled`),
+    then SIGKILL to the child's whole process group after `grace_s`. Nothing outlives
+    the executor."""
+
+    def __init__(self) -> None:
+        self._procs: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    def run(self, argv: list[str], **kwargs) -> Optional[int]:
+        """Run argv to its end; None (nothing started) once stopping."""
+        with self._lock:
+            if self.stopping.is_set():
+                return None
+            proc = subprocess.Popen(argv, start_new_session=True, **kwargs)
+            self._procs.add(proc)
+        try:
+            return proc.wait()
+        finally:
+            with self._lock:
+                self._procs.discard(proc)
+
+    def stop(self, grace_s: float = 60.0) -> int:
+        """Stop every child (see the class docstring); returns how many were running."""
+        with self._lock:
+            self.stopping.set()
+            procs = list(self._procs)
+        for proc in procs:
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        try:
+            for proc in procs:
+                try:
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+        finally:  # also on a second Ctrl-C: never leave a child behind
+            for proc in procs:
+                _signal_group(proc, signal.SIGKILL)
+        return len(procs)
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """Signal the task script (SIGTERM: it forwards to its child) or, for SIGKILL, its
+    whole process group (torchrun and its ranks included)."""
+    try:
+        if sig == signal.SIGKILL:
+            os.killpg(proc.pid, sig)
+        elif proc.poll() is None:
+            proc.send_signal(sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class _Stopped(RunError):
+    """The executor received SIGTERM or SIGHUP."""
+
+
 def run_one(run_dir: Path, retry_failed: bool = False, env: Optional[dict] = None,
-            failures: Optional[dict] = None) -> str:
+            failures: Optional[dict] = None, children: Optional[Children] = None) -> str:
     """Train then transfer one run via the sweep's task scripts; returns a one-line summary.
     A phase that exits non-zero is noted in `failures` ({run_id: why}), even when it could
     not record that in state.json (disk full) or refused because another process holds
-    the run."""
+    the run; once the executor is stopping, nothing new starts."""
     start = time.perf_counter()
     sweep_dir = run_dir.parent.parent
     logs = sweep_dir / "logs"
@@ -108,10 +170,13 @@ def run_one(run_dir: Path, retry_failed: bool = False, env: Optional[dict] = Non
             except ConfigError as exc:
                 log.write(f"error: {exc}\n")
                 return _summary(run_dir, time.perf_counter() - start) + f"  error: {one_line(exc)}"
-            proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-        if proc.returncode != 0:
+            code = (children or Children()).run(argv, stdout=log, stderr=subprocess.STDOUT,
+                                                 env=env)
+        if code is None:  # the executor is stopping: nothing more starts
+            break
+        if code != 0:
             why = _last_error(logs / f"{run_dir.name}.{phase}.log") or \
-                f"{phase} exited {proc.returncode} (see {logs / f'{run_dir.name}.{phase}.log'})"
+                f"{phase} exited {code} (see {logs / f'{run_dir.name}.{phase}.log'})"
             if failures is not None:
                 failures[run_dir.name] = why
             summary = _summary(run_dir, time.perf_counter() - start)
@@ -119,7 +184,8 @@ def run_one(run_dir: Path, retry_failed: bool = False, env: Optional[dict] = Non
     return _summary(run_dir, time.perf_counter() - start)
 
 
-def _pooled(pool: CpuPool, run_dir: Path, retry_failed: bool, failures: dict) -> str:
+def _pooled(pool: CpuPool, run_dir: Path, retry_failed: bool, failures: dict,
+            children: Children) -> str:
     try:
         res = run_resources(run_dir)
         want = res.devices_per_node * res.cpus_per_rank
@@ -127,7 +193,7 @@ def _pooled(pool: CpuPool, run_dir: Path, retry_failed: bool, failures: dict) ->
         want = 1
     got = pool.take(want)
     try:
-        return run_one(run_dir, retry_failed, failures=failures)
+        return run_one(run_dir, retry_failed, failures=failures, children=children)
     finally:
         pool.give(got)
 
@@ -153,8 +219,12 @@ def run_local(sweep_dir: Union[str, Path], parallel: int = 2, retry_failed: bool
 
         bar = tqdm(total=len(todo), desc="runs", unit="run", dynamic_ncols=True)
     failures: dict[str, str] = {}
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as ex:
-        futures = {ex.submit(_pooled, pool, r, retry_failed, failures): r for r in todo}
+    children = Children()
+    previous = _install_stop_handlers()
+    ex = ThreadPoolExecutor(max_workers=max(1, parallel))
+    try:
+        futures = {ex.submit(_pooled, pool, r, retry_failed, failures, children): r
+                   for r in todo}
         for future in as_completed(futures):
             line = future.result()
             if bar:
@@ -162,10 +232,39 @@ def run_local(sweep_dir: Union[str, Path], parallel: int = 2, retry_failed: bool
                 bar.update(1)
             else:
                 print(line, flush=True)
-    if bar:
-        bar.close()
+    except (KeyboardInterrupt, _Stopped) as exc:
+        stopped = children.stop()
+        ex.shutdown(wait=True, cancel_futures=True)
+        why = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        raise RunError(f"stopped by {why}: {stopped} running task(s) were stopped (training "
+                       "checkpoints and ends `cancelled`); rerun `scaling run --local` to "
+                       "resume") from None
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+        _restore(previous)
+        if bar:
+            bar.close()
     if failures:
         first = sorted(failures)[0]
-        raise RunError(f"{len(failures)} of {len(todo)} runs did not finish here ({first}: "
-                       f"{failures[first]}); logs in {sweep_dir / 'logs'}")
+        st = read_state(sweep_dir / "runs" / first)
+        raise RunError(f"{len(failures)} of {len(runs)} runs did not finish: {first} "
+                       f"({st['train']}/{st['transfer']}): {failures[first]}; logs in "
+                       f"{sweep_dir / 'logs'}")
     return {r.name: f"{read_state(r)['train']}/{read_state(r)['transfer']}" for r in runs}
+
+
+def _install_stop_handlers() -> dict:
+    """SIGTERM / SIGHUP raise `_Stopped` in the main thread (as SIGINT raises
+    KeyboardInterrupt), so the executor stops its children instead of orphaning them."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum, _frame):
+        raise _Stopped(signal.Signals(signum).name)
+
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+
+
+def _restore(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)

@@ -9,8 +9,9 @@ Works without Slurm (the Slurm columns stay empty). Torch-free.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
+from scaling.errors import RunError
 from scaling.runfiles import is_stale, list_runs, read_state
 from slurm import query
 from slurm.submit import read_jobs, recorded_tasks
@@ -28,12 +29,22 @@ def _log_tail(sweep_dir: Path, name: str, key: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def status_rows(sweep_dir: Union[str, Path]) -> tuple[list[dict], list[str]]:
-    """(rows, footer lines): a row per run, a footer line per recorded job."""
+def status_rows(sweep_dir: Union[str, Path], problems: Optional[list] = None
+                ) -> tuple[list[dict], list[str]]:
+    """(rows, footer lines): a row per run, a footer line per recorded job. When jobs were
+    submitted but Slurm cannot be asked, the rows still come from state.json and the
+    reason is appended to ``problems`` (the CLI then exits non-zero)."""
     sweep_dir = Path(sweep_dir).resolve()
     jobs = read_jobs(sweep_dir)
     tasks = recorded_tasks(jobs)
-    queue = query.queue_states() if tasks else {}
+    queue: dict = {}
+    if tasks:
+        try:
+            queue = query.queue_states(required=True)
+        except RunError as exc:
+            if problems is not None:
+                problems.append(f"the Slurm controller is unreachable, the Slurm columns "
+                                f"are unknown ({' '.join(str(exc).split())})")
     keys = [f"{j}_{t}" for j, t, _, _ in tasks]
     missing = {k.split("_")[0] for k in keys if k not in queue}
     acct = query.accounting_states(missing) if missing else {}

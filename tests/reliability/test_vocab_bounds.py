@@ -1,0 +1,51 @@
+"""Item 12: a vocabulary larger than the source's tags is refused, never clipped into a
+run that trains `all` under another name and hash."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from helpers_b import BASE, cli, write_sweep
+
+
+def test_sweep_refuses_a_vocab_larger_than_the_worlds_tags(tmp_path, capsys):
+    from data.pretrain import world_for
+    from scaling.config import from_dict, RunConfig
+
+    config = from_dict(RunConfig, json.loads(json.dumps(BASE)))
+    tags = world_for(config.data, config.model.image_size).num_tags
+    sweep_file = write_sweep(tmp_path, axes={"data.vocab": [40, tags, 100000, "all"]})
+    code, _, line = cli(capsys, "sweep", sweep_file, "--root", tmp_path / "sweeps")
+    assert code == 2
+    assert (f"run v100k: data.vocab=100000 is invalid: this world has only {tags} canonical "
+            f"tags: use at most {tags} or 'all'") in line
+    assert not (tmp_path / "sweeps").exists()  # refused before anything is written
+
+
+def test_vocab_equal_to_the_tag_count_is_accepted(tmp_path, capsys):
+    from data.pretrain import world_for
+    from scaling.config import from_dict, RunConfig
+
+    config = from_dict(RunConfig, json.loads(json.dumps(BASE)))
+    tags = world_for(config.data, config.model.image_size).num_tags
+    code, _, line = cli(capsys, "sweep", write_sweep(tmp_path, axes={"data.vocab": [tags]}),
+                        "--root", tmp_path / "sweeps")
+    assert code == 0, line
+
+
+def test_real_source_refuses_a_vocab_larger_than_its_tags(tmp_path):
+    from data import build_pretrain_set, materialize
+    from data.world_config import WorldConfig
+
+    cfg = dict(source="synthetic", path=None, images=64, vocab="all", resample="natural",
+               label_noise=0.0, targets="soft", seed=0, cache=False, world=WorldConfig())
+    path = str(materialize(SimpleNamespace(**cfg), 16, str(tmp_path / "wds"), "webdataset",
+                           n=64, shard_size=64))
+    real = dict(cfg, source="webdataset", path=path)
+    tags = build_pretrain_set(SimpleNamespace(**real), 16).num_classes
+    assert build_pretrain_set(SimpleNamespace(**dict(real, vocab=tags)), 16).num_classes == tags
+    with pytest.raises(ValueError, match=f"carry only {tags} canonical tags: use at most {tags}"):
+        build_pretrain_set(SimpleNamespace(**dict(real, vocab=tags + 1)), 16)
