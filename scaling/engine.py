@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -34,12 +35,13 @@ def train(config: RunConfig, run_dir) -> str:
     if read_state(run_dir)["train"] == "done":
         print(f"{run_dir.name}: train already done, nothing to do")
         return "done"
-    env = dist.setup(config.resources.device)
+    env = dist.setup(config.resources.device, config.resources.collective_timeout_s)
     try:
         return _train(config, run_dir, env)
     except BaseException as exc:
         if env.is_main and not isinstance(exc, KeyboardInterrupt):
-            update_state(run_dir, train="failed", error=one_line(exc))
+            update_state(run_dir, train="failed",
+                         error=dist.failure_line(exc, env) or one_line(exc))
         raise
     finally:
         dist.teardown()
@@ -87,6 +89,8 @@ def _train(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> str:
         scheduler.load_state_dict(extra["scheduler"])
         loader.load_state_dict(extra["loader"])
         start, skipped = extra["step"], extra.get("skipped_steps", 0)
+        print(f"wsl-scaling: rank {env.rank} on {socket.gethostname()}: resumed from "
+              f"{latest.relative_to(run_dir)} (step {start})", flush=True)
     tracker = _tracker(strategy)
     report_step = max(start, 1) if recipe.total_steps(optim) > 1 else 0
     consecutive_skips = 0
@@ -165,6 +169,9 @@ def _train(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> str:
             checkpoint.save(ckpt_root, done_steps, strategy, extra_state(done_steps), env,
                             config.checkpoint.keep_last)
         if signal_code:
+            print(f"wsl-scaling: rank {env.rank} on {socket.gethostname()}: checkpoint step "
+                  f"{done_steps} saved, stopping on "
+                  f"{'SIGUSR2 (preempt)' if signal_code == PREEMPT else 'SIGTERM'}", flush=True)
             break
     if bar:
         bar.close()
