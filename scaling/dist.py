@@ -135,11 +135,11 @@ def failure_line(exc: BaseException, env: "DistEnv") -> Optional[str]:
     else:
         return None
     nodes = os.environ.get("SLURM_JOB_NODELIST")
-    where = f" of nodes {nodes}" if nodes else ""
+    where = f" (nodes {nodes})" if nodes else ""
     return (f"DistributedError: {what} on rank {env.rank}/{env.world_size} "
-            f"({socket.gethostname()}): a rank{where} or its network stopped answering; "
-            f"resume with `scaling submit --retry_failed` once the nodes are healthy "
-            f"[{text[:160]}]")[:400]
+            f"({socket.gethostname()}): another rank{where} or the network between them "
+            "stopped answering; once the nodes are healthy, `scaling submit --retry_failed` "
+            f"resumes it from its last checkpoint [{text[:160]}]")[:420]
 
 
 def teardown() -> None:

@@ -44,7 +44,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from local_cluster import Unavailable, _bin, _munge_ok, _read_pid, _stop_pid, install  # noqa: E402
 
-SYSTEM_TOOLS = ("ip", "nsenter", "unshare", "mount", "hostname")
+SYSTEM_TOOLS = {"ip": "iproute2", "nsenter": "util-linux", "unshare": "util-linux",
+                "mount": "mount", "hostname": "hostname"}  # tool -> Debian package
+
+
+def install_tools() -> None:
+    """The namespace tools, installed with apt-get when missing (as `make system-deps` does)."""
+    missing = sorted({pkg for tool, pkg in SYSTEM_TOOLS.items()
+                      if not Path(_bin(tool)).is_absolute()})
+    if not missing:
+        return
+    if shutil.which("apt-get") is None:
+        raise Unavailable(f"missing packages {missing} and no apt-get to install them")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (["apt-get", "update", "-q"],
+                 ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]):
+        _run(argv, timeout=600, env=env)
 
 
 def _run(argv, check: bool = True, timeout: float = 30, **kw) -> subprocess.CompletedProcess:
@@ -200,12 +215,8 @@ PartitionName={self.prefix} Nodes=ALL Default=YES MaxTime=INFINITE State=UP
         t0 = time.perf_counter()
         if os.geteuid() != 0:
             raise Unavailable("a two-node cluster needs root (network namespaces, slurmd)")
-        missing = [t for t in SYSTEM_TOOLS if shutil.which(t) is None
-                   and not Path(_bin(t)).is_absolute()]
-        if missing:
-            raise Unavailable(f"missing system tools {missing}: `make system-deps` installs "
-                              "iproute2, util-linux, mount and hostname")
         install()
+        install_tools()
         clean_stale(self.prefix)
         self._check_subnet_free()
         self.hosts_digest = _hosts_digest()

@@ -96,3 +96,21 @@ def test_master_address_from_the_environment_wins(monkeypatch):
     r = rendezvous(env)
     assert (r.rank, r.world_size, r.local_rank, r.master_addr, r.master_port) == \
         (3, 4, 1, "gpu07-ib", 31000)
+
+
+def test_a_lost_peer_becomes_one_clear_error_line(monkeypatch):
+    from scaling.dist import DistEnv, failure_line
+
+    monkeypatch.setenv("SLURM_JOB_NODELIST", "gpu[07-08]")
+    env = DistEnv(rank=0, world_size=16, timeout_s=20)
+    gloo = RuntimeError("[gloo/transport/tcp/unbound_buffer.cc:78] Timed out waiting 20000ms "
+                        "for recv operation to complete")
+    line = failure_line(gloo, env)
+    assert line.startswith("DistributedError: a collective timed out after 20 s "
+                           "(resources.collective_timeout_s) on rank 0/16 ("), line
+    assert "(nodes gpu[07-08])" in line and "--retry_failed" in line and "\n" not in line
+    closed = RuntimeError("[gloo/transport/tcp/pair.cc:534] Connection closed by peer "
+                          "[10.0.0.2]:4711")
+    assert "lost its connection to a peer rank" in failure_line(closed, env)
+    assert failure_line(ValueError("timed out"), env) is None  # not a collective's error
+    assert failure_line(gloo, DistEnv(world_size=1)) is None   # nothing distributed
