@@ -330,7 +330,8 @@ class ResourcesConfig:
         check(self.time_min >= 1, "resources.time_min", self.time_min, "use at least 1")
         check(self.max_attempts >= 1, "resources.max_attempts", self.max_attempts,
               "use at least 1")
-        check(not isinstance(self.collective_timeout_s, bool) and self.collective_timeout_s >= 5,
+        timeout = self.collective_timeout_s
+        check(isinstance(timeout, int) and not isinstance(timeout, bool) and timeout >= 5,
               "resources.collective_timeout_s", self.collective_timeout_s,
               "use at least 5 seconds (the default is 1800)")
         check(self.device_mem_gb >= 0, "resources.device_mem_gb", self.device_mem_gb,
