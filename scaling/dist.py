@@ -119,7 +119,7 @@ def setup(device: str = "auto", timeout_s: int = 1800) -> DistEnv:
                    device=dev, source=rdv.source, timeout_s=timeout_s)
 
 
-def failure_line(exc: BaseException, env: "DistEnv") -> Optional[str]:
+def failure_line(exc: BaseException, env: DistEnv) -> Optional[str]:
     """A clear one-line error for a failed collective (a peer rank or its node stopped
     answering), or None when `exc` is something else."""
     if not env.distributed or not isinstance(exc, RuntimeError):
