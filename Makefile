@@ -10,7 +10,7 @@ help:
 	@echo "make demo       create $(VENV) if missing, install, run the demo study, print the report path"
 	@echo "make test       create $(VENV) if missing, install, run the test suite"
 	@echo "make bench      quick benchmarks (tables of ratios);  make bench-full: the long ones"
-	@echo "make system-deps  (root, Debian) slurm-wlm + munge for the real-Slurm tests"
+	@echo "make system-deps  (root, Debian) slurm-wlm, munge, iproute2, util-linux for the real-Slurm tests"
 
 # The venv is (re)installed when pyproject.toml changes. torch comes from the local wheel
 # cache where pip is capped at torch<=2.14.1 (see pyproject.toml).
@@ -38,13 +38,19 @@ lint: $(STAMP)
 	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
-# System packages for tests/slurm (a real one-node Slurm); idempotent, needs root + apt-get.
+# System packages for tests/slurm: a real one-node Slurm (slurm-wlm, munge) and the
+# two-node cluster in network namespaces (ip from iproute2; nsenter, unshare, mount,
+# hostname). Idempotent, needs root + apt-get.
+SYSTEM_PACKAGES := slurm-wlm munge iproute2 util-linux mount hostname
 system-deps:
-	@if command -v slurmctld >/dev/null && command -v munged >/dev/null; then \
-	  echo "slurm-wlm and munge already installed"; \
+	@if command -v slurmctld >/dev/null && command -v munged >/dev/null && \
+	    command -v ip >/dev/null && command -v nsenter >/dev/null && \
+	    command -v unshare >/dev/null && command -v mount >/dev/null && \
+	    command -v hostname >/dev/null; then \
+	  echo "system packages already installed: $(SYSTEM_PACKAGES)"; \
 	else \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-	    --no-install-recommends slurm-wlm munge; \
+	    --no-install-recommends $(SYSTEM_PACKAGES); \
 	fi
 
 bench: $(STAMP)

@@ -299,6 +299,11 @@ class ResourcesConfig:
     """Wall-time limit per attempt, minutes."""
     max_attempts: int = 3
     """Times a preempted task may start (state.json counts them) before it stops requeueing."""
+    collective_timeout_s: int = 1800
+    """How long a rank waits in a collective before the run fails with a clear error (a
+    peer rank or its node stopped answering). Below the cluster's node timeout (Slurm's
+    SlurmdTimeout) a lost node fails the run fast; above it Slurm sees the node fail first
+    and requeues the task, which resumes from its checkpoint."""
     gpu: str = "H100"
     """GPU model for estimates (peak FLOP/s and memory table in scaling/memory.py)."""
     device_mem_gb: float = 0.0
@@ -317,6 +322,10 @@ class ResourcesConfig:
         check(self.time_min >= 1, "resources.time_min", self.time_min, "use at least 1")
         check(self.max_attempts >= 1, "resources.max_attempts", self.max_attempts,
               "use at least 1")
+        timeout = self.collective_timeout_s
+        check(isinstance(timeout, int) and not isinstance(timeout, bool) and timeout >= 5,
+              "resources.collective_timeout_s", self.collective_timeout_s,
+              "use at least 5 seconds (the default is 1800)")
         check(self.device_mem_gb >= 0, "resources.device_mem_gb", self.device_mem_gb,
               "use 0 (from the table) or a positive size")
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Optional
 
 import torch
 import torch.distributed as tdist
@@ -19,6 +21,7 @@ class DistEnv:
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
     source: str = "single"  # torchrun | slurm | single
+    timeout_s: int = 1800   # collective timeout of the process group
 
     @property
     def is_main(self) -> bool:
@@ -30,7 +33,8 @@ class DistEnv:
 
 
 def first_slurm_host(nodelist: str) -> str:
-    """First host of SLURM_JOB_NODELIST (scontrol when available, else parse `a[1-3,5]`)."""
+    """First host of SLURM_JOB_NODELIST (scontrol when available, else expand the first
+    entry of a list like `gpu[01-04,07],login1` -> `gpu01`)."""
     try:
         out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True,
                              text=True, timeout=10, check=True).stdout.split()
@@ -38,10 +42,30 @@ def first_slurm_host(nodelist: str) -> str:
             return out[0]
     except (OSError, subprocess.SubprocessError):
         pass
-    match = re.match(r"^([^\[,]+)(?:\[([0-9]+))?", nodelist)
-    if not match:
+    match = re.match(r"^([^\[,]*)(?:\[([^\]]+)\])?([^,\[]*)", nodelist)
+    if not match or not (match.group(1) or match.group(2)):
         return nodelist
-    return match.group(1) + (match.group(2) or "")
+    first = (match.group(2) or "").split(",")[0].split("-")[0]
+    return match.group(1) + first + match.group(3)
+
+
+def slurm_master_port(job_id: str) -> int:
+    """A port every rank of one Slurm job derives alike; different jobs (array tasks have
+    their own SLURM_JOB_ID) sharing a first host get different ports."""
+    return 20000 + int(job_id or 0) % 20000
+
+
+@dataclass(frozen=True)
+class Rendezvous:
+    """What one rank will do at start-up: its place, the backend, where rank 0 listens."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    source: str            # torchrun | slurm | single
+    backend: str           # nccl (CUDA) | gloo (CPU)
+    master_addr: str
+    master_port: int
 
 
 def resolve_ranks(environ=None) -> tuple[int, int, int, str]:
@@ -55,23 +79,67 @@ def resolve_ranks(environ=None) -> tuple[int, int, int, str]:
     return 0, 1, 0, "single"
 
 
+def rendezvous(environ=None, use_cuda: bool = False) -> Rendezvous:
+    """Ranks from torchrun, else Slurm (one srun task per device: rank SLURM_PROCID, local
+    rank SLURM_LOCALID, rank 0 on the first host of SLURM_JOB_NODELIST), else one process.
+    MASTER_ADDR / MASTER_PORT already in the environment win (torchrun sets them; a
+    cluster profile may name another interface's hostname)."""
+    env = os.environ if environ is None else environ
+    rank, world, local, source = resolve_ranks(env)
+    addr, port = env.get("MASTER_ADDR"), env.get("MASTER_PORT")
+    if source == "slurm":
+        addr = addr or first_slurm_host(env["SLURM_JOB_NODELIST"])
+        port = port or slurm_master_port(env.get("SLURM_JOB_ID", "0"))
+    return Rendezvous(rank=rank, world_size=world, local_rank=local, source=source,
+                      backend="nccl" if use_cuda else "gloo", master_addr=addr or "127.0.0.1",
+                      master_port=int(port or 29500))
+
+
 def setup(device: str = "auto", timeout_s: int = 1800) -> DistEnv:
-    """Initialise the process group (gloo on CPU, NCCL on GPU) when there are several ranks."""
-    rank, world, local, source = resolve_ranks()
+    """Initialise the process group (gloo on CPU, NCCL on GPU) when there are several ranks.
+    `timeout_s` bounds every collective: a rank whose peer (or its node) stopped answering
+    fails after it instead of hanging (resources.collective_timeout_s)."""
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    rdv = rendezvous(use_cuda=use_cuda)
     if use_cuda:
-        torch.cuda.set_device(local)
-        dev = torch.device("cuda", local)
+        torch.cuda.set_device(rdv.local_rank)
+        dev = torch.device("cuda", rdv.local_rank)
     else:
         dev = torch.device("cpu")
-    if world > 1 and not tdist.is_initialized():
-        if source == "slurm":
-            os.environ.setdefault("MASTER_ADDR", first_slurm_host(os.environ["SLURM_JOB_NODELIST"]))
-            job = int(os.environ.get("SLURM_JOB_ID", "0"))
-            os.environ.setdefault("MASTER_PORT", str(20000 + job % 20000))
-        tdist.init_process_group("nccl" if use_cuda else "gloo", rank=rank, world_size=world,
+    if rdv.world_size > 1 and not tdist.is_initialized():
+        if rdv.source == "slurm":
+            os.environ["MASTER_ADDR"] = rdv.master_addr
+            os.environ["MASTER_PORT"] = str(rdv.master_port)
+            print(f"wsl-scaling: rank {rdv.rank}/{rdv.world_size} (local {rdv.local_rank}) on "
+                  f"{socket.gethostname()}: {rdv.backend} rendezvous at {rdv.master_addr}:"
+                  f"{rdv.master_port}, collective timeout {timeout_s} s", flush=True)
+        tdist.init_process_group(rdv.backend, rank=rdv.rank, world_size=rdv.world_size,
                                  timeout=timedelta(seconds=timeout_s))
-    return DistEnv(rank=rank, world_size=world, local_rank=local, device=dev, source=source)
+    return DistEnv(rank=rdv.rank, world_size=rdv.world_size, local_rank=rdv.local_rank,
+                   device=dev, source=rdv.source, timeout_s=timeout_s)
+
+
+def failure_line(exc: BaseException, env: DistEnv) -> Optional[str]:
+    """A clear one-line error for a failed collective (a peer rank or its node stopped
+    answering), or None when `exc` is something else."""
+    if not env.distributed or not isinstance(exc, RuntimeError):
+        return None
+    text = " ".join(str(exc).split())
+    low = text.lower()
+    if "timed out" in low or "timeout" in low:
+        what = (f"a collective timed out after {env.timeout_s} s "
+                "(resources.collective_timeout_s)")
+    elif any(k in low for k in ("connection closed by peer", "connection reset",
+                                "broken pipe", "connection refused")):
+        what = "a collective lost its connection to a peer rank"
+    else:
+        return None
+    nodes = os.environ.get("SLURM_JOB_NODELIST")
+    where = f" (nodes {nodes})" if nodes else ""
+    return (f"DistributedError: {what} on rank {env.rank}/{env.world_size} "
+            f"({socket.gethostname()}): another rank{where} or the network between them "
+            "stopped answering; once the nodes are healthy, `scaling submit --retry_failed` "
+            f"resumes it from its last checkpoint [{text[:160]}]")[:420]
 
 
 def teardown() -> None:

@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import shutil
+import socket
 import sys
 import time
 from pathlib import Path
@@ -41,7 +42,7 @@ def train(config: RunConfig, run_dir) -> str:
     if read_state(run_dir)["train"] == "done":
         print(f"{run_dir.name}: train already done, nothing to do")
         return "done"
-    env = dist.setup(config.resources.device)
+    env = dist.setup(config.resources.device, config.resources.collective_timeout_s)
     lock = None
     try:
         lock = hold_run(run_dir, env, "train")
@@ -51,7 +52,7 @@ def train(config: RunConfig, run_dir) -> str:
         return Trainer(config, env, run_dir).fit()
     except BaseException as exc:
         if env.is_main and not isinstance(exc, (KeyboardInterrupt, RunLocked)):
-            record_failure(run_dir, "train", exc)
+            record_failure(run_dir, "train", exc, dist.failure_line(exc, env))
         raise
     finally:
         if lock is not None:
@@ -73,11 +74,13 @@ def hold_run(run_dir: Path, env: dist.DistEnv, phase: str):
     return lock
 
 
-def record_failure(run_dir: Path, phase: str, exc: BaseException) -> None:
-    """Mark the phase failed in state.json; when even that cannot be written (disk full),
-    say so on stderr, so the failure is never silent (the exit status is non-zero too)."""
+def record_failure(run_dir: Path, phase: str, exc: BaseException,
+                   line: Optional[str] = None) -> None:
+    """Mark the phase failed in state.json with `line` (default: the exception's one
+    line); when even that cannot be written (disk full), say so on stderr, so the failure
+    is never silent (the exit status is non-zero too)."""
     try:
-        update_state(run_dir, **{phase: "failed", "error": one_line(exc)})
+        update_state(run_dir, **{phase: "failed", "error": line or one_line(exc)})
     except OSError as write_exc:
         print(f"error: {run_dir.name}: {phase} failed ({one_line(exc)}) and state.json could "
               f"not record it ({one_line(write_exc)})", file=sys.stderr, flush=True)
@@ -162,6 +165,10 @@ class Trainer:
         latest = checkpoint.choose(ckpt_root, self.env)
         if latest is not None:
             self.load_state_dict(checkpoint.load(latest, self.strategy, self.env))
+        if latest is not None:  # every rank says where it resumed (multi-node logs)
+            where = latest.relative_to(self.run_dir) if self.run_dir else latest.name
+            print(f"wsl-scaling: rank {self.env.rank} on {socket.gethostname()}: resumed "
+                  f"from {where} (step {self.step})", flush=True)
         if self.env.is_main and self.run_dir is not None:
             update_state(self.run_dir,
                          resumed_from=self.step if latest is not None else None)
@@ -275,6 +282,10 @@ class Trainer:
                 checkpoint.save(ckpt_root, self.step, self.strategy, self.state_dict(), env,
                                 config.checkpoint.keep_last)
             if signal_code:
+                print(f"wsl-scaling: rank {env.rank} on {socket.gethostname()}: checkpoint "
+                      f"step {self.step} saved, stopping on "
+                      f"{'SIGUSR2 (preempt)' if signal_code == PREEMPT else 'SIGTERM'}",
+                      flush=True)
                 break
         if bar:
             bar.close()

@@ -104,9 +104,7 @@ NOCWD='import runpy, sys; sys.path[:1] = [] if sys.path[:1] == [""] else sys.pat
 export PYTHONUNBUFFERED=1
 export OMP_NUM_THREADS="${{SLURM_CPUS_PER_TASK:-${{OMP_NUM_THREADS:-1}}}}"
 if [ "$MODE" = slurm ]; then
-  HOSTS=$(scontrol show hostnames "$SLURM_JOB_NODELIST")
-  export MASTER_ADDR="${{HOSTS%%$'\n'*}}"
-  export MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))
+  # one rank per device; each rank finds rank 0 on the job's first host (scaling/dist.py)
   LAUNCH=(srun {srun_shape} --cpus-per-task="${{SLURM_CPUS_PER_TASK:-1}}" --kill-on-bad-exit=1
           "$PYTHON" -c "$NOCWD" scaling.cli "$PHASE" --config "$CONFIG")
 elif [ "$NPROC" -gt 1 ]; then

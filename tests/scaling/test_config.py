@@ -20,6 +20,7 @@ def test_unknown_field_names_the_closest_valid_one():
     ({"shard": {"strategy": "zero"}}, "shard.strategy='zero'"),
     ({"model": {"width_per_group": "wide"}}, "model.width_per_group='wide'"),
     ({"precision": "fp8"}, "precision='fp8'"),
+    ({"resources": {"collective_timeout_s": 0}}, "resources.collective_timeout_s=0"),
 ])
 def test_bad_values_fail_with_one_line_naming_field_value_and_fix(data, field):
     with pytest.raises(ConfigError) as info:
