@@ -34,19 +34,38 @@ def topk(logits: torch.Tensor, y: torch.Tensor, k: int) -> float:
     return 100.0 * hits.double().mean().item()
 
 
-def linear_probe(train_x, train_y, test_x, test_y, classes: int, seed: int = 0) -> dict:
-    """Returns top1/top5 (percent) on the test split and the chosen L2 strength."""
+def standardise(train_x: torch.Tensor, test_x: torch.Tensor):
+    """Both in float64, centred and scaled by the train split's statistics."""
     train_x, test_x = train_x.double(), test_x.double()
-    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
-    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
+    mean = train_x.mean(0)
+    std = (train_x.std(0) if len(train_x) > 1 else torch.ones_like(mean)).clamp_min(1e-6)
+    return (train_x - mean) / std, (test_x - mean) / std
+
+
+def _result(logits: torch.Tensor, test_y: torch.Tensor, l2: float) -> dict:
+    return {"top1": topk(logits, test_y, 1), "top5": topk(logits, test_y, 5), "l2": l2,
+            "correct": logits.argmax(1) == test_y}
+
+
+def linear_probe(train_x, train_y, test_x, test_y, classes: int, seed: int = 0) -> dict:
+    """Returns top1/top5 (percent) on the test split, the chosen L2 strength and `correct`
+    (bool per test image, for the duplicate-aware lower bound)."""
+    train_x, test_x = standardise(train_x, test_x)
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(train_x), generator=gen)
     cut = max(1, len(order) // 5)
     val, fit = order[:cut], order[cut:]
     best = max(L2_GRID, key=lambda l2: _val_top1(train_x, train_y, fit, val, classes, l2))
     w, b = _fit(train_x, train_y, classes, best)
-    logits = test_x @ w + b
-    return {"top1": topk(logits, test_y, 1), "top5": topk(logits, test_y, 5), "l2": best}
+    return _result(test_x @ w + b, test_y, best)
+
+
+def fixed_probe(train_x, train_y, test_x, test_y, classes: int, l2: float) -> dict:
+    """The probe at a given L2 strength (k-shot sets are too small to carve a validation
+    split from)."""
+    train_x, test_x = standardise(train_x, test_x)
+    w, b = _fit(train_x, train_y, classes, l2)
+    return _result(test_x @ w + b, test_y, l2)
 
 
 def _val_top1(x, y, fit, val, classes, l2) -> float:
