@@ -161,7 +161,9 @@ def _hf_items(spec: TargetSpec, split: str) -> tuple[list, list[str], int]:
     if "train" not in tables and "all" not in tables:
         raise _err(spec, f"no train split (found {sorted(tables)}): name parquet files "
                    "train-*.parquet / test-*.parquet or save a DatasetDict with 'train'")
-    one = "train" not in tables
+    if "test" not in tables:   # one split given: test is carved from it
+        tables = {"all": tables.get("train", tables.get("all"))}
+    one = "all" in tables
     for t in tables.values():
         for col in (spec.image_column, spec.label_column):
             if col not in t.schema.names:
@@ -174,15 +176,7 @@ def _hf_items(spec: TargetSpec, split: str) -> tuple[list, list[str], int]:
         names = sorted(str(v) for v in values) if not all(
             isinstance(v, int) for v in values) else [str(v) for v in sorted(values)]
     index = {n: i for i, n in enumerate(names)}
-    if one:
-        table = tables["all"]
-        source = "all"
-    else:
-        source = split if split in tables else None
-        if source is None:
-            raise _err(spec, "a train split but no test split: add one (or give one split "
-                       "only, and a test split is carved from it)")
-        table = tables[source]
+    table = tables["all"] if one else tables[split]
     img = table.column(spec.image_column).combine_chunks()
     if img.type.num_fields:
         blobs, paths = img.field("bytes").to_pylist(), img.field("path").to_pylist()

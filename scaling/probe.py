@@ -1,6 +1,8 @@
 """Linear probe: multinomial logistic regression on frozen, standardised features.
 
-Full-batch L-BFGS in torch (the features of a few thousand images fit in memory); the L2
+Full-batch L-BFGS in torch (the features of a few thousand images fit in memory), run to
+convergence (up to 500 iterations: 150 left weakly regularised fits short of the optimum
+scikit-learn reaches, by 0.75 points of top-1 in tests/scaling/test_transfer.py); the L2
 strength is picked on a held-out fifth of the training split, then refit on all of it.
 """
 
@@ -12,7 +14,7 @@ import torch.nn.functional as F
 L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2)
 
 
-def _fit(x: torch.Tensor, y: torch.Tensor, classes: int, l2: float, iters: int = 150):
+def _fit(x: torch.Tensor, y: torch.Tensor, classes: int, l2: float, iters: int = 500):
     w = torch.zeros(x.shape[1], classes, dtype=x.dtype, requires_grad=True)
     b = torch.zeros(classes, dtype=x.dtype, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], lr=1, max_iter=iters, history_size=20,

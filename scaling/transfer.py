@@ -145,12 +145,12 @@ def _read_dedup(config: RunConfig, run_dir: Path, spec, n_test: int) -> Optional
     if path is None:
         return None
     doc = json.loads(path.read_text())
-    if not spec.synthetic and int(doc.get("n_test", -1)) != n_test:
+    if not spec.synthetic and int(doc.get("n_test", -1)) != config.transfer.test_images:
         # a user set's test images are numbered as loaded with that cap: another cap, other
         # numbers; say so rather than count the wrong images as duplicates
         print(f"{spec.name}: {path} was written for n_test={doc.get('n_test')}, this run "
-              f"evaluates {n_test}: no lower bound (rerun `scaling data dedup --n_test "
-              f"{n_test}`)", flush=True)
+              f"evaluates transfer.test_images={config.transfer.test_images}: no lower bound "
+              f"(rerun `scaling data dedup --n_test {config.transfer.test_images}`)", flush=True)
         return None
     return {"duplicates": [int(d) for d in doc["duplicates"]], "path": str(path),
             "n_test": int(doc.get("n_test", n_test))}
