@@ -223,9 +223,13 @@ def transfer(config: RunConfig, run_dir) -> dict:
         results, errors = _transfer(config, run_dir, env)
         if errors:
             raise RunError("; ".join(errors))
+        if env.is_main:
+            update_state(run_dir, transfer="done")
+        dist.barrier(env)   # every rank's exit status reads `done`
     except TransferStopped as stop:
         if env.is_main:
             update_state(run_dir, transfer=stop.phase, error=None)
+        dist.barrier(env)
         return {}
     except BaseException as exc:
         if env.is_main:
@@ -233,8 +237,6 @@ def transfer(config: RunConfig, run_dir) -> dict:
         raise
     finally:
         dist.teardown()
-    if env.is_main:
-        update_state(run_dir, transfer="done")
     return results
 
 

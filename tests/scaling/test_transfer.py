@@ -85,6 +85,7 @@ def test_probe_is_within_half_a_point_of_sklearn_on_the_same_features(trained):
 
 
 # ----- fine-tuning -------------------------------------------------------------------------
+@pytest.mark.slow  # three tiny runs pretrained, probed and fine-tuned: ~30 s idle, 90 s loaded
 def test_finetune_beats_the_linear_probe_on_novel_by_more_than_the_seed_spread(tmp_path):
     torch.set_num_threads(1)
     top1 = {"linear": [], "finetune": []}
@@ -141,7 +142,7 @@ def test_finetune_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_run(
     resumed, uncut = results(run)["novel__finetune"], results(whole)["novel__finetune"]
     assert resumed["resumed_from_step"] == 7 and uncut["resumed_from_step"] == 0
     assert resumed["top1"] == uncut["top1"] and resumed["top5"] == uncut["top5"]
-    assert not (run / "transfer" / "finetune").exists()   # checkpoints removed when done
+    assert not (run / "transfer" / "finetune" / "novel").exists()  # checkpoints removed
 
 
 # ----- the feature cache ---------------------------------------------------------------------
@@ -243,7 +244,37 @@ def test_lower_bound_counts_only_duplicates_the_probe_got_right():
     assert T.lower_bound(correct, [0, 1, 3, 99]) == 0.0    # indices past n_test ignored
 
 
+# ----- several ranks -------------------------------------------------------------------------
+@pytest.mark.slow  # torchrun with 2 gloo ranks: extraction, probe and a DDP fine-tune
+def test_two_ranks_shard_the_extraction_and_fine_tune_together(trained, tmp_path):
+    spec = dict(protocols=["linear", "finetune"], train_images=120, test_images=120,
+                finetune={**FT, "images_seen": 320})
+    one = clone(trained, tmp_path, "one", **spec)
+    T.transfer(load_run_config(one / "config.yaml"), one)
+    two = clone(trained, tmp_path, "two", **spec)
+    config = yaml.safe_load((two / "config.yaml").read_text())
+    config["resources"]["devices_per_node"] = 2
+    (two / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node=2", "-m", "scaling.cli", "transfer", "--config",
+                           str(two / "config.yaml")], env=env(), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert read_state(two)["transfer"] == "done"
+    for split in ("train", "test"):
+        a, b = (torch.load(r / "transfer" / "features" / f"novel__trunk__{split}.pt",
+                           weights_only=True)["features"] for r in (one, two))
+        assert a.shape == b.shape == (120, a.shape[1])
+        assert torch.allclose(a, b, atol=1e-5)   # rank 1's half gathered in its place
+    r1, r2 = results(one), results(two)
+    assert r2["novel__linear"]["top1"] == pytest.approx(r1["novel__linear"]["top1"], abs=1.0)
+    ft = r2["novel__finetune"]
+    assert ft["strategy"] == "ddp" and ft["n_test"] == 120 and ft["steps"] == 10
+    assert ft["top1"] > 100 / 8 + 10
+
+
 # ----- user targets ------------------------------------------------------------------------
+@pytest.mark.slow  # sweep + run --local: a pretraining and a transfer subprocess
 def test_image_folder_and_datasets_targets_run_end_to_end_through_run_local(tmp_path):
     pets = make_imagefolder(tmp_path / "pets", per_class=10)
     flowers = make_hf_dataset(tmp_path / "flowers", n=60)
