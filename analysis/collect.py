@@ -55,6 +55,7 @@ FIELDS = {
     "label_noise": "data.label_noise",
     "seed": "seed",
     "images_seen": "optim.images_seen",
+    "supervised": "data.supervised",
 }
 
 # the fixed columns of results.parquet, in order, with their dtypes
@@ -68,9 +69,15 @@ COLUMNS = {
     "pretrain_flops": "float64", "target": "text", "protocol": "text",
     "top1": "float64", "top5": "float64", "floor_top1": "float64", "floor_top5": "float64",
     "git_sha": "text",
+    # transfer/<target>__<protocol>.json fields beyond top-1/5 (issue 12)
+    "top1_dedup": "float64", "n_duplicates": "Int64", "n_train": "Int64", "n_test": "Int64",
+    "num_classes": "Int64", "l2": "float64", "feature_dim": "Int64",
+    "transfer_wall_s": "float64", "supervised": "text",
 }
 _TEXT = pd.Series(["text"]).dtype  # pandas' own string dtype ('str' in pandas 3, else object)
-_METRICS = ("top1", "top5", "floor_top1", "floor_top5")
+_METRICS = ("top1", "top5", "floor_top1", "floor_top5", "top1_dedup", "n_duplicates",
+            "n_train", "n_test", "num_classes", "l2", "feature_dim")
+_RENAMED = {"transfer_wall_s": "wall_s"}   # results column -> transfer file field
 _MANIFEST_VALUES = ("params", "flops_per_image", "pretrain_flops")
 
 
@@ -274,6 +281,7 @@ def _run_rows(sweep_name: str, run: _Run, axes: list[str]) -> list[dict]:
         row["target"] = result.get("target", row["target"])
         row["protocol"] = result.get("protocol", row["protocol"])
         row.update({m: result.get(m) for m in _METRICS})
+        row.update({c: result.get(f) for c, f in _RENAMED.items()})
         rows.append(row)
     for problem in problems:
         warnings.warn(f"{sweep_name}/{run.run_id}: {problem}", CollectWarning, stacklevel=4)

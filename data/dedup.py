@@ -149,7 +149,11 @@ def dataset_key(data_cfg, image_size: int) -> str:
         where = f"s{spec['seed']}-w{spec['world_hash']}"
     else:
         where = hashlib.sha1(str(Path(spec["path"]).resolve()).encode()).hexdigest()[:8]
-    return f"{spec['source']}-{where}-n{spec['images']}-px{spec['image_size']}"
+    key = f"{spec['source']}-{where}-n{spec['images']}-px{spec['image_size']}"
+    supervised = getattr(data_cfg, "supervised", None)
+    if supervised:   # the supervised baseline pretrains on other images: another set
+        key += "-sup" + hashlib.sha1(str(supervised).encode()).hexdigest()[:8]
+    return key
 
 
 def dedup_path(data_cfg, image_size: int, target: str, out_dir) -> Path:
@@ -160,11 +164,15 @@ def write_duplicates(data_cfg, image_size: int, target: str, out_dir, n_test: in
                      threshold: int = DEFAULT_THRESHOLD, pset=None) -> Path:
     """Find target test images [0, n_test) with near-duplicates among the pretraining set
     and write them to `dedup_path(...)`; returns that path. `pset` reuses a built set."""
-    from data.pretrain import build_pretrain_set, build_target_split
+    from data.pretrain import build_pretrain_set
+    from data.target_spec import parse_target
+    from data.targets import load_target_split
 
+    spec = parse_target(target, "target")
     if pset is None:
         pset = build_pretrain_set(data_cfg, image_size)
-    test_x, _, _ = build_target_split(data_cfg, image_size, target, "test", n_test)
+    test_x = load_target_split(data_cfg, image_size, spec, "test", n_test).images
+    target = spec.name
     pairs = find_duplicates(pset, test_x, threshold)
     path = dedup_path(data_cfg, image_size, target, out_dir)
     path.parent.mkdir(parents=True, exist_ok=True)

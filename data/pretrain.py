@@ -171,6 +171,8 @@ def finish_tags(seed: int, indices: np.ndarray, counts: list, tags: list, label_
 
 def build_pretrain_set(data_cfg, image_size: int) -> PretrainSet:
     """The N-image set a DataConfig-like object names (duck-typed on its field names)."""
+    if getattr(data_cfg, "supervised", None):
+        return build_supervised_set(data_cfg, image_size)
     if data_cfg.source != "synthetic":
         from data.sources import build_real_pretrain_set
 
@@ -207,3 +209,25 @@ def build_target_split(data_cfg, image_size: int, target: str, split: str, n: in
         check_materialized_world(data_cfg)
     images, labels, names = world_for(data_cfg, image_size).target_split(target, split, int(n))
     return torch.from_numpy(images), torch.from_numpy(labels), names
+
+
+def build_supervised_set(data_cfg, image_size: int) -> PretrainSet:
+    """The supervised baseline's pretraining set: the first data.images images of the
+    `data.supervised` target's train split with their clean labels (one tag each, the
+    classes as vocabulary); label noise applies as to hashtags. data.vocab and
+    data.resample's tag statistics are those of the clean classes."""
+    from data.targets import load_target_split
+
+    split = load_target_split(data_cfg, image_size, data_cfg.supervised, "train",
+                              int(data_cfg.images))
+    n, K = len(split.labels), len(split.classes)
+    indices = np.arange(n, dtype=np.int64)
+    counts = [np.ones(n, dtype=np.int64)]
+    offsets, tags = finish_tags(int(data_cfg.seed), indices, counts,
+                                [split.labels.numpy().astype(np.int64)],
+                                data_cfg.label_noise, K)
+    return PretrainSet(indices, offsets, tags, np.arange(K), split.classes,
+                       image_size=image_size, fetch=None,
+                       dropped=int(data_cfg.images) - n, targets=data_cfg.targets,
+                       cache=split.images, resample=data_cfg.resample, corrupt=split.bad,
+                       source=f"supervised:{data_cfg.supervised}")

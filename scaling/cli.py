@@ -137,10 +137,11 @@ def _execute(command: str, cfg) -> int:
             from scaling.engine import train as _train
 
             return 0 if _train(config, run_dir) == "done" else 3
+        from scaling.runfiles import read_state
         from scaling.transfer import transfer as _transfer
 
         _transfer(config, run_dir)
-        return 0
+        return 0 if read_state(run_dir)["transfer"] == "done" else 3
     if command == "data":
         action = args.pop("action")
         sub = {k: v for k, v in vars(args[action]).items() if k not in ("config", "__path__")}

@@ -19,6 +19,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from data.target_spec import parse_target, parse_targets
 from data.world_config import WorldConfig
 from scaling.errors import ConfigError, check
 from scaling.strategies.table import NAMES as STRATEGIES
@@ -29,7 +30,7 @@ SCHEMA_VERSION = 1
 PRECISIONS = ("fp32", "bf16", "fp16")
 RESAMPLES = ("natural", "sqrt", "uniform")
 SCHEDULES = ("step", "cosine")
-PROTOCOLS = ("linear",)
+PROTOCOLS = ("linear", "finetune", "fewshot")
 DEVICES = ("auto", "cpu", "cuda")
 SYNTHETIC_IMAGES = 2 ** 40  # the world's pretraining index range (data/world.py)
 
@@ -100,12 +101,21 @@ class DataConfig:
     max_corrupt_frac: float = 0.01
     """Real sources: the run fails when more than this fraction of the N records is
     missing or undecodable (the counts are written to state.json either way)."""
+    supervised: Optional[str] = None
+    """The supervised baseline: pretrain on this target's clean train labels (one class per
+    image, data.images of them) instead of hashtags, as the paper's ImageNet-pretrained
+    comparison; any name `transfer.targets` accepts. None (default) = hashtags."""
 
     def __post_init__(self) -> None:
         check(0.0 <= self.max_corrupt_frac <= 1.0, "data.max_corrupt_frac",
               self.max_corrupt_frac, "use a fraction in [0, 1]")
         check(self.source in ("synthetic", "hf", "webdataset"), "data.source", self.source,
               "use 'synthetic', 'hf' or 'webdataset'")
+        if self.supervised is not None:
+            try:
+                parse_target(self.supervised, "data.supervised")
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         check(self.source == "synthetic" or bool(self.path), "data.path", self.path,
               f"set data.path for data.source={self.source!r}")
         check(self.images >= 1, "data.images", self.images, "use at least 1 image")
@@ -168,6 +178,27 @@ class OptimConfig:
               "use at least 1")
         check(self.images_seen >= self.global_batch, "optim.images_seen", self.images_seen,
               f"use at least one global batch ({self.global_batch} images)")
+
+
+@dataclass
+class FinetuneConfig(OptimConfig):
+    """`transfer.finetune`: the schedule of full fine-tuning (the hashtag head replaced by
+    the target's, every weight trained), the same recipe fields as `optim` with defaults
+    for a short run on a few thousand clean images."""
+
+    global_batch: int = 128
+    lr_per_256: float = 0.05
+    weight_decay: float = 1e-4
+    warmup_frac: float = 0.05
+    schedule: str = "cosine"
+    images_seen: int = 40_000
+    """About 10 passes over transfer.train_images=4000."""
+
+    def __post_init__(self) -> None:
+        try:
+            super().__post_init__()
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("optim.", "transfer.finetune.", 1)) from None
 
 
 @dataclass
@@ -350,22 +381,55 @@ class TransferConfig:
     """Which target tasks each trunk is evaluated on, and how."""
 
     targets: list = field(default_factory=lambda: ["fine"])
-    """Target task names of the data source (synthetic: fine, coarse, novel)."""
+    """Target tasks: the synthetic world's `fine`, `coarse`, `novel`; a user image folder
+    (`imagefolder:<folder>`, one sub-folder per class) or Hugging Face `datasets` folder
+    (`hf:<folder>`, image + label columns); or a mapping {name, format, path, image_column,
+    label_column, test_fraction} (data/target_spec.py)."""
     protocols: list = field(default_factory=lambda: ["linear"])
-    """`linear`: logistic regression on frozen pooled features."""
+    """`linear`: logistic regression on frozen pooled features (the paper's feature
+    transfer); `finetune`: the whole network trained on the target (transfer.finetune);
+    `fewshot`: k-shot linear probes (transfer.fewshot_shots), averaged over draws."""
     train_images: int = 4000
+    """At most this many train images per target (all of a smaller user set)."""
     test_images: int = 4000
     floor: bool = True
     """Also probe a randomly initialised trunk (the floor every figure shows)."""
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    fewshot_shots: list = field(default_factory=lambda: [1, 5, 10, 25])
+    """k of the k-shot probes (train images per class)."""
+    fewshot_draws: int = 5
+    """Random draws of the k-shot train set per k; the mean and sd are reported."""
+    fewshot_l2: float = 1e-2
+    """L2 strength of the k-shot probes (too few images to carve a validation split)."""
+    dedup_dir: Optional[str] = None
+    """Folder holding `dedup/` written by `scaling data dedup` (default: the sweep folder,
+    then the run folder); where a file for this run's pretraining set and a target exists,
+    results carry `top1_dedup`, the paper's duplicate-aware lower bound."""
 
     def __post_init__(self) -> None:
-        check(len(self.targets) >= 1, "transfer.targets", self.targets, "name at least one target")
+        check(isinstance(self.targets, list) and len(self.targets) >= 1, "transfer.targets",
+              self.targets, "name at least one target")
+        try:
+            parse_targets(self.targets)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        check(len(self.protocols) >= 1, "transfer.protocols", self.protocols,
+              f"name at least one of {', '.join(PROTOCOLS)}")
         for proto in self.protocols:
             check(proto in PROTOCOLS, "transfer.protocols", proto,
                   f"use one of {', '.join(PROTOCOLS)}")
+        check(len(set(self.protocols)) == len(self.protocols), "transfer.protocols",
+              self.protocols, "name each protocol once")
         check(self.train_images >= 10, "transfer.train_images", self.train_images,
               "use at least 10")
         check(self.test_images >= 10, "transfer.test_images", self.test_images, "use at least 10")
+        check(len(self.fewshot_shots) >= 1 and all(
+            isinstance(k, int) and not isinstance(k, bool) and k >= 1
+            for k in self.fewshot_shots), "transfer.fewshot_shots", self.fewshot_shots,
+            "use a list of positive integers, e.g. [1, 5, 10, 25]")
+        check(self.fewshot_draws >= 1, "transfer.fewshot_draws", self.fewshot_draws,
+              "use at least 1")
+        check(self.fewshot_l2 >= 0, "transfer.fewshot_l2", self.fewshot_l2, "use a value >= 0")
 
 
 @dataclass
@@ -406,6 +470,15 @@ class RunConfig:
         world = self.resources.world_size
         check(self.optim.global_batch % world == 0, "optim.global_batch", self.optim.global_batch,
               f"use a multiple of the world size {world} (nodes x devices_per_node)")
+        if "finetune" in self.transfer.protocols:
+            ft = self.transfer.finetune
+            check(ft.global_batch % world == 0, "transfer.finetune.global_batch",
+                  ft.global_batch, f"use a multiple of the world size {world} (fine-tuning "
+                  "runs on the run's ranks)")
+            if ft.micro_batch is not None:
+                check((ft.global_batch // world) % ft.micro_batch == 0,
+                      "transfer.finetune.micro_batch", ft.micro_batch,
+                      f"use a divisor of the per-rank batch {ft.global_batch // world}")
         if self.optim.micro_batch is not None:
             per_rank = self.optim.global_batch // world
             check(per_rank % self.optim.micro_batch == 0, "optim.micro_batch",

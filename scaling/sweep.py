@@ -16,6 +16,7 @@ import dataclasses
 import csv
 import io
 import itertools
+import json
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -33,7 +34,7 @@ ABBREV = {"model.width_per_group": "w", "data.images": "n", "data.vocab": "v", "
           "model.depth": "d", "model.cardinality": "g", "data.resample": "r",
           "data.label_noise": "ln", "optim.images_seen": "i", "model.base_width": "b",
           "shard.strategy": "", "precision": "", "data.seed": "world",
-          "transfer.targets": "t"}
+          "transfer.targets": "t", "data.supervised": "sup-"}
 
 
 def _si(value: float) -> str:
@@ -210,11 +211,31 @@ def _num_classes(config: RunConfig) -> int:
     from data.pretrain import build_pretrain_set, world_for
     from data.vocab import resolve_vocab
 
+    if config.data.supervised:
+        from data.targets import num_classes
+
+        return num_classes(config.data, config.model.image_size, config.data.supervised)
     if config.data.source == "synthetic":
         world = world_for(config.data, config.model.image_size)
         return len(resolve_vocab(world, config.data.vocab))
     scan = dataclasses.replace(config.data, cache=False)
     return build_pretrain_set(scan, config.model.image_size).num_classes
+
+
+def _check_targets(run_id: str, config: RunConfig, checked: set) -> None:
+    """Look at the files of each target once per sweep (scaling.transfer.validate_targets);
+    a one-line ConfigError naming the run and the target otherwise."""
+    from scaling.transfer import validate_targets
+
+    key = json.dumps([config.transfer.targets, config.data.supervised, config.data.source,
+                      config.data.path], sort_keys=True, default=str)
+    if key in checked:
+        return
+    try:
+        validate_targets(config)
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"run {run_id}: {' '.join(str(exc).split())}") from None
+    checked.add(key)
 
 
 def _estimates(config: RunConfig, cache: dict) -> dict:
@@ -267,6 +288,12 @@ def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps"
     runs, order = expand(spec, base)
     sweep_dir = Path(root) / spec["name"]
     runs_dir = sweep_dir / "runs"
+
+    # targets whose files can be checked now (user folders, materialized copies), so a
+    # bad target fails here and not after pretraining
+    checked: set = set()
+    for run_id, config, _ in runs:
+        _check_targets(run_id, config, checked)
 
     # resolve `auto` (strategy, nodes x devices) first: a done run is compared resolved
     cache: dict = {}

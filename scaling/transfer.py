@@ -1,33 +1,54 @@
 """`scaling transfer`: evaluate a finished trunk on every target x protocol of its config.
 
 Reads `final/` (never a checkpoint), so it refuses a trunk whose train phase is not `done`.
-Each result also carries the floor: the same probe on a randomly initialised trunk of the
-same architecture, the baseline every figure shows.
+Protocols (`transfer.protocols`):
+
+- `linear`: pooled final-stage features of the frozen trunk, extracted once per (target,
+  split) and cached in `transfer/features/` (sharded over the run's ranks when it has
+  several), then multinomial logistic regression with the L2 strength picked on a
+  validation fifth of the train split. Also the floor: the same probe on a randomly
+  initialised trunk of the same architecture.
+- `fewshot`: k-shot probes on the same cached features, several draws per k.
+- `finetune`: the whole network trained on the target (scaling/finetune.py).
+
+Every (target, protocol) result is its own file, written when it is finished, so a crash
+mid-evaluation loses only the protocol in flight: the rerun skips finished files and reads
+features from the cache instead of extracting again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import os
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 
-from scaling import recipe
+from scaling import dist, recipe
 from scaling.config import RunConfig
 from scaling.errors import RunError
-from scaling.probe import linear_probe
+from scaling.probe import fixed_probe, linear_probe
 from scaling.runfiles import (one_line, read_json, read_state, restrict_umask, update_state,
                               write_json)
-from scaling.runlock import RunLock
+from scaling.runlock import RunLocked
+
+EXTRACTIONS = {"count": 0, "images": 0}
+"""Feature extractions done by this process (the cache tests and the bench count them)."""
 
 
-def load_trunk(run_dir: Path, random_init: bool = False, seed: int = 0) -> torch.nn.Module:
-    """Rebuild the trunk from `final/model.json`; load `final/trunk.pt` unless random_init."""
+def load_trunk(run_dir: Path, random_init: bool = False, seed: int = 0,
+               num_classes: int = 1) -> torch.nn.Module:
+    """Rebuild the trunk from `final/model.json`; load `final/trunk.pt` unless random_init.
+    The head (`fc`, num_classes outputs) is freshly initialised either way."""
     from models import create_model
 
     meta = read_json(run_dir / "final" / "model.json")
     torch.manual_seed(seed)
-    model = create_model(meta["arch"], num_classes=1, **meta["kwargs"])
+    model = create_model(meta["arch"], num_classes=num_classes, **meta["kwargs"])
     if not random_init:
         from scaling.checkpoint import load_tensors
 
@@ -46,17 +67,153 @@ def load_trunk(run_dir: Path, random_init: bool = False, seed: int = 0) -> torch
 
 @torch.no_grad()
 def extract_features(model, images: torch.Tensor, device: torch.device, batch: int = 500):
+    """float32 (n, feature dim) pooled final-stage features of uint8 images."""
+    EXTRACTIONS["count"] += 1
+    EXTRACTIONS["images"] += len(images)
     feats = []
     for start in range(0, len(images), batch):
         x = recipe.to_input(images[start:start + batch], device)
         x = recipe.memory_format(x, True)
         feats.append(model.forward_features(x).float().cpu())
+    if not feats:
+        return torch.zeros(0, model.num_features)
     return torch.cat(feats)
 
 
+def _atomic_save(payload: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def cached_features(model, images: torch.Tensor, device: torch.device, path: Path,
+                    key: dict, env: dist.DistEnv) -> Optional[torch.Tensor]:
+    """Features of `images` from `path` when it holds the same `key`, else extracted (each
+    rank its contiguous share, gathered on rank 0) and saved there. Collective; returns the
+    features on rank 0, None elsewhere."""
+    found = None
+    if path.is_file():
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            if payload.get("key") == json.dumps(key, sort_keys=True):
+                found = payload["features"]
+        except Exception:  # a torn or foreign file: extract again and overwrite it
+            found = None
+    hit = 0.0 if found is None else 1.0
+    if env.distributed:   # extract unless every rank found it (min over ranks)
+        hit = -dist.all_reduce_max(-hit, env)
+    if hit == 1.0:
+        return found if env.is_main else None
+    per = math.ceil(len(images) / env.world_size)
+    mine = extract_features(model, images[env.rank * per:(env.rank + 1) * per], device)
+    if env.distributed:
+        parts = [None] * env.world_size if env.is_main else None
+        torch.distributed.gather_object(mine, parts, dst=0)
+        if not env.is_main:
+            return None
+        mine = torch.cat(parts)
+    _atomic_save({"key": json.dumps(key, sort_keys=True), "features": mine}, path)
+    return mine
+
+
+# ----- the duplicate-aware lower bound --------------------------------------------------
+def find_dedup_file(config: RunConfig, run_dir: Path, target: str) -> Optional[Path]:
+    """The `scaling data dedup` file of this run's pretraining set and `target`: under
+    transfer.dedup_dir, else the sweep folder, else the run folder."""
+    from data.dedup import dedup_path
+
+    roots = [Path(config.transfer.dedup_dir)] if config.transfer.dedup_dir else []
+    roots += [run_dir.parent.parent, run_dir]
+    for root in roots:
+        path = dedup_path(config.data, config.model.image_size, target, root)
+        if path.is_file():
+            return path
+    return None
+
+
+def lower_bound(correct: torch.Tensor, duplicates) -> float:
+    """Top-1 (percent) with every test image that has a near-duplicate counted as wrong."""
+    keep = correct.clone().bool()
+    dup = torch.as_tensor([d for d in duplicates if 0 <= d < len(keep)], dtype=torch.long)
+    keep[dup] = False
+    return 100.0 * keep.double().mean().item() if len(keep) else float("nan")
+
+
+def dedup_fields(dedup: Optional[dict], correct: torch.Tensor) -> dict:
+    if dedup is None:
+        return {}
+    return {"top1_dedup": lower_bound(correct, dedup["duplicates"]),
+            "n_duplicates": sum(0 <= d < len(correct) for d in dedup["duplicates"]),
+            "dedup_file": dedup["path"], "dedup_checked": dedup["n_test"]}
+
+
+def _read_dedup(config: RunConfig, run_dir: Path, spec, n_test: int) -> Optional[dict]:
+    path = find_dedup_file(config, run_dir, spec.name)
+    if path is None:
+        return None
+    doc = json.loads(path.read_text())
+    if not spec.synthetic and int(doc.get("n_test", -1)) != config.transfer.test_images:
+        # a user set's test images are numbered as loaded with that cap: another cap, other
+        # numbers; say so rather than count the wrong images as duplicates
+        print(f"{spec.name}: {path} was written for n_test={doc.get('n_test')}, this run "
+              f"evaluates transfer.test_images={config.transfer.test_images}: no lower bound "
+              f"(rerun `scaling data dedup --n_test {config.transfer.test_images}`)", flush=True)
+        return None
+    return {"duplicates": [int(d) for d in doc["duplicates"]], "path": str(path),
+            "n_test": int(doc.get("n_test", n_test))}
+
+
+# ----- protocols --------------------------------------------------------------------------
+def fewshot(train_f, train_y, test_f, test_y, classes: int, shots, draws: int, l2: float,
+            seed: int) -> dict:
+    """k-shot probes: per k and draw, k train images per class drawn at random (all of a
+    class holding fewer), a probe at L2 `l2`; mean and sd over draws per k."""
+    curve = []
+    for k in shots:
+        top1, top5, sizes = [], [], []
+        for draw in range(draws):
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + k * 1009 + draw)
+            pick = []
+            for c in range(classes):
+                members = torch.nonzero(train_y == c).flatten()
+                pick.append(members[torch.randperm(len(members), generator=gen)[:k]])
+            idx = torch.cat(pick)
+            out = fixed_probe(train_f[idx], train_y[idx], test_f, test_y, classes, l2)
+            top1.append(out["top1"])
+            top5.append(out["top5"])
+            sizes.append(len(idx))
+        t1, t5 = torch.tensor(top1, dtype=torch.float64), torch.tensor(top5, dtype=torch.float64)
+        curve.append({"k": int(k), "n_train": int(max(sizes)), "draws": draws,
+                      "top1": t1.mean().item(), "top1_sd": t1.std().item() if draws > 1 else 0.0,
+                      "top5": t5.mean().item(), "top5_sd": t5.std().item() if draws > 1 else 0.0})
+    return {"fewshot": curve, "top1": curve[-1]["top1"], "top5": curve[-1]["top5"],
+            "l2": l2, "shots": [int(k) for k in shots]}
+
+
+def validate_targets(config: RunConfig) -> None:
+    """What can be checked before any run starts (sweep time): user target folders exist,
+    have two classes and both splits; synthetic targets of a real source need a copy of the
+    world. A one-line ValueError naming the target otherwise."""
+    from data.target_spec import parse_target, parse_targets
+    from data.targets import check_target
+
+    specs = parse_targets(config.transfer.targets)
+    if config.data.supervised:
+        specs.append(parse_target(config.data.supervised, "data.supervised"))
+    for spec in specs:
+        if spec.synthetic and config.data.source != "synthetic":
+            from data.sources import check_materialized_world
+
+            check_materialized_world(config.data)
+        check_target(spec)
+
+
 def transfer(config: RunConfig, run_dir) -> dict:
-    """Probe the trunk of `run_dir` on each target; writes transfer/<target>__<protocol>.json."""
+    """Evaluate the trunk of `run_dir` on each target x protocol; writes
+    transfer/<target>__<protocol>.json. Collective when launched with several ranks."""
     run_dir = Path(run_dir)
+    restrict_umask()
     state = read_state(run_dir)
     if state["train"] != "done" or not (run_dir / "final" / "model.json").is_file():
         raise RunError(f"{run_dir.name}: train phase is {state['train']!r}, not 'done': "
@@ -64,59 +221,134 @@ def transfer(config: RunConfig, run_dir) -> dict:
     if state["transfer"] == "done":
         print(f"{run_dir.name}: transfer already done, nothing to do")
         return {}
-    restrict_umask()
-    lock = RunLock(run_dir, "transfer").acquire()  # one process per run (scaling/runlock.py)
+    env = dist.setup(config.resources.device)
+    if env.device.type == "cpu":
+        torch.set_num_threads(config.resources.cpus_per_rank)
+    from scaling.engine import hold_run
+    from scaling.finetune import TransferStopped
+
+    lock = None
     try:
-        if read_state(run_dir)["transfer"] == "done":
+        lock = hold_run(run_dir, env, "transfer")  # one process per run (scaling/runlock.py)
+        if read_state(run_dir)["transfer"] == "done":  # finished while we waited
             print(f"{run_dir.name}: transfer already done, nothing to do")
             return {}
-        return _transfer(config, run_dir)
-    finally:
-        lock.release()
-
-
-def _transfer(config: RunConfig, run_dir: Path) -> dict:
-    from data import build_target_split
-
-    device = torch.device("cuda" if config.resources.device != "cpu"
-                          and torch.cuda.is_available() else "cpu")
-    if device.type == "cpu":
-        torch.set_num_threads(config.resources.cpus_per_rank)
-    update_state(run_dir, transfer="running", error=None)
-    results = {}
-    try:
-        trunk = load_trunk(run_dir).to(device).to(memory_format=torch.channels_last)
-        floor = None
-        if config.transfer.floor:
-            floor = load_trunk(run_dir, random_init=True, seed=config.seed).to(device)
-            floor = floor.to(memory_format=torch.channels_last)
-        size = config.model.image_size
-        for target in config.transfer.targets:
-            start = time.perf_counter()
-            tr_x, tr_y, classes = build_target_split(config.data, size, target, "train",
-                                                     config.transfer.train_images)
-            te_x, te_y, _ = build_target_split(config.data, size, target, "test",
-                                               config.transfer.test_images)
-            for protocol in config.transfer.protocols:
-                out = _probe(trunk, tr_x, tr_y, te_x, te_y, len(classes), device, config.seed)
-                record = {"target": target, "protocol": protocol, "top1": out["top1"],
-                          "top5": out["top5"], "l2": out["l2"], "n_train": len(tr_y),
-                          "n_test": len(te_y), "num_classes": len(classes)}
-                if floor is not None:
-                    base = _probe(floor, tr_x, tr_y, te_x, te_y, len(classes), device,
-                                  config.seed)
-                    record.update(floor_top1=base["top1"], floor_top5=base["top5"])
-                record["wall_s"] = time.perf_counter() - start
-                write_json(run_dir / "transfer" / f"{target}__{protocol}.json", record)
-                results[(target, protocol)] = record
+        if env.is_main:
+            update_state(run_dir, transfer="running", error=None)
+        results, errors = _transfer(config, run_dir, env)
+        if errors:
+            raise RunError("; ".join(errors))
+        if env.is_main:
+            update_state(run_dir, transfer="done")
+        dist.barrier(env)   # every rank's exit status reads `done`
+    except TransferStopped as stop:
+        if env.is_main:
+            update_state(run_dir, transfer=stop.phase, error=None)
+        dist.barrier(env)
+        return {}
     except BaseException as exc:
-        update_state(run_dir, transfer="failed", error=one_line(exc))
+        if env.is_main and not isinstance(exc, RunLocked):
+            from scaling.engine import record_failure
+
+            record_failure(run_dir, "transfer", exc)
         raise
-    update_state(run_dir, transfer="done")
+    finally:
+        if lock is not None:
+            lock.release()
+        dist.teardown()
     return results
 
 
-def _probe(model, tr_x, tr_y, te_x, te_y, classes, device, seed) -> dict:
-    train_f = extract_features(model, tr_x, device)
-    test_f = extract_features(model, te_x, device)
-    return linear_probe(train_f, tr_y, test_f, te_y, classes, seed=seed)
+def _spec_key(spec, split: str, n: int, size: int, which: str) -> dict:
+    return {"target": vars(spec), "split": split, "n": n, "image_size": size, "trunk": which}
+
+
+def _transfer(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> tuple[dict, list]:
+    from data.target_spec import parse_targets
+    from data.targets import TargetError, load_target_split
+
+    tc, size, device = config.transfer, config.model.image_size, env.device
+    specs = parse_targets(tc.targets)
+    out_dir = run_dir / "transfer"
+    probes = [p for p in tc.protocols if p in ("linear", "fewshot")]
+    trunk = floor = None
+    results, errors = {}, []
+    for spec in specs:
+        todo = [p for p in tc.protocols if not (out_dir / f"{spec.name}__{p}.json").is_file()]
+        if not todo:
+            continue
+        try:
+            tr = load_target_split(config.data, size, spec, "train", tc.train_images)
+            te = load_target_split(config.data, size, spec, "test", tc.test_images)
+        except (TargetError, OSError, ValueError) as exc:
+            errors.append(f"target {spec.name}: {' '.join(str(exc).split())}")
+            print(f"skipping target {spec.name}: {exc}", flush=True)
+            continue
+        classes = len(tr.classes)
+        dedup = _read_dedup(config, run_dir, spec, len(te.labels)) if env.is_main else None
+        common = {"target": spec.name, "target_format": spec.format, "n_train": len(tr.labels),
+                  "n_test": len(te.labels), "num_classes": classes, "bad_train": tr.bad,
+                  "bad_test": te.bad}
+        feats: dict = {}
+        extract_s = 0.0
+        if any(p in probes for p in todo):
+            if trunk is None:
+                trunk = load_trunk(run_dir).to(device).to(memory_format=torch.channels_last)
+            start = time.perf_counter()
+            before = EXTRACTIONS["count"]
+            cache = out_dir / "features"
+            models = {"trunk": trunk}
+            if tc.floor and "linear" in todo:
+                if floor is None:
+                    floor = load_trunk(run_dir, random_init=True, seed=config.seed).to(device)
+                    floor = floor.to(memory_format=torch.channels_last)
+                models["floor"] = floor
+            weights = {"trunk": trunk_digest(run_dir), "floor": f"random-seed{config.seed}"}
+            for which, model in models.items():
+                for split, data in (("train", tr), ("test", te)):
+                    feats[which, split] = cached_features(
+                        model, data.images, device, cache / f"{spec.name}__{which}__{split}.pt",
+                        _spec_key(spec, split, len(data.labels), size, weights[which]), env)
+            extract_s = time.perf_counter() - start
+            common["features_extracted"] = EXTRACTIONS["count"] - before
+            common["extract_s"] = extract_s
+        for protocol in todo:
+            start = time.perf_counter()
+            if protocol == "finetune":
+                from scaling.finetune import finetune
+
+                out = finetune(config, run_dir, env, spec.name, tr, te)
+                if not env.is_main:
+                    continue
+                record = dict(common, protocol=protocol, **out)
+                record.pop("correct", None)
+                record.update(dedup_fields(dedup, out["correct"]))
+            elif not env.is_main:
+                continue
+            elif protocol == "linear":
+                train_f, test_f = feats["trunk", "train"], feats["trunk", "test"]
+                out = linear_probe(train_f, tr.labels, test_f, te.labels, classes,
+                                   seed=config.seed)
+                record = dict(common, protocol=protocol, top1=out["top1"], top5=out["top5"],
+                              l2=out["l2"], feature_dim=train_f.shape[1])
+                record.update(dedup_fields(dedup, out["correct"]))
+                if ("floor", "train") in feats:
+                    base = linear_probe(feats["floor", "train"], tr.labels,
+                                        feats["floor", "test"], te.labels, classes,
+                                        seed=config.seed)
+                    record.update(floor_top1=base["top1"], floor_top5=base["top5"])
+            else:  # fewshot
+                train_f, test_f = feats["trunk", "train"], feats["trunk", "test"]
+                out = fewshot(train_f, tr.labels, test_f, te.labels, classes,
+                              tc.fewshot_shots, tc.fewshot_draws, tc.fewshot_l2, config.seed)
+                record = dict(common, protocol=protocol, feature_dim=train_f.shape[1], **out)
+            record["wall_s"] = time.perf_counter() - start + (
+                extract_s if protocol in probes else 0.0)
+            write_json(out_dir / f"{spec.name}__{protocol}.json", record)
+            results[(spec.name, protocol)] = record
+    return results, errors
+
+
+def trunk_digest(run_dir: Path) -> str:
+    """Short hash of final/trunk.pt (names what a feature cache was extracted from)."""
+    return hashlib.sha1((run_dir / "final" / "trunk.pt").read_bytes()).hexdigest()[:12]

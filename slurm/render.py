@@ -121,14 +121,15 @@ def _header(profile: Profile, shape: Optional[Shape], phase: str) -> list[str]:
                               f"time limit of shape {shape.tag} ({shape.time_min} min): "
                               "lower signal_s or raise resources.time_min")
         lines += [f"--signal=USR2@{profile.signal_s}", "--requeue"]
-    else:  # transfer: one process, one device
-        lines += ["--nodes=1", "--ntasks=1", f"--cpus-per-task={shape.cpus_per_rank}",
+    else:  # transfer: one node, a rank per device (features sharded, fine-tuning sharded)
+        lines += ["--nodes=1", f"--ntasks-per-node={shape.devices_per_node}",
+                  f"--cpus-per-task={shape.cpus_per_rank}",
                   f"--time={profile.transfer_time_min}", "--requeue",
                   "--kill-on-invalid-dep=yes"]
         if profile.mem:
             lines.append(f"--mem={shape.mem_gb}G")
         if gpu:
-            lines += profile.gpus.sbatch_lines(1)
+            lines += profile.gpus.sbatch_lines(shape.devices_per_node)
     return lines + list(profile.extra_sbatch)
 
 

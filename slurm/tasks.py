@@ -132,8 +132,8 @@ exit "$RC"
 """
 
 # srun's shape per phase: train uses the whole allocation (one task per device on every
-# node); transfer is one process.
-_SRUN = {"train": '--ntasks="$SLURM_NTASKS"', "transfer": "--nodes=1 --ntasks=1"}
+# node); transfer one node's devices (its allocation is one node).
+_SRUN = {"train": '--ntasks="$SLURM_NTASKS"', "transfer": '--nodes=1 --ntasks="$SLURM_NTASKS"'}
 
 
 def task_script(sweep_dir: Union[str, Path], phase: str, python: str) -> str:
@@ -170,7 +170,7 @@ def local_argv(sweep_dir: Union[str, Path], run_dir: Path, phase: str) -> list[s
     if phase == "train" and res.nodes > 1:
         raise ConfigError(f"{Path(run_dir).name}: resources.nodes={res.nodes} needs a cluster: "
                           "submit it with `scaling submit`, or set nodes: 1 to run it here")
-    nproc = res.devices_per_node if phase == "train" else 1
+    nproc = res.devices_per_node  # transfer shards features / fine-tunes on one node's ranks
     return ["bash", str(task_script_path(sweep_dir, phase)), "local",
             check_run_id(Path(run_dir).name), str(nproc)]
 

@@ -16,7 +16,10 @@ CONTRACT = ["sweep", "run_id", "status", "train_status", "transfer_status", "arc
             "width", "cardinality", "base_width", "params", "flops_per_image",
             "dataset_images", "vocab", "resample", "label_noise", "seed", "images_seen",
             "pretrain_flops", "target", "protocol", "top1", "top5", "floor_top1",
-            "floor_top5", "git_sha"]
+            "floor_top5", "git_sha",
+            # the transfer files' fields added with the protocols (issue 12)
+            "top1_dedup", "n_duplicates", "n_train", "n_test", "num_classes", "l2",
+            "feature_dim", "transfer_wall_s", "supervised"]
 
 
 def _collect(*dirs, **kw):

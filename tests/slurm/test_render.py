@@ -66,7 +66,8 @@ def test_dry_run_of_the_paper_grid_renders_valid_scripts_without_torch(tmp_path,
                  "--constraint=a100", "/slurm/logs/%x_%A_%a.out"):
         assert line in train, line
     assert "#SBATCH --nodes=2" in (out / "02-train-2n8gpu-c8-m400g-t1440.sbatch").read_text()
-    assert "--gres=gpu:a100:1" in (out / "01-transfer-1n8gpu-c8-m400g-t1440.sbatch").read_text()
+    transfer = (out / "01-transfer-1n8gpu-c8-m400g-t1440.sbatch").read_text()
+    assert "--gres=gpu:a100:8" in transfer and "--ntasks-per-node=8" in transfer
     assert "--partition=cpu" in (out / "finish.sbatch").read_text()
     assert len((out / "00-train-1n8gpu-c8-m400g-t1440.tasks").read_text().split()) == 36
     assert "module load cuda/12.4" in train and "export NCCL_SOCKET_IFNAME=ib0" in train

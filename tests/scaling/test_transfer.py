@@ -1,0 +1,403 @@
+"""Transfer evaluation: the probe against scikit-learn, fine-tuning vs the probe, the feature
+cache across a crash, the duplicate-aware lower bound, fine-tuning resume, few-shot curves,
+user targets (image folder, `datasets`) and their checks at sweep time."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from engine_helpers import TINY, env, make_run
+from transfer_helpers import (CLASSES, make_hf_dataset, make_hf_pretraining, make_imagefolder)
+
+import scaling.transfer as T
+from scaling.config import RunConfig, from_dict, load_run_config
+from scaling.errors import ConfigError
+from scaling.runfiles import read_state
+
+FT = {"global_batch": 32, "images_seen": 1920, "lr_per_256": 0.8}
+SMALL_WORLD = {"novel_classes": 8}
+
+
+def _train(run_dir: Path) -> None:
+    from scaling.engine import train
+
+    assert train(load_run_config(run_dir / "config.yaml"), run_dir) == "done"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """One tiny pretrained trunk (8 novel classes), reused through `clone`."""
+    torch.set_num_threads(1)
+    run = make_run(tmp_path_factory.mktemp("trunk"), "trunk", data__world=SMALL_WORLD,
+                   optim__images_seen=160)
+    _train(run)
+    return run
+
+
+def clone(trained: Path, tmp_path: Path, name: str = "run", **transfer) -> Path:
+    """A run folder holding `trained`'s finished trunk with another transfer section."""
+    config = yaml.safe_load((trained / "config.yaml").read_text())
+    config["transfer"] = {"targets": ["novel"], "train_images": 240, "test_images": 240,
+                          "floor": False, **transfer}
+    run = tmp_path / "sweep" / "runs" / name
+    run.mkdir(parents=True)
+    shutil.copytree(trained / "final", run / "final")
+    shutil.copy(trained / "state.json", run / "state.json")
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    return run
+
+
+def results(run: Path) -> dict:
+    return {p.stem: json.loads(p.read_text()) for p in (run / "transfer").glob("*.json")}
+
+
+# ----- the linear probe ----------------------------------------------------------------------
+def test_probe_is_within_half_a_point_of_sklearn_on_the_same_features(trained):
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    from data import build_target_split
+    from scaling.probe import linear_probe, standardise
+
+    cfg = load_run_config(trained / "config.yaml")
+    trunk = T.load_trunk(trained)
+    split = {s: build_target_split(cfg.data, 16, "novel", s, 400) for s in ("train", "test")}
+    f = {s: T.extract_features(trunk, split[s][0], torch.device("cpu")) for s in split}
+    (ytr, yte), classes = (split["train"][1], split["test"][1]), len(split["train"][2])
+    ours = linear_probe(f["train"], ytr, f["test"], yte, classes, seed=0)
+    assert ours["top1"] > 100 / classes + 15   # features that carry the classes
+    a, b = standardise(f["train"], f["test"])
+    # ours: mean cross-entropy + l2 |W|^2; sklearn: C * sum cross-entropy + |W|^2 / 2
+    c = 1.0 / (2 * ours["l2"] * len(ytr))
+    with threadpool_limits(1):
+        clf = LogisticRegression(C=c, max_iter=20000, tol=1e-10).fit(a.numpy(), ytr.numpy())
+    theirs = 100.0 * float((clf.predict(b.numpy()) == yte.numpy()).mean())
+    assert abs(ours["top1"] - theirs) <= 0.5, (ours["top1"], theirs, ours["l2"])
+
+
+# ----- fine-tuning -------------------------------------------------------------------------
+@pytest.mark.slow  # three tiny runs pretrained, probed and fine-tuned: ~30 s idle, 90 s loaded
+def test_finetune_beats_the_linear_probe_on_novel_by_more_than_the_seed_spread(tmp_path):
+    torch.set_num_threads(1)
+    top1 = {"linear": [], "finetune": []}
+    for seed in (0, 1, 2):
+        run = make_run(tmp_path, f"s{seed}", seed=seed, data__world=SMALL_WORLD,
+                       optim__images_seen=160,
+                       transfer__targets=["novel"], transfer__protocols=["linear", "finetune"],
+                       transfer__floor=False, transfer__train_images=240,
+                       transfer__test_images=240, transfer__finetune=FT)
+        _train(run)
+        T.transfer(load_run_config(run / "config.yaml"), run)
+        for protocol, rec in ((r["protocol"], r) for r in results(run).values()):
+            top1[protocol].append(rec["top1"])
+    spread = max(max(v) - min(v) for v in top1.values())
+    gap = np.mean(top1["finetune"]) - np.mean(top1["linear"])
+    assert gap > spread, (top1, gap, spread)
+    assert all(f > lin for f, lin in zip(top1["finetune"], top1["linear"])), top1
+
+
+class _StopAfter:
+    """SignalFlags stand-in that reports SIGTERM from the n-th step boundary on."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.reads = n, 0
+
+    def install(self):
+        return self
+
+    def restore(self) -> None:
+        pass
+
+    @property
+    def code(self) -> float:
+        self.reads += 1
+        return 2.0 if self.reads >= self.n else 0.0
+
+
+def test_finetune_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_run(
+        trained, tmp_path, monkeypatch):
+    import scaling.finetune as F
+
+    spec = dict(protocols=["finetune"], finetune={**FT, "images_seen": 640})
+    whole = clone(trained, tmp_path, "whole", **spec)
+    T.transfer(load_run_config(whole / "config.yaml"), whole)
+    run = clone(trained, tmp_path, "cut", **spec)
+    config = load_run_config(run / "config.yaml")
+    monkeypatch.setattr(F, "SignalFlags", lambda: _StopAfter(7))
+    assert T.transfer(config, run) == {}
+    assert read_state(run)["transfer"] == "cancelled"
+    assert (run / "transfer/finetune/novel/checkpoints/000000007/COMPLETE").is_file()
+    monkeypatch.setattr(F, "SignalFlags", lambda: _StopAfter(10**9))
+    T.transfer(config, run)
+    assert read_state(run)["transfer"] == "done"
+    resumed, uncut = results(run)["novel__finetune"], results(whole)["novel__finetune"]
+    assert resumed["resumed_from_step"] == 7 and uncut["resumed_from_step"] == 0
+    assert resumed["top1"] == uncut["top1"] and resumed["top5"] == uncut["top5"]
+    assert not (run / "transfer" / "finetune" / "novel").exists()  # checkpoints removed
+
+
+# ----- the feature cache ---------------------------------------------------------------------
+def test_a_crash_mid_evaluation_resumes_from_cached_features_without_extracting(
+        trained, tmp_path, monkeypatch):
+    run = clone(trained, tmp_path, protocols=["linear", "fewshot"], floor=True,
+                fewshot_shots=[1, 4], fewshot_draws=2)
+    config = load_run_config(run / "config.yaml")
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed mid-evaluation")
+
+    monkeypatch.setattr(T, "fewshot", crash)
+    before = T.EXTRACTIONS["count"]
+    with pytest.raises(RuntimeError):
+        T.transfer(config, run)
+    assert T.EXTRACTIONS["count"] - before == 4   # trunk and floor x train and test
+    assert read_state(run)["transfer"] == "failed"
+    linear = (run / "transfer" / "novel__linear.json")
+    assert linear.is_file() and not (run / "transfer" / "novel__fewshot.json").exists()
+    stamp = linear.stat().st_mtime_ns
+    monkeypatch.undo()
+    before = T.EXTRACTIONS["count"]
+    T.transfer(config, run)
+    assert T.EXTRACTIONS["count"] == before        # no extraction on the rerun
+    assert read_state(run)["transfer"] == "done"
+    assert linear.stat().st_mtime_ns == stamp      # the finished protocol is not redone
+    rec = results(run)["novel__fewshot"]
+    assert rec["features_extracted"] == 0 and rec["feature_dim"] > 0
+    assert [p["k"] for p in rec["fewshot"]] == [1, 4]
+    assert [p["n_train"] for p in rec["fewshot"]] == [8, 32]    # k per class, 8 classes
+    assert rec["fewshot"][0]["top1_sd"] > 0                      # the draws differ
+
+
+def test_a_stale_cache_of_another_trunk_is_extracted_again(trained, tmp_path):
+    run = clone(trained, tmp_path, protocols=["linear"], train_images=80, test_images=80)
+    config = load_run_config(run / "config.yaml")
+    T.transfer(config, run)
+    weights = torch.load(run / "final" / "trunk.pt", weights_only=True)
+    torch.save({k: v + 0.01 if v.is_floating_point() else v for k, v in weights.items()},
+               run / "final" / "trunk.pt")
+    (run / "transfer" / "novel__linear.json").unlink()
+    (run / "state.json").write_text(json.dumps({"train": "done", "transfer": "pending"}))
+    before = T.EXTRACTIONS["count"]
+    T.transfer(config, run)
+    assert T.EXTRACTIONS["count"] - before == 2
+
+
+# ----- the duplicate-aware lower bound ---------------------------------------------------
+def _dedup_run(tmp_path: Path, name: str, target: str, copies: list[bytes], **transfer):
+    from data import write_duplicates
+
+    data = make_hf_pretraining(tmp_path / f"{name}-data", copies)
+    run = make_run(tmp_path / "sweep" / "runs", name,
+                   data={"source": "hf", "path": str(data), "images": 40 + len(copies),
+                         "vocab": "all"},
+                   transfer={"targets": [target], "protocols": ["linear"], "floor": False,
+                             "train_images": 100, "test_images": 100, **transfer})
+    _train(run)
+    config = load_run_config(run / "config.yaml")
+    out = Path(config.transfer.dedup_dir or tmp_path / "sweep")
+    doc = json.loads(write_duplicates(config.data, 16, target, out, 100).read_text())
+    T.transfer(config, run)
+    return doc, results(run)
+
+
+def test_lower_bound_equals_top1_without_duplicates_and_drops_by_the_planted_share(tmp_path):
+    from data.targets import load_target_split
+
+    torch.set_num_threads(1)
+    pets = make_imagefolder(tmp_path / "pets", per_class=12)
+    target = f"imagefolder:{pets}"
+    doc, res = _dedup_run(tmp_path, "clean", target, [])
+    rec = res["pets__linear"]
+    assert doc["duplicates"] == [] and rec["n_duplicates"] == 0
+    assert rec["top1_dedup"] == rec["top1"]
+
+    planted = [pets / "test" / c / f for c, f in
+               (("red", "000.png"), ("green", "003.png"), ("blue", "007.png"), ("red", "011.png"))]
+    doc, res = _dedup_run(tmp_path, "dup", target, [p.read_bytes() for p in planted],
+                          dedup_dir=str(tmp_path / "elsewhere"))
+    rec = res["pets__linear"]
+    test = load_target_split(None, 16, target, "test", 100)
+    from data.imageio import decode_image
+
+    where = sorted(int(np.flatnonzero((test.images.numpy() == decode_image(p.read_bytes(), 16))
+                                      .reshape(len(test.labels), -1).all(1))[0]) for p in planted)
+    assert doc["duplicates"] == where                      # found exactly the planted ones
+    assert rec["n_duplicates"] == 4 and rec["n_test"] == 36
+    assert rec["top1"] == 100.0                            # separable: every image right
+    assert rec["top1"] - rec["top1_dedup"] == pytest.approx(100.0 * 4 / 36)
+    assert rec["dedup_file"].startswith(str(tmp_path / "elsewhere"))
+
+
+def test_lower_bound_counts_only_duplicates_the_probe_got_right():
+    correct = torch.tensor([True, True, False, True, False])
+    assert T.lower_bound(correct, []) == 60.0
+    assert T.lower_bound(correct, [0, 2]) == 40.0          # image 2 was wrong already
+    assert T.lower_bound(correct, [0, 1, 3, 99]) == 0.0    # indices past n_test ignored
+
+
+# ----- several ranks -------------------------------------------------------------------------
+@pytest.mark.slow  # torchrun with 2 gloo ranks: extraction, probe and a DDP fine-tune
+def test_two_ranks_shard_the_extraction_and_fine_tune_together(trained, tmp_path):
+    spec = dict(protocols=["linear", "finetune"], train_images=120, test_images=120,
+                finetune={**FT, "images_seen": 320})
+    one = clone(trained, tmp_path, "one", **spec)
+    T.transfer(load_run_config(one / "config.yaml"), one)
+    two = clone(trained, tmp_path, "two", **spec)
+    config = yaml.safe_load((two / "config.yaml").read_text())
+    config["resources"]["devices_per_node"] = 2
+    (two / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node=2", "-m", "scaling.cli", "transfer", "--config",
+                           str(two / "config.yaml")], env=env(), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert read_state(two)["transfer"] == "done"
+    for split in ("train", "test"):
+        a, b = (torch.load(r / "transfer" / "features" / f"novel__trunk__{split}.pt",
+                           weights_only=True)["features"] for r in (one, two))
+        assert a.shape == b.shape == (120, a.shape[1])
+        assert torch.allclose(a, b, atol=1e-5)   # rank 1's half gathered in its place
+    r1, r2 = results(one), results(two)
+    assert r2["novel__linear"]["top1"] == pytest.approx(r1["novel__linear"]["top1"], abs=1.0)
+    ft = r2["novel__finetune"]
+    assert ft["strategy"] == "ddp" and ft["n_test"] == 120 and ft["steps"] == 10
+    assert ft["top1"] > 100 / 8 + 10
+
+
+# ----- user targets ------------------------------------------------------------------------
+@pytest.mark.slow  # sweep + run --local: a pretraining and a transfer subprocess
+def test_image_folder_and_datasets_targets_run_end_to_end_through_run_local(tmp_path):
+    pets = make_imagefolder(tmp_path / "pets", per_class=10)
+    flowers = make_hf_dataset(tmp_path / "flowers", n=60)
+    base = json.loads(json.dumps(TINY))
+    base["transfer"] = {"targets": [f"imagefolder:{pets}",
+                                    {"name": "flowers", "format": "hf", "path": str(flowers),
+                                     "image_column": "img", "label_column": "y"}],
+                        "protocols": ["linear", "fewshot"], "fewshot_shots": [1, 3],
+                        "fewshot_draws": 2, "floor": False}
+    sweep = tmp_path / "user.yaml"
+    sweep.write_text(yaml.safe_dump({"name": "user", "base": base, "seeds": [0]}))
+    cli = [sys.executable, "-m", "scaling.cli"]
+    for args in (["sweep", str(sweep), "--root", str(tmp_path / "sweeps")],
+                 ["run", str(tmp_path / "sweeps" / "user"), "--local", "--progress", "false"]):
+        proc = subprocess.run(cli + args, env=env(), capture_output=True, text=True,
+                              timeout=600, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = tmp_path / "sweeps" / "user" / "runs" / "s0"
+    assert read_state(run)["transfer"] == "done"
+    res = results(run)
+    assert set(res) == {"pets__linear", "pets__fewshot", "flowers__linear", "flowers__fewshot"}
+    assert res["pets__linear"]["n_train"] == 30 and res["pets__linear"]["n_test"] == 30
+    flowers_rec = res["flowers__linear"]
+    assert flowers_rec["n_train"] + flowers_rec["n_test"] == 60      # one split, carved
+    assert 0 < flowers_rec["n_test"] < 30
+    for rec in res.values():
+        assert rec["num_classes"] == 3 and rec["schema_version"] == 1
+    for name in ("pets__linear", "flowers__linear"):
+        assert res[name]["top1"] > 100 / 3 + 30, res[name]           # well above chance
+        assert res[name]["feature_dim"] > 0 and res[name]["wall_s"] > 0
+
+
+def test_unreadable_images_are_skipped_and_counted(tmp_path):
+    from data.targets import load_target_split
+
+    pets = make_imagefolder(tmp_path / "pets", per_class=5)
+    (pets / "train" / "red" / "broken.png").write_bytes(b"\x89PNG not an image")
+    (pets / "test" / "zebra").mkdir()
+    (pets / "test" / "zebra" / "0.png").write_bytes((pets / "test/red/000.png").read_bytes())
+    train = load_target_split(None, 16, f"imagefolder:{pets}", "train", 100)
+    test = load_target_split(None, 16, f"imagefolder:{pets}", "test", 100)
+    assert (len(train.labels), train.bad) == (15, 1)
+    assert (len(test.labels), test.bad) == (15, 1)     # a class train does not have
+    assert train.classes == list(CLASSES[::-1]) or train.classes == sorted(CLASSES)
+
+
+def test_a_single_split_is_carved_deterministically_and_stably(tmp_path):
+    from data.targets import _folder_items
+    from data.target_spec import parse_target
+
+    pets = make_imagefolder(tmp_path / "pets", per_class=40, splits=("",))
+    spec = parse_target(f"imagefolder:{pets}")
+    names = {s: {it[0] for it in _folder_items(spec, s)[0]} for s in ("train", "test")}
+    assert not names["train"] & names["test"] and len(names["train"] | names["test"]) == 120
+    assert 0.1 < len(names["test"]) / 120 < 0.3
+    (pets / "red" / "zzz.png").write_bytes((pets / "red" / "000.png").read_bytes())
+    again = {s: {it[0] for it in _folder_items(spec, s)[0]} for s in ("train", "test")}
+    assert again["train"] - {"red/zzz.png"} == names["train"]
+    assert again["test"] - {"red/zzz.png"} == names["test"]
+
+
+# ----- checks at config load and sweep time ------------------------------------------------
+def _sweep(tmp_path: Path, **transfer):
+    from scaling.sweep import expand_sweep
+
+    base = json.loads(json.dumps(TINY))
+    base["transfer"].update(transfer)
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump({"name": "s", "base": base}))
+    return expand_sweep(sweep, tmp_path / "sweeps")
+
+
+def test_an_unknown_target_fails_at_sweep_naming_field_value_and_choices(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        _sweep(tmp_path, targets=["imagenet"])
+    text = str(err.value)
+    assert "\n" not in text and "transfer.targets='imagenet'" in text
+    assert "fine, coarse, novel" in text and "imagefolder:" in text
+    assert not (tmp_path / "sweeps" / "s" / "runs").exists()    # nothing written
+    with pytest.raises(ConfigError, match="transfer.protocols='probe'"):
+        from_dict(RunConfig, {"transfer": {"protocols": ["probe"]}})
+
+
+@pytest.mark.parametrize("layout,message", [
+    ("missing", "no such folder"),
+    ("one-class", "1 class(es) found"),
+    ("test-only", "no train/ split"),
+    ("hf-no-label", "no column 'image'"),
+])
+def test_a_bad_user_target_fails_at_sweep_in_one_line(tmp_path, layout, message):
+    path = tmp_path / "t"
+    if layout == "one-class":
+        make_imagefolder(path, per_class=3, classes=("only",))
+    elif layout == "test-only":
+        make_imagefolder(path, per_class=3, splits=("test",))
+    elif layout == "hf-no-label":
+        make_hf_dataset(path, n=6)
+    target = f"{'hf' if layout.startswith('hf') else 'imagefolder'}:{path}"
+    with pytest.raises(ConfigError) as err:
+        _sweep(tmp_path, targets=[target])
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert str(err.value).startswith("run run: transfer target 't'")
+
+
+def test_the_supervised_baseline_pretrains_on_the_targets_clean_labels(tmp_path):
+    from data import build_pretrain_set, build_target_split
+
+    config = from_dict(RunConfig, {**json.loads(json.dumps(TINY)),
+                                   "data": {"images": 64, "supervised": "coarse"}})
+    pset = build_pretrain_set(config.data, 16)
+    x, y, names = build_target_split(config.data, 16, "coarse", "train", 64)
+    assert pset.num_classes == len(names) and len(pset) == 64
+    assert torch.equal(pset.images(torch.arange(64)), x)
+    assert torch.equal(pset.targets(torch.arange(64)).argmax(1), y)
+    base = json.loads(json.dumps(TINY))
+    sweep = tmp_path / "b.yaml"
+    sweep.write_text(yaml.safe_dump({"name": "b", "base": base,
+                                     "axes": {"data.supervised": [None, "coarse"]}}))
+    from scaling.runfiles import read_manifest
+    from scaling.sweep import expand_sweep
+
+    rows = {r["run_id"]: r for r in read_manifest(expand_sweep(sweep, tmp_path) / "manifest.csv")}
+    assert rows["sup-coarse"]["num_classes"] == str(len(names))
+    assert rows["sup-None"]["num_classes"] == "40"          # the hashtag vocabulary
+    with pytest.raises(ConfigError, match="data.supervised='imagenet'"):
+        from_dict(RunConfig, {"data": {"supervised": "imagenet"}})
