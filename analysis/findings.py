@@ -330,17 +330,22 @@ def _finding_loglinear(df, config) -> Finding:
         means = rows.groupby("dataset_images")["top1"].mean()
         r2 = fit_xy(means.index.to_numpy(float), means.to_numpy(), "loglinear", n_boot=0).r2
         label = f"b (width {width}), points / 10x images"
+        if rows["dataset_images"].nunique() < c.min_sizes:
+            # not a width of the scaling grid (e.g. one run in an ablation): shown, not judged
+            parts.append(Part(label, seeds=rows["seed"].nunique(), note=problem))
+            continue
         part = (Part(label, note=problem, seeds=rows["seed"].nunique()) if problem else
                 _bootstrapped(label, rows, _slope, config, f"R² of the seed-mean curve {r2:.3f}"))
         parts.append(_judge(part, "lower", c.min_slope, config.min_seeds))
         widths.append(width)
     verdict = _combine(parts)
     where = f"{c.target}/{c.protocol}"
+    judged = [p for p in parts if p.rule]
     if verdict == HOLDS:
-        slowest = int(np.argmin([p.effect for p in parts]))
+        slowest = int(np.argmin([p.effect for p in judged]))
         meaning = (f"On {where}, every width gains top-1 with more distinct pretraining "
                    f"images; the slowest (width {widths[slowest]}) gains "
-                   f"{_fmt(parts[slowest])} per 10x images.")
+                   f"{_fmt(judged[slowest])} per 10x images.")
     elif verdict == FAILS:
         bad = next(p for p in parts if p.passed is False)
         meaning = (f"On {where}, {bad.label.split(',')[0]} is {_fmt(bad)}: its interval does "

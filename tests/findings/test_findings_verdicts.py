@@ -106,8 +106,8 @@ def test_missing_runs_give_not_enough_runs(number, kwargs, drop):
     df = drop(df) if drop else df
     result = findings(df, FAST)
     assert result.verdicts[number] == NOT_ENOUGH, result
-    untested = [p for p in result[number].parts if p.rule and p.passed is None]
-    assert untested and all(p.note for p in untested), result
+    untested = [p for p in result[number].parts if p.passed is None]
+    assert untested and all(p.note for p in untested), result  # each says what is missing
     assert result[number].meaning.startswith(("Needs", "Not enough")), result[number].meaning
 
 
@@ -115,6 +115,15 @@ def test_unfinished_runs_and_other_protocols_are_not_counted():
     df = table(finetune_gain=5.0)
     df.loc[df.target == "novel", "status"] = "failed"
     assert findings(df, FAST).verdicts[6] == NOT_ENOUGH
+
+
+def test_a_width_with_too_few_sizes_is_shown_but_not_judged():
+    df = table()
+    df = pd.concat([df, df[(df.width == 16) & (df.dataset_images == 4000)].assign(width=8)])
+    result = findings(df, FAST)
+    assert result.verdicts[1] == HOLDS
+    assert [(p.label.split(",")[0], p.rule) for p in result[1].parts] == [
+        ("b (width 4)", "lower bound > 0"), ("b (width 8)", ""), ("b (width 16)", "lower bound > 0")]
 
 
 def test_finding_one_fails_when_any_width_fails_even_if_another_lacks_seeds():
