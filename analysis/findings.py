@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -455,10 +455,13 @@ def _finding_resampling(df, config) -> Finding:
     return Finding(4, TITLES[4], verdict, parts, meaning)
 
 
+def pct(p: float) -> str:
+    return f"{100 * p:g}%"
+
+
 def _finding_label_noise(df, config) -> Finding:
     c = config.label_noise
     fixed = _baseline(config, free="label_noise")
-    pct = lambda p: f"{100 * p:g}%"  # noqa: E731
     low = paired(df, "label_noise", c.clean, c.low, c.target, c.protocol, fixed)
     high = paired(df, "label_noise", c.clean, c.high, c.target, c.protocol, fixed)
     cost_low = _judge(_bootstrapped(f"cost({pct(c.low)}) = top1({pct(c.clean)}) - "

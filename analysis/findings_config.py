@@ -15,7 +15,6 @@ import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 import yaml
 
@@ -205,7 +204,7 @@ def _build(cls, data, prefix: str = ""):
     return cls(**kwargs)
 
 
-def load_findings_config(source: Union[str, os.PathLike, dict, FindingsConfig, None] = None
+def load_findings_config(source: str | os.PathLike | dict | FindingsConfig | None = None
                          ) -> FindingsConfig:
     """A `FindingsConfig` from a YAML path, a mapping, or None (`DEFAULT_PATH` when it
     exists, else the built-in defaults)."""

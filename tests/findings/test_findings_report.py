@@ -11,7 +11,7 @@ import pytest
 
 from analysis import report
 from analysis.fakes import make_sweep
-from analysis.findings import HOLDS, NOT_ENOUGH
+from analysis.findings import FAILS, HOLDS, NOT_ENOUGH
 from analysis.findings_config import FindingsConfigError
 
 
@@ -22,9 +22,10 @@ def test_report_has_a_findings_section_computed_from_the_sweep(tmp_path):
     html = report(sweep, n_boot=20, n_boot_nonlinear=2, budget_hours=5.0).read_text()
     doc = json.loads((sweep / "report" / "findings.json").read_text())
     verdicts = {f["number"]: f["verdict"] for f in doc["findings"]}
-    # the fabricated laws: log-linear, steeper when wider, 'all' above K=1000, sqrt +5,
-    # noise costs 8 points per unit, finetune +3; no coarse target was run
-    assert verdicts == {1: HOLDS, 2: HOLDS, 3: NOT_ENOUGH, 4: HOLDS, 5: HOLDS, 6: HOLDS}, doc
+    # the fabricated laws: log-linear, steeper when wider, sqrt +5, finetune +3; noise
+    # costs 8 points per unit, so 25% costs only 1.2 more than 10%, inside the noise of 3
+    # seeds (sd 0.5 per run); no coarse target was run
+    assert verdicts == {1: HOLDS, 2: HOLDS, 3: NOT_ENOUGH, 4: HOLDS, 5: FAILS, 6: HOLDS}, doc
     assert doc["schema_version"] == 1 and doc["sweep"] == "fake"
     assert "<h2" in html and "Findings" in html and "b (width 16)" in html
     for f in doc["findings"]:

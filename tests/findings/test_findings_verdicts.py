@@ -10,10 +10,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis.findings import (FAILS, HOLDS, NOT_ENOUGH, findings, paired,
-                               seed_bootstrap)
-from analysis.findings_config import (DEFAULT_PATH, FindingsConfig, FindingsConfigError,
-                                      load_findings_config)
+from analysis.findings import FAILS, HOLDS, NOT_ENOUGH, findings, paired, seed_bootstrap
+from analysis.findings_config import (
+    DEFAULT_PATH,
+    FindingsConfig,
+    FindingsConfigError,
+    load_findings_config,
+)
 
 FAST = {"n_boot": 400}
 
@@ -38,7 +41,7 @@ def table(seeds=(0, 1, 2), widths=((4, 5.0), (16, 9.0)), sizes=(1000, 4000, 1600
     for s in seeds:
         off = rng.normal(0, seed_sd)
 
-        def top1(base):
+        def top1(base, off=off):
             return base + off + rng.normal(0, noise)
         for w, b in widths:
             for n in sizes:
@@ -154,7 +157,7 @@ def test_interval_does_not_shrink_when_rows_are_repeated_within_seeds():
 def test_interval_matches_the_t_interval_of_per_seed_effects():
     rng = np.random.default_rng(1)
     effects = rng.normal(3.0, 2.0, size=5)
-    est, lo, hi, n = seed_bootstrap(pd.DataFrame({"seed": range(5), "diff": effects}), _mean,
+    est, lo, hi, _ = seed_bootstrap(pd.DataFrame({"seed": range(5), "diff": effects}), _mean,
                                     n_boot=4000)
     half = stats.t.ppf(0.975, 4) * effects.std(ddof=1) / math.sqrt(5)
     assert est == pytest.approx(effects.mean())
