@@ -4,10 +4,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench bench-full install clean help system-deps
+.PHONY: demo paper-mini test test-fast lint bench bench-full install clean help system-deps
 
 help:
 	@echo "make demo       create $(VENV) if missing, install, run the demo study, print the report path"
+	@echo "make paper-mini create $(VENV) if missing, install, run configs/paper-mini.yaml (3 seeds,"
+	@echo "                the six findings' axes) two runs at a time, print the report path"
 	@echo "make test       create $(VENV) if missing, install, run the test suite"
 	@echo "make bench      quick benchmarks (tables of ratios);  make bench-full: the long ones"
 	@echo "make system-deps  (root, Debian) slurm-wlm, munge, iproute2, util-linux for the real-Slurm tests"
@@ -24,6 +26,11 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/scaling demo
+
+# The six findings on a fresh world seed (configs/paper-mini.yaml): sweep, run locally two
+# at a time, report with its Findings section; ends by printing the report path.
+paper-mini: $(STAMP)
+	$(VENV)/bin/scaling demo --sweep_file configs/paper-mini.yaml --parallel 2
 
 test: $(STAMP)
 	$(PY) -m pytest -q

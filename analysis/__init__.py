@@ -11,6 +11,8 @@ import importlib
 from analysis.collect import (SCHEMA_VERSION, CollectWarning, SchemaVersionError, collect,
                               load_results, read_metrics, run_states)
 from analysis.extrapolate import Extrapolation, extrapolate, extrapolation_groups
+from analysis.findings import Finding, Findings, findings
+from analysis.findings_config import FindingsConfig, FindingsConfigError, load_findings_config
 from analysis.fit import FitResult, FitWarning, fit_groups, fit_law, fit_xy, minimise, predict_row
 from analysis.laws import LAWS, JointLaw, Law, LogLinear, PowerLaw, SaturatingPowerLaw, get_law, register_law
 from analysis.plan import Plan, default_budget, plan
@@ -32,7 +34,8 @@ __all__ = ["collect", "load_results", "read_metrics", "run_states", "SCHEMA_VERS
            "LogLinear", "PowerLaw", "SaturatingPowerLaw", "JointLaw", "frontier",
            "main_grid", "extrapolate", "extrapolation_groups", "Extrapolation", "plan",
            "Plan", "default_budget", "telemetry", "telemetry_table", "cost_model",
-           "chinchilla_check", "report", *_LAZY]
+           "chinchilla_check", "report", "findings", "Findings", "Finding",
+           "FindingsConfig", "FindingsConfigError", "load_findings_config", *_LAZY]
 
 
 def __getattr__(name: str):

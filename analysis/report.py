@@ -9,8 +9,9 @@ and exports it with nbconvert::
     <sweep>/report/report.html      the same, as one self-contained page
     <sweep>/report/figures/*.png    and *.svg (written by the notebook)
     <sweep>/report/fits.json        every fit table (written by the notebook)
+    <sweep>/report/findings.json    the six findings' verdicts (written by the notebook)
 
-The helpers below (`save_figure`, `write_fits`, `slope_table`, `fit_table`,
+The helpers below (`save_figure`, `write_fits`, `write_findings`, `slope_table`, `fit_table`,
 `trust_summary`, `floor_table`) are what the notebook calls to write and show those files.
 """
 
@@ -39,21 +40,29 @@ class ReportError(RuntimeError):
 def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
            execute: bool = True, kernel_name: str = "python3",
            timeout_s: int = 600, budget_hours: float | None = None, n_boot: int = 200,
-           n_boot_nonlinear: int = 50, holdout: int = 1) -> Path:
+           n_boot_nonlinear: int = 50, holdout: int = 1,
+           findings_config: str | os.PathLike | None = None) -> Path:
     """Write ``<sweep>/report/report.html`` (or under ``out``) and return its path.
 
     Collects the sweep first (writing ``results.parquet``), then executes the template with
     papermill on the ``kernel_name`` kernel and exports HTML with nbconvert. The notebook's
     parameters: ``budget_hours`` for the plan (None: 10x the sweep's most expensive run),
     ``n_boot`` bootstrap replicates for the closed-form laws and ``n_boot_nonlinear`` for
-    the iterative ones, ``holdout`` largest sizes held out in the extrapolation check. With
+    the iterative ones, ``holdout`` largest sizes held out in the extrapolation check,
+    ``findings_config`` the YAML deciding the Findings section (None: the shipped
+    ``configs/findings.yaml``; it is validated here, before any cell runs). With
     ``execute=False`` only the parameterised, unexecuted ``report.ipynb`` is written (to
     run or edit by hand) and its path is returned. A failing cell raises `ReportError`
     after the partial notebook and HTML are written, so the traceback can be read there.
     """
     import papermill
 
+    from analysis.findings_config import load_findings_config
+
     sweep = Path(sweep_dir).resolve()
+    if findings_config is not None:
+        load_findings_config(findings_config)  # a bad field fails here, in one line
+        findings_config = str(Path(findings_config).resolve())
     out = Path(out).resolve() if out else sweep / "report"
     out.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
@@ -64,7 +73,8 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
         template = _runs_only_template(out)  # nothing to fit or plot: show why
     notebook = out / "report.ipynb"
     parameters = {"sweep_dir": str(sweep), "out_dir": str(out), "budget_hours": budget_hours,
-                  "n_boot": n_boot, "n_boot_nonlinear": n_boot_nonlinear, "holdout": holdout}
+                  "n_boot": n_boot, "n_boot_nonlinear": n_boot_nonlinear, "holdout": holdout,
+                  "findings_config": findings_config}
     if not execute:
         papermill.execute_notebook(str(template), str(notebook), parameters=parameters,
                                    prepare_only=True, progress_bar=False)
@@ -179,6 +189,16 @@ def write_fits(fits: pd.DataFrame, path: str | os.PathLike, extra: dict | None =
     doc = {"schema_version": SCHEMA_VERSION, **{k: _jsonable(v) for k, v in meta.items()},
            "fits": _records(fits)}
     doc.update({name: _records(table) for name, table in (extra or {}).items()})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _atomic_write(path, json.dumps(doc, indent=1) + "\n")
+
+
+def write_findings(result, path: str | os.PathLike, **meta) -> Path:
+    """Write an `analysis.findings.Findings` as ``{"schema_version", **meta, "level",
+    "findings": [...]}`` JSON (each finding's verdict, meaning and parts)."""
+    doc = {"schema_version": SCHEMA_VERSION, **{k: _jsonable(v) for k, v in meta.items()},
+           **result.to_dict()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return _atomic_write(path, json.dumps(doc, indent=1) + "\n")

@@ -236,11 +236,17 @@ def fit(sweep_dir: str, x: str = "dataset_images", y: str = "top1",
     return table
 
 
-def report(sweep_dir: str) -> Path:
-    """Collect, fit and render SWEEP_DIR/report/report.html (executed notebook)."""
+def report(sweep_dir: str, findings: Optional[str] = None) -> Path:
+    """Collect, fit and render SWEEP_DIR/report/report.html (executed notebook).
+
+    Args:
+        sweep_dir: a sweep folder.
+        findings: the findings YAML that decides the Findings section (default:
+            configs/findings.yaml).
+    """
     from analysis import report as _report
 
-    path = _report(sweep_dir)
+    path = _report(sweep_dir, findings_config=findings)
     print(f"report: {Path(path).resolve()}")
     return path
 

@@ -1,0 +1,524 @@
+"""The paper's six findings as verdicts computed from a results table.
+
+`findings(df, config)` estimates each finding's effect (a slope or a paired difference of
+transfer top-1, in points), gives it a 95% interval from a bootstrap OVER SEEDS and turns
+the interval into a verdict with the rule `configs/findings.yaml` fixed before the runs:
+"holds", "does not hold", or "not enough runs" (too few seeds, sizes or widths, or the
+compared rows are missing). Nothing here is written by hand: the verdicts, the numbers
+and the sentence saying what they mean all come from the table.
+
+Why seeds are the unit resampled: runs that share a training seed share their
+initialisation and data order, and the design pairs them (natural vs sqrt sampling at
+seed 0, width 4 vs 16 at seed 0). Resampling individual rows would treat the six runs of
+one seed as six independent observations and give intervals that are too narrow; each
+replicate here draws whole seeds with replacement and keeps every run of a drawn seed, so
+a paired difference stays paired and a slope keeps all its sizes. With the 3-5 seeds of a
+small sweep the percentile interval is widened as in `analysis.fit` (Student t over
+normal quantile for ``seeds - 1`` degrees of freedom, draws inflated by
+``sqrt(seeds / (seeds - 1))``), which makes it match the t interval of a mean of per-seed
+effects.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analysis.collect import FIELDS
+from analysis.findings_config import FindingsConfig, load_findings_config
+from analysis.fit import _interval, fit_xy
+from analysis.laws import get_law
+
+HOLDS, FAILS, NOT_ENOUGH = "holds", "does not hold", "not enough runs"
+
+TITLES = {
+    1: "Top-1 grows log-linearly with pretraining images",
+    2: "Wider models gain more per 10x images",
+    3: "Vocabulary: larger helps fine, matched is enough for coarse",
+    4: "Resampling Zipfian tags beats natural sampling",
+    5: "Label noise: 10% costs little, 25% costs more",
+    6: "Full fine-tuning beats the linear probe on novel classes",
+}
+
+
+# --------------------------------------------------------------------------- results
+
+@dataclass
+class Part:
+    """One estimated quantity of a finding and the test its interval must pass."""
+
+    label: str
+    effect: float = math.nan
+    lo: float = math.nan
+    hi: float = math.nan
+    seeds: int = 0
+    rule: str = ""
+    """e.g. ``lower bound > 0``; empty for a quantity shown but not tested."""
+    passed: bool | None = None
+    """None: not enough runs to test (``note`` says why)."""
+    note: str = ""
+
+
+@dataclass
+class Finding:
+    """One finding: its parts, the verdict they give and one sentence of what it means."""
+
+    number: int
+    title: str
+    verdict: str
+    parts: list[Part]
+    meaning: str
+
+    @property
+    def effect(self) -> float:
+        """The first tested part's effect (the finding's headline number)."""
+        return self._headline().effect
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        part = self._headline()
+        return part.lo, part.hi
+
+    def _headline(self) -> Part:
+        tested = [p for p in self.parts if p.rule]
+        return tested[0] if tested else (self.parts[0] if self.parts else Part(""))
+
+
+@dataclass
+class Findings:
+    """All six verdicts. Print it, or show it in a notebook, for the table; `table()`
+    gives it as a DataFrame, `to_dict()` as plain JSON, ``result[3]`` one finding."""
+
+    findings: list[Finding]
+    config: FindingsConfig
+    level: float = 0.95
+    extra: dict = field(default_factory=dict)
+
+    def __getitem__(self, number: int) -> Finding:
+        for f in self.findings:
+            if f.number == number:
+                return f
+        raise KeyError(f"no finding {number}; have {[f.number for f in self.findings]}")
+
+    @property
+    def verdicts(self) -> dict[int, str]:
+        return {f.number: f.verdict for f in self.findings}
+
+    def table(self, digits: int = 2) -> pd.DataFrame:
+        """One row per part: finding, quantity, effect, interval, seeds, rule, verdict."""
+        ci = f"{100 * self.level:g}% CI"
+        rows = []
+        for f in self.findings:
+            for p in f.parts or [Part("-", note=f.meaning)]:
+                rows.append({
+                    "finding": f"{f.number}. {f.title}", "quantity": p.label,
+                    "effect": round(p.effect, digits) if math.isfinite(p.effect) else None,
+                    ci: (f"[{p.lo:.{digits}f}, {p.hi:.{digits}f}]"
+                         if math.isfinite(p.lo) and math.isfinite(p.hi) else ""),
+                    "seeds": p.seeds, "rule": p.rule,
+                    "test": {True: "pass", False: "fail", None: "-"}[p.passed]
+                    if p.rule else "shown",
+                    "verdict": f.verdict, "note": p.note})
+        return pd.DataFrame(rows)
+
+    def summary(self) -> str:
+        """Markdown: one bullet per finding with its verdict and what it means."""
+        return "\n".join(f"- **{f.number}. {f.title}: {f.verdict}.** {f.meaning}"
+                         for f in self.findings)
+
+    def to_dict(self) -> dict:
+        def num(v):
+            return None if v is None or not math.isfinite(v) else float(v)
+        return {"level": self.level, "findings": [
+            {"number": f.number, "title": f.title, "verdict": f.verdict,
+             "meaning": f.meaning,
+             "parts": [{"label": p.label, "effect": num(p.effect), "lo": num(p.lo),
+                        "hi": num(p.hi), "seeds": p.seeds, "rule": p.rule,
+                        "passed": p.passed, "note": p.note} for p in f.parts]}
+            for f in self.findings]}
+
+    def __repr__(self) -> str:
+        return "Findings\n" + self.table().to_string(index=False)
+
+    def _repr_html_(self) -> str:
+        table = self.table().to_html(index=False, escape=True, na_rep="")
+        return f"<p><b>Findings</b> ({html.escape(f'{100 * self.level:g}')}% intervals " \
+               f"over seeds)</p>{table}"
+
+
+# --------------------------------------------------------------------------- the bootstrap
+
+def seed_bootstrap(table: pd.DataFrame, statistic: Callable[[dict], float],
+                   n_boot: int = 2000, level: float = 0.95, seed: int = 0
+                   ) -> tuple[float, float, float, int]:
+    """``(estimate, lo, hi, seeds)`` of ``statistic`` over resampled SEEDS of ``table``.
+
+    ``statistic`` receives the columns of a table as a dict of numpy arrays (fast: it is
+    called once per distinct replicate). Each replicate draws as many seeds as ``table``
+    has, with replacement, and stacks all rows of each drawn seed; a seed drawn twice
+    appears twice under two replicate labels (its ``seed`` column is replaced by the
+    draw's position), so a statistic that pairs rows by seed pairs them within one copy.
+    The statistic depends only on the multiset of drawn seeds, so each multiset is
+    evaluated once. The percentile interval is widened for few seeds (see the module
+    docstring); with fewer than 2 seeds it is NaN.
+    """
+    columns = {c: table[c].to_numpy() for c in table.columns}
+    seed_of = pd.to_numeric(table["seed"], errors="coerce").to_numpy(float)
+    seeds = np.unique(seed_of[np.isfinite(seed_of)])
+    n = len(seeds)
+    estimate = float(statistic(columns))
+    if n < 2 or not math.isfinite(estimate):
+        return estimate, math.nan, math.nan, n
+    rows_of = [np.flatnonzero(seed_of == s) for s in seeds]
+    rng = np.random.default_rng(seed)
+    cache: dict[tuple, float] = {}
+    draws = []
+    for draw in rng.integers(0, n, size=(n_boot, n)):
+        key = tuple(sorted(draw))
+        if key not in cache:
+            index = np.concatenate([rows_of[i] for i in key])
+            replicate = {c: v[index] for c, v in columns.items()}
+            replicate["seed"] = np.repeat(np.arange(n), [len(rows_of[i]) for i in key])
+            cache[key] = float(statistic(replicate))
+        draws.append(cache[key])
+    draws = np.asarray(draws)
+    draws = draws[np.isfinite(draws)]
+    if not len(draws):
+        return estimate, math.nan, math.nan, n
+    inflated = estimate + math.sqrt(n / (n - 1)) * (draws - estimate)
+    lo, hi = _interval(estimate, inflated, level, n - 1)
+    return estimate, lo, hi, n
+
+
+# --------------------------------------------------------------------------- selecting rows
+
+def _design_columns(df: pd.DataFrame) -> list[str]:
+    """Columns that say which run a row is: the run-config fields and sweep axes."""
+    cols = ["sweep", *FIELDS, *[c for c in df.columns if "." in c]]
+    return [c for c in dict.fromkeys(cols) if c in df.columns]
+
+
+def _equal(series: pd.Series, value) -> pd.Series:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        numeric = pd.to_numeric(series, errors="coerce")
+        return pd.Series(np.isclose(numeric.astype(float), float(value)), index=series.index)
+    return series.astype(str).eq(str(value))
+
+
+def _rows(df: pd.DataFrame, target: str, protocol: str, fixed: dict) -> pd.DataFrame:
+    """Done rows with a top-1 for ``target`` / ``protocol`` and the ``fixed`` axis values."""
+    keep = df["top1"].notna() & df["seed"].notna()
+    if "status" in df.columns:
+        keep &= df["status"].eq("done").fillna(False).astype(bool)
+    keep &= _equal(df["target"], target) & _equal(df["protocol"], protocol)
+    for column, value in fixed.items():
+        if column in df.columns:
+            keep &= _equal(df[column], value)
+    return df[keep]
+
+
+def _baseline(config: FindingsConfig, free: str | None = None) -> dict:
+    fixed = {"vocab": config.baseline.vocab, "resample": config.baseline.resample,
+             "label_noise": config.baseline.label_noise}
+    fixed.pop(free, None)
+    return fixed
+
+
+def paired(df: pd.DataFrame, axis: str, a, b, target: str, protocol: str,
+           fixed: dict) -> pd.DataFrame:
+    """Matched pairs of runs that differ only in ``axis`` (``a`` vs ``b``): the matching
+    columns (``seed`` among them) and ``diff`` = top1(a) - top1(b), one row per matched
+    configuration.
+
+    ``axis`` is a run axis (``vocab``, ``resample``, ``label_noise``) or ``protocol``
+    (then both rows come from the same run). Rows are matched on every other design
+    column (sweep, width, dataset size, seed, ...), so a difference is never taken
+    between runs that differ in anything else.
+    """
+    if axis == "protocol":
+        side_a = _rows(df, target, a, fixed)
+        side_b = _rows(df, target, b, fixed)
+        key = ["run_id", *_design_columns(df)]
+    else:
+        rows = _rows(df, target, protocol, fixed)
+        side_a, side_b = rows[_equal(rows[axis], a)], rows[_equal(rows[axis], b)]
+        key = [c for c in _design_columns(df) if c != axis]
+    key = [c for c in dict.fromkeys(key) if c in df.columns]
+    left = side_a[[*key, "top1"]].drop_duplicates(key, keep="last")
+    right = side_b[[*key, "top1"]].drop_duplicates(key, keep="last")
+    both = left.merge(right, on=key, suffixes=("_a", "_b"))
+    return both.assign(diff=both["top1_a"] - both["top1_b"]).drop(columns=["top1_a", "top1_b"])
+
+
+def _mean_diff(columns: dict) -> float:
+    diff = np.asarray(columns["diff"], float)
+    return float(diff.mean()) if len(diff) else math.nan
+
+
+# --------------------------------------------------------------------------- verdicts
+
+def _judge(part: Part, bound: str, threshold: float, min_seeds: int) -> Part:
+    """Fill ``rule`` and ``passed``: ``lower`` asks lo > threshold, ``upper`` hi < it."""
+    part.rule = f"{'lower bound >' if bound == 'lower' else 'upper bound <'} {threshold:g}"
+    if part.seeds < min_seeds or not (math.isfinite(part.lo) and math.isfinite(part.hi)):
+        part.passed = None
+        part.note = part.note or f"{part.seeds} seed(s) with complete data, needs {min_seeds}"
+    else:
+        part.passed = bool(part.lo > threshold if bound == "lower" else part.hi < threshold)
+    return part
+
+
+def _combine(parts: list[Part], rule: str = "all") -> str:
+    tested = [p.passed for p in parts if p.rule]
+    if not tested:
+        return NOT_ENOUGH
+    if rule == "any":
+        return HOLDS if any(t is True for t in tested) else (
+            NOT_ENOUGH if any(t is None for t in tested) else FAILS)
+    if any(t is False for t in tested):
+        return FAILS
+    return NOT_ENOUGH if any(t is None for t in tested) else HOLDS
+
+
+def _bootstrapped(label: str, table: pd.DataFrame, statistic, config: FindingsConfig,
+                  note: str = "") -> Part:
+    if not len(table):
+        return Part(label, note=note or "no matching runs")
+    est, lo, hi, n = seed_bootstrap(table, statistic, config.n_boot, config.level,
+                                    config.boot_seed)
+    return Part(label, est, lo, hi, n, note=note)
+
+
+def _fmt(p: Part, unit: str = "points") -> str:
+    return f"{p.effect:+.1f} {unit} [{p.lo:+.1f}, {p.hi:+.1f}]"
+
+
+def _slope(columns: dict) -> float:
+    law = get_law("loglinear")
+    x = np.asarray(columns["dataset_images"], float)
+    y = np.asarray(columns["top1"], float)
+    if law.check(x, y):
+        return math.nan
+    return float(law.solve(x, y)[0][1])
+
+
+def _scaling_rows(df: pd.DataFrame, config: FindingsConfig, target: str, protocol: str):
+    """Per width: the rows fitted for findings 1-2, or why the width cannot be judged."""
+    rows = _rows(df, target, protocol, _baseline(config))
+    rows = rows[pd.to_numeric(rows["dataset_images"], errors="coerce") > 0]
+    out = {}
+    for width, group in rows.groupby("width", sort=True):
+        sizes, seeds = group["dataset_images"].nunique(), group["seed"].nunique()
+        problem = ""
+        if sizes < config.loglinear.min_sizes:
+            problem = f"{sizes} dataset size(s), needs {config.loglinear.min_sizes}"
+        elif seeds < config.min_seeds:
+            problem = f"{seeds} seed(s), needs {config.min_seeds}"
+        out[int(width)] = (group[["seed", "dataset_images", "top1"]], problem)
+    return out
+
+
+def _finding_loglinear(df, config) -> Finding:
+    c = config.loglinear
+    parts, widths = [], []
+    for width, (rows, problem) in _scaling_rows(df, config, c.target, c.protocol).items():
+        means = rows.groupby("dataset_images")["top1"].mean()
+        r2 = fit_xy(means.index.to_numpy(float), means.to_numpy(), "loglinear", n_boot=0).r2
+        label = f"b (width {width}), points / 10x images"
+        if rows["dataset_images"].nunique() < c.min_sizes:
+            # not a width of the scaling grid (e.g. one run in an ablation): shown, not judged
+            parts.append(Part(label, seeds=rows["seed"].nunique(), note=problem))
+            continue
+        part = (Part(label, note=problem, seeds=rows["seed"].nunique()) if problem else
+                _bootstrapped(label, rows, _slope, config, f"R² of the seed-mean curve {r2:.3f}"))
+        parts.append(_judge(part, "lower", c.min_slope, config.min_seeds))
+        widths.append(width)
+    verdict = _combine(parts)
+    where = f"{c.target}/{c.protocol}"
+    judged = [p for p in parts if p.rule]
+    if verdict == HOLDS:
+        slowest = int(np.argmin([p.effect for p in judged]))
+        meaning = (f"On {where}, every width gains top-1 with more distinct pretraining "
+                   f"images; the slowest (width {widths[slowest]}) gains "
+                   f"{_fmt(judged[slowest])} per 10x images.")
+    elif verdict == FAILS:
+        bad = next(p for p in parts if p.passed is False)
+        meaning = (f"On {where}, {bad.label.split(',')[0]} is {_fmt(bad)}: its interval does "
+                   f"not lie above {c.min_slope:g}, so growth with images is not shown there.")
+    else:
+        meaning = (f"Needs at least {c.min_sizes} dataset sizes x {config.min_seeds} seeds "
+                   f"per width on {where} at the baseline; "
+                   + ("; ".join(f"{p.label.split(',')[0]}: {p.note}" for p in parts)
+                      if parts else "no such runs") + ".")
+    return Finding(1, TITLES[1], verdict, parts, meaning)
+
+
+def _finding_wider(df, config) -> Finding:
+    c = config.wider
+    usable = {w: rows for w, (rows, problem) in
+              _scaling_rows(df, config, c.target, c.protocol).items() if not problem}
+    label = "b(widest) - b(narrowest)"
+    if len(usable) < 2:
+        part = _judge(Part(label, note=f"{len(usable)} width(s) with enough sizes and seeds, "
+                           "needs 2"), "lower", c.min_difference, config.min_seeds)
+        return Finding(2, TITLES[2], NOT_ENOUGH, [part],
+                       f"Needs at least two widths, each with enough sizes and seeds on "
+                       f"{c.target}/{c.protocol}; has {len(usable)}.")
+    narrow, wide = min(usable), max(usable)
+    rows = pd.concat([usable[narrow].assign(width=narrow), usable[wide].assign(width=wide)])
+
+    def difference(columns):
+        def at(width):
+            keep = np.asarray(columns["width"]) == width
+            return {c: np.asarray(v)[keep] for c, v in columns.items()}
+        return _slope(at(wide)) - _slope(at(narrow))
+    part = _bootstrapped(f"b(width {wide}) - b(width {narrow})", rows, difference, config)
+    part = _judge(part, "lower", c.min_difference, config.min_seeds)
+    verdict = _combine([part])
+    if verdict == HOLDS:
+        meaning = (f"Width {wide} gains {_fmt(part)} more per 10x images than width "
+                   f"{narrow}: capacity is needed to use more data.")
+    elif verdict == FAILS:
+        meaning = (f"Width {wide} vs {narrow}: the slope difference is {_fmt(part)}, not "
+                   f"above {c.min_difference:g}; a wider trunk is not shown to use more data better.")
+    else:
+        meaning = f"Not enough seeds to compare the slopes of widths {wide} and {narrow}."
+    return Finding(2, TITLES[2], verdict, [part], meaning)
+
+
+def _vocab_extreme(values, which: str):
+    ints = sorted(int(v) for v in values if str(v).isdigit())
+    if which == "largest":
+        return "all" if "all" in values else (str(ints[-1]) if ints else None)
+    if which == "smallest":
+        return str(ints[0]) if ints else None
+    return which
+
+
+def _finding_vocabulary(df, config) -> Finding:
+    c = config.vocabulary
+    fixed = _baseline(config, free="vocab")
+    present = set(_rows(df, c.fine_target, c.protocol, fixed)["vocab"].astype(str))
+    large, small = _vocab_extreme(present, c.large), _vocab_extreme(present, c.small)
+    if large is None or small is None or large == small:
+        fine = Part(f"top1({c.large}) - top1({c.small}) on {c.fine_target}",
+                    note=f"vocabularies run on {c.fine_target}: {sorted(present) or 'none'}; "
+                    "needs two of different size")
+    else:
+        table = paired(df, "vocab", large, small, c.fine_target, c.protocol, fixed)
+        fine = _bootstrapped(f"top1(vocab {large}) - top1(vocab {small}) on {c.fine_target}",
+                             table, _mean_diff, config)
+    fine = _judge(fine, "lower", c.min_gain, config.min_seeds)
+    table = paired(df, "vocab", c.matched, c.full, c.coarse_target, c.protocol, fixed)
+    coarse = _bootstrapped(f"top1({c.matched}) - top1({c.full}) on {c.coarse_target}",
+                           table, _mean_diff, config)
+    coarse = _judge(coarse, "lower", -c.tolerance, config.min_seeds)
+    parts = [fine, coarse]
+    verdict = _combine(parts)
+    if verdict == HOLDS:
+        meaning = (f"The larger vocabulary adds {_fmt(fine)} on {c.fine_target}, and a "
+                   f"vocabulary matched to {c.coarse_target} is at least as good as the full "
+                   f"one ({_fmt(coarse)}, tolerance {c.tolerance:g}).")
+    elif verdict == FAILS:
+        bad = [p for p in parts if p.passed is False]
+        meaning = "Not shown: " + "; ".join(f"{p.label} is {_fmt(p)}" for p in bad) + "."
+    else:
+        meaning = "Not enough runs: " + "; ".join(
+            f"{p.label}: {p.note}" for p in parts if p.passed is None) + "."
+    return Finding(3, TITLES[3], verdict, parts, meaning)
+
+
+def _finding_resampling(df, config) -> Finding:
+    c = config.resampling
+    fixed = _baseline(config, free="resample")
+    parts = []
+    for scheme in c.schemes:
+        table = paired(df, "resample", scheme, c.baseline, c.target, c.protocol, fixed)
+        part = _bootstrapped(f"top1({scheme}) - top1({c.baseline})", table, _mean_diff, config)
+        parts.append(_judge(part, "lower", c.min_gain, config.min_seeds))
+    verdict = _combine(parts, rule="any")
+    if verdict == HOLDS:
+        best = next(p for p in parts if p.passed)
+        meaning = (f"On {c.target}, {best.label} is {_fmt(best)}: flattening the Zipfian tag "
+                   "distribution helps a target that spreads over the popularity ranks.")
+    elif verdict == FAILS:
+        meaning = (f"On {c.target}, no scheme beats {c.baseline} sampling: "
+                   + "; ".join(f"{p.label} {_fmt(p)}" for p in parts) + ".")
+    else:
+        meaning = (f"Needs {', '.join(c.schemes)} and {c.baseline} runs paired by seed on "
+                   f"{c.target}: " + "; ".join(f"{p.label}: {p.note}" for p in parts) + ".")
+    return Finding(4, TITLES[4], verdict, parts, meaning)
+
+
+def pct(p: float) -> str:
+    return f"{100 * p:g}%"
+
+
+def _finding_label_noise(df, config) -> Finding:
+    c = config.label_noise
+    fixed = _baseline(config, free="label_noise")
+    low = paired(df, "label_noise", c.clean, c.low, c.target, c.protocol, fixed)
+    high = paired(df, "label_noise", c.clean, c.high, c.target, c.protocol, fixed)
+    cost_low = _judge(_bootstrapped(f"cost({pct(c.low)}) = top1({pct(c.clean)}) - "
+                                    f"top1({pct(c.low)})", low, _mean_diff, config),
+                      "upper", c.little, config.min_seeds)
+    cost_high = _bootstrapped(f"cost({pct(c.high)})", high, _mean_diff, config)
+    # cost(high) - cost(low), each against clean, on configurations that have all three
+    key = [col for col in low.columns if col != "diff"]
+    both = low.merge(high, on=key, suffixes=("_low", "_high"))
+    both["diff"] = both["diff_high"] - both["diff_low"]
+    more = _judge(_bootstrapped(f"cost({pct(c.high)}) - cost({pct(c.low)})", both,
+                                _mean_diff, config), "lower", 0.0, config.min_seeds)
+    parts = [cost_low, more, cost_high]
+    verdict = _combine(parts)
+    if verdict == HOLDS:
+        meaning = (f"{pct(c.low)} wrong tags cost {_fmt(cost_low)} (less than {c.little:g}), "
+                   f"{pct(c.high)} cost {_fmt(more)} more: noise hurts, gradually.")
+    elif verdict == FAILS:
+        bad = [p for p in parts if p.passed is False]
+        meaning = "Not shown: " + "; ".join(f"{p.label} is {_fmt(p)} ({p.rule} fails)"
+                                            for p in bad) + "."
+    else:
+        meaning = (f"Needs runs at label noise {pct(c.clean)}, {pct(c.low)} and "
+                   f"{pct(c.high)} paired by seed on {c.target}.")
+    return Finding(5, TITLES[5], verdict, parts, meaning)
+
+
+def _finding_finetune(df, config) -> Finding:
+    c = config.finetune
+    table = paired(df, "protocol", c.better, c.baseline, c.target, "", _baseline(config))
+    label = f"top1({c.better}) - top1({c.baseline}) on {c.target}"
+    note = "" if len(table) else (f"no runs with both {c.better} and {c.baseline} results "
+                                  f"on {c.target}")
+    part = _judge(_bootstrapped(label, table, _mean_diff, config, note), "lower", c.min_gain,
+                  config.min_seeds)
+    verdict = _combine([part])
+    if verdict == HOLDS:
+        meaning = (f"Fine-tuning the whole trunk adds {_fmt(part)} over the linear probe on "
+                   f"{c.target}, classes no hashtag names: the frozen features miss them.")
+    elif verdict == FAILS:
+        meaning = f"Fine-tuning vs the linear probe on {c.target}: {_fmt(part)}, not above {c.min_gain:g}."
+    else:
+        meaning = f"Not enough runs: {part.note}."
+    return Finding(6, TITLES[6], verdict, [part], meaning)
+
+
+def findings(df: pd.DataFrame, config=None) -> Findings:
+    """All six verdicts for a results table (`analysis.collect`'s columns).
+
+    ``config`` is a `FindingsConfig`, a path to a findings YAML, a mapping, or None for
+    ``configs/findings.yaml``. Only done rows with a top-1 count.
+    """
+    config = load_findings_config(config)
+    missing = [c for c in ("seed", "target", "protocol", "top1") if c not in df.columns]
+    if missing:
+        raise KeyError(f"column(s) {missing} not in the results table; have {list(df.columns)}")
+    result = [f(df, config) for f in (_finding_loglinear, _finding_wider, _finding_vocabulary,
+                                       _finding_resampling, _finding_label_noise,
+                                       _finding_finetune)]
+    return Findings(result, config, config.level)

@@ -1,0 +1,223 @@
+"""What decides each of the paper's six findings: a typed config, fixed before the runs.
+
+`configs/findings.yaml` names, per finding, the rows it compares (target, protocol, the
+axis values), the statistic and the threshold its 95% interval must clear. Writing these
+down before the final runs is what makes a verdict a test rather than a reading of the
+plots. `load_findings_config` is strict: an unknown or mistyped field is a one-line
+`FindingsConfigError` naming the field, the value and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+SCHEMA_VERSION = 1
+DEFAULT_PATH = Path(__file__).resolve().parents[1] / "configs" / "findings.yaml"
+"""The shipped config (a checkout's ``configs/findings.yaml``); absent in a bare install,
+where the dataclass defaults below (the same values, a test checks it) are used."""
+
+
+class FindingsConfigError(ValueError):
+    """A bad findings config: one line naming the field, the value and the fix."""
+
+
+def _check(ok: bool, path: str, value, fix: str) -> None:
+    if not ok:
+        raise FindingsConfigError(f"{path}={value!r} is invalid: {fix}")
+
+
+@dataclass
+class Baseline:
+    """The main grid every finding compares within: each finding frees only its own axis
+    (vocabulary for 3, resampling for 4, label noise for 5) and holds the others here."""
+
+    vocab: str = "all"
+    resample: str = "natural"
+    label_noise: float = 0.0
+
+
+@dataclass
+class LogLinear:
+    """1. top1 = a + b log10(images) per width: b's interval above ``min_slope`` for every
+    width (seeds resampled; every seed keeps all its sizes)."""
+
+    target: str = "fine"
+    protocol: str = "linear"
+    min_sizes: int = 3
+    """Distinct dataset sizes a width needs before its slope is judged."""
+    min_slope: float = 0.0
+    """Points per 10x images the lower bound of b must exceed."""
+
+    def __post_init__(self) -> None:
+        _check(self.min_sizes >= 2, "loglinear.min_sizes", self.min_sizes, "use at least 2")
+
+
+@dataclass
+class Wider:
+    """2. b(widest) - b(narrowest): its interval above ``min_difference``."""
+
+    target: str = "fine"
+    protocol: str = "linear"
+    min_difference: float = 0.0
+
+
+@dataclass
+class Vocabulary:
+    """3. On ``fine_target`` the ``large`` vocabulary beats the ``small`` one (interval of
+    top1(large) - top1(small) above ``min_gain``); on ``coarse_target`` the ``matched``
+    vocabulary is at least as good as ``full``: the lower bound of top1(matched) -
+    top1(full) is above ``-tolerance`` points."""
+
+    fine_target: str = "fine"
+    coarse_target: str = "coarse"
+    protocol: str = "linear"
+    large: str = "largest"
+    """A vocab value, or ``largest``: ``all`` if run, else the biggest integer K."""
+    small: str = "smallest"
+    """A vocab value, or ``smallest``: the smallest integer K run."""
+    min_gain: float = 0.0
+    matched: str = "matched:coarse"
+    full: str = "all"
+    tolerance: float = 1.0
+    """Points of top-1 the matched vocabulary may lose and still count as at least as good."""
+
+    def __post_init__(self) -> None:
+        _check(self.tolerance >= 0, "vocabulary.tolerance", self.tolerance, "use points >= 0")
+
+
+@dataclass
+class Resampling:
+    """4. top1(scheme) - top1(``baseline``) on ``target``: holds when the interval of at
+    least one of ``schemes`` is above ``min_gain``."""
+
+    target: str = "fine"
+    protocol: str = "linear"
+    schemes: list = field(default_factory=lambda: ["sqrt", "uniform"])
+    baseline: str = "natural"
+    min_gain: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(len(self.schemes) >= 1 and all(isinstance(s, str) for s in self.schemes),
+               "resampling.schemes", self.schemes, "name at least one scheme, e.g. [sqrt]")
+
+
+@dataclass
+class LabelNoise:
+    """5. cost(p) = top1(clean) - top1(p), paired. Holds when cost(``low``)'s upper bound
+    is below ``little`` points AND cost(``high``) - cost(``low``) has its interval above 0."""
+
+    target: str = "fine"
+    protocol: str = "linear"
+    clean: float = 0.0
+    low: float = 0.1
+    high: float = 0.25
+    little: float = 3.0
+    """Points of top-1: 'costs little' means the whole interval of cost(low) is below it."""
+
+    def __post_init__(self) -> None:
+        _check(self.clean < self.low < self.high, "label_noise.low", self.low,
+               "use clean < low < high (e.g. 0.0, 0.1, 0.25)")
+        _check(self.little > 0, "label_noise.little", self.little, "use points > 0")
+
+
+@dataclass
+class Finetune:
+    """6. top1(``better``) - top1(``baseline``) protocol on the same trunk and ``target``:
+    its interval above ``min_gain``."""
+
+    target: str = "novel"
+    better: str = "finetune"
+    baseline: str = "linear"
+    min_gain: float = 0.0
+
+
+@dataclass
+class FindingsConfig:
+    """The statistic and threshold behind every verdict (see `analysis.findings`)."""
+
+    schema_version: int = SCHEMA_VERSION
+    level: float = 0.95
+    """Two-sided level of every interval."""
+    n_boot: int = 2000
+    """Bootstrap replicates; each draws the seeds with replacement."""
+    boot_seed: int = 0
+    min_seeds: int = 3
+    """Seeds with complete data a comparison needs; fewer is 'not enough runs'."""
+    baseline: Baseline = field(default_factory=Baseline)
+    loglinear: LogLinear = field(default_factory=LogLinear)
+    wider: Wider = field(default_factory=Wider)
+    vocabulary: Vocabulary = field(default_factory=Vocabulary)
+    resampling: Resampling = field(default_factory=Resampling)
+    label_noise: LabelNoise = field(default_factory=LabelNoise)
+    finetune: Finetune = field(default_factory=Finetune)
+
+    def __post_init__(self) -> None:
+        _check(self.schema_version <= SCHEMA_VERSION, "schema_version", self.schema_version,
+               f"this wsl-scaling reads findings configs up to version {SCHEMA_VERSION}")
+        _check(0.5 <= self.level < 1, "level", self.level, "use a level in [0.5, 1), e.g. 0.95")
+        _check(self.n_boot >= 100, "n_boot", self.n_boot, "use at least 100 replicates")
+        _check(self.min_seeds >= 2, "min_seeds", self.min_seeds,
+               "use at least 2 (an interval over seeds needs two)")
+
+
+def _coerce(value, hint, path: str):
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path)
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif hint is str:
+        ok = isinstance(value, (str, int)) and not isinstance(value, bool)  # vocab: 1000
+        value = str(value) if ok else value
+    elif hint is list:
+        ok = isinstance(value, list)
+    else:
+        ok = True
+    _check(ok, path, value, f"use a {getattr(hint, '__name__', hint)}")
+    return value
+
+
+def _build(cls, data, prefix: str = ""):
+    _check(isinstance(data, dict), prefix or "findings config", data, "use a mapping")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            near = difflib.get_close_matches(str(key), names, n=1, cutoff=0.0)
+            raise FindingsConfigError(
+                f"unknown field {path!r}: did you mean "
+                f"{(prefix + '.' if prefix else '') + (near[0] if near else '')!r}?")
+        kwargs[key] = _coerce(value, hints[key], path)
+    return cls(**kwargs)
+
+
+def load_findings_config(source: str | os.PathLike | dict | FindingsConfig | None = None
+                         ) -> FindingsConfig:
+    """A `FindingsConfig` from a YAML path, a mapping, or None (`DEFAULT_PATH` when it
+    exists, else the built-in defaults)."""
+    if isinstance(source, FindingsConfig):
+        return source
+    if source is None:
+        source = DEFAULT_PATH if DEFAULT_PATH.is_file() else {}
+    if not isinstance(source, dict):
+        path = Path(source)
+        try:
+            source = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise FindingsConfigError(f"{path}: no such findings config") from None
+        except yaml.YAMLError as e:
+            raise FindingsConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return _build(FindingsConfig, source)

@@ -1,0 +1,115 @@
+"""Breaker sweeps: the real pipeline (scaling sweep -> run --local -> collect -> findings) on
+tiny runs, each block built to break one finding, beside an unbroken block on which
+finding 1 must hold. One session-scoped sweep holds every block, so the CI cost is one
+`scaling run --parallel 2` of 30 tiny runs (16 px, 8k images seen, 3 seeds).
+
+The unbroken block is the embedded world reduced to tiny scale (4 shape families x 6
+concepts, plain textures, so 16 px shows what tells concepts apart); the breakers use the
+same world with tags made independent of the images (no tag of a shown concept, one tag
+of a random concept per image): more images, another vocabulary, resampling or label
+noise then cannot carry information about the concepts, so findings 1, 3, 4 and 5 must
+not hold there, while the machinery still computes them (the verdict is "does not hold",
+not "not enough runs"). One width only breaks finding 2 ("not enough runs"), and the
+linear-only protocol leaves finding 6 without runs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from analysis import CollectWarning, collect
+from analysis.findings import FAILS, HOLDS, NOT_ENOUGH, findings
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
+
+SIZES = [150, 600, 2400]
+MIDDLE = 600
+TINY_WORLD = {"num_coarse": 4, "fine_per_coarse": 6, "textures": 1, "fine_target_classes": 0,
+              "novel_classes": 12}
+RANDOM_TAGS = {"data.world.p_fine_tag": [0.0], "data.world.p_coarse_tag": [0.0],
+               "data.world.p_absent_tag": [1.0]}
+CONFIG = {"n_boot": 1000, "resampling": {"schemes": ["sqrt"]}}
+"""configs/findings.yaml with fewer replicates, and only the sqrt scheme run here."""
+
+
+def scaling(*args, cwd):
+    proc = subprocess.run([sys.executable, "-m", "scaling.cli", *args], capture_output=True,
+                          text=True, timeout=3600, cwd=cwd)
+    assert proc.returncode == 0, f"scaling {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+@pytest.fixture(scope="session")
+def breaker_results(tmp_path_factory, repo_root):
+    # FINDINGS_BREAKERS_ROOT keeps the sweep between sessions: `scaling run` then only
+    # finishes what is not done (the pipeline still runs end to end on it)
+    root = Path(os.environ.get("FINDINGS_BREAKERS_ROOT") or tmp_path_factory.mktemp("breakers"))
+    root.mkdir(parents=True, exist_ok=True)
+    base = yaml.safe_load((repo_root / "configs" / "base-cpu.yaml").read_text())
+    base["model"].update(width_per_group=4, image_size=16)
+    base["data"]["world"] = {**(base["data"].get("world") or {}), **TINY_WORLD}
+    base["optim"].update(images_seen=8000)
+    base["transfer"].update(targets=["fine"], protocols=["linear"], train_images=1000,
+                            test_images=1000, floor=False)
+    base["checkpoint"].update(every_steps=1000, keep_last=1)
+    base["logging"].update(every_steps=50, tensorboard=False, progress=False)
+    (root / "base.yaml").write_text(yaml.safe_dump(base))
+    (root / "breakers.yaml").write_text(yaml.safe_dump({
+        "name": "breakers", "base": "base.yaml", "seeds": [0, 1, 2], "grids": [
+            {"axes": {"data.images": SIZES}},                                  # unbroken
+            {"axes": {"data.images": SIZES, **RANDOM_TAGS}},                   # 1
+            {"axes": {"data.images": [MIDDLE], "data.vocab": [8], **RANDOM_TAGS}},  # 3
+            {"axes": {"data.images": [MIDDLE], "data.resample": ["sqrt"], **RANDOM_TAGS}},  # 4
+            {"axes": {"data.images": [MIDDLE], "data.label_noise": [0.1, 0.25],
+                      **RANDOM_TAGS}},                                         # 5
+        ]}))
+    scaling("sweep", "breakers.yaml", "--root", "sweeps", cwd=root)
+    sweep = root / "sweeps" / "breakers"
+    scaling("run", str(sweep), "--local", "--parallel", "2", "--progress", "false", cwd=root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollectWarning)
+        df = collect(sweep, write=False)
+    assert len(df) == 30 and set(df.status) == {"done"}, df[["run_id", "status"]]
+    random = np.isclose(df["data.world.p_absent_tag"].astype(float), 1.0)
+    return {"unbroken": df[~random], "random": df[random]}
+
+
+def _show(result) -> str:
+    return repr(result)
+
+
+def test_finding_one_holds_on_the_unbroken_tiny_sweep(breaker_results):
+    result = findings(breaker_results["unbroken"], CONFIG)
+    assert result.verdicts[1] == HOLDS, _show(result)
+
+
+def test_one_width_leaves_finding_two_without_enough_runs(breaker_results):
+    result = findings(breaker_results["unbroken"], CONFIG)
+    assert result.verdicts[2] == NOT_ENOUGH, _show(result)
+    assert "1 width" in result[2].parts[0].note
+
+
+def test_random_tags_break_log_linear_growth(breaker_results):
+    result = findings(breaker_results["random"], CONFIG)
+    assert result.verdicts[1] == FAILS, _show(result)
+
+
+@pytest.mark.parametrize("number", [3, 4, 5])
+def test_random_tags_break_vocabulary_resampling_and_label_noise(breaker_results, number):
+    result = findings(breaker_results["random"], CONFIG)
+    assert result.verdicts[number] != HOLDS, _show(result)
+    computed = [p for p in result[number].parts if p.rule and p.passed is False]
+    assert computed, f"finding {number} was not computed from the runs:\n{_show(result)}"
+
+
+def test_linear_probe_only_leaves_finetune_without_runs(breaker_results):
+    result = findings(breaker_results["unbroken"], CONFIG)
+    assert result.verdicts[6] == NOT_ENOUGH, _show(result)

@@ -1,0 +1,45 @@
+"""The report's Findings section: verdicts computed from the sweep, written to
+findings.json, and a bad findings config stopped before any notebook cell runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from analysis import report
+from analysis.fakes import make_sweep
+from analysis.findings import FAILS, HOLDS, NOT_ENOUGH
+from analysis.findings_config import FindingsConfigError
+
+
+@pytest.mark.slow
+def test_report_has_a_findings_section_computed_from_the_sweep(tmp_path):
+    sweep = make_sweep(tmp_path, vocabs=("all", 1000), ablations=True, problems=False,
+                       targets=("fine", "novel"), protocols=("linear", "finetune"))
+    html = report(sweep, n_boot=20, n_boot_nonlinear=2, budget_hours=5.0).read_text()
+    doc = json.loads((sweep / "report" / "findings.json").read_text())
+    verdicts = {f["number"]: f["verdict"] for f in doc["findings"]}
+    # the fabricated laws: log-linear, steeper when wider, sqrt +5, finetune +3; noise
+    # costs 8 points per unit, so 25% costs only 1.2 more than 10%, inside the noise of 3
+    # seeds (sd 0.5 per run); no coarse target was run
+    assert verdicts == {1: HOLDS, 2: HOLDS, 3: NOT_ENOUGH, 4: HOLDS, 5: FAILS, 6: HOLDS}, doc
+    assert doc["schema_version"] == 1 and doc["sweep"] == "fake"
+    assert "<h2" in html and "Findings" in html and "b (width 16)" in html
+    for f in doc["findings"]:
+        assert f"{f['number']}. {f['title']}: {f['verdict']}." in html
+
+
+def test_bad_findings_config_fails_before_the_notebook_runs(tmp_path):
+    sweep = make_sweep(tmp_path, problems=False)
+    bad = tmp_path / "findings.yaml"
+    bad.write_text("loglinear: {min_slop: 1}\n")
+    with pytest.raises(FindingsConfigError, match="did you mean 'loglinear.min_slope'"):
+        report(sweep, findings_config=bad)
+    assert not (sweep / "report" / "report.ipynb").exists()
+    proc = subprocess.run([sys.executable, "-m", "scaling.cli", "report", str(sweep),
+                           "--findings", str(bad)], capture_output=True, text=True)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "loglinear.min_slop" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

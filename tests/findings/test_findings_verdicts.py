@@ -1,0 +1,230 @@
+"""The verdict machinery on hand-built results tables: every verdict of every finding is
+reachable, intervals are computed over seeds (not rows), and the config is strict."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from analysis.findings import FAILS, HOLDS, NOT_ENOUGH, findings, paired, seed_bootstrap
+from analysis.findings_config import (
+    DEFAULT_PATH,
+    FindingsConfig,
+    FindingsConfigError,
+    load_findings_config,
+)
+
+FAST = {"n_boot": 400}
+
+
+def row(**kw) -> dict:
+    base = dict(sweep="t", status="done", arch="resnext", depth=11, width=4, cardinality=8,
+                base_width=16, dataset_images=1000, vocab="all", resample="natural",
+                label_noise=0.0, seed=0, images_seen=8000, target="fine", protocol="linear",
+                top1=math.nan)
+    base.update(kw)
+    base["run_id"] = "-".join(f"{base[k]}" for k in ("width", "dataset_images", "vocab",
+                                                     "resample", "label_noise", "seed"))
+    return base
+
+
+def table(seeds=(0, 1, 2), widths=((4, 5.0), (16, 9.0)), sizes=(1000, 4000, 16000),
+          seed_sd=2.0, noise=0.3, vocab_gain=3.0, matched_gain=0.5, sqrt_gain=2.0,
+          noise_cost=(0.5, 4.0), finetune_gain=None, rng_seed=0) -> pd.DataFrame:
+    """A sweep's results with known effects; every seed shifts all its runs together."""
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    for s in seeds:
+        off = rng.normal(0, seed_sd)
+
+        def top1(base, off=off):
+            return base + off + rng.normal(0, noise)
+        for w, b in widths:
+            for n in sizes:
+                rows.append(row(width=w, dataset_images=n, seed=s,
+                                top1=top1(20 + b * np.log10(n / 1000))))
+        w, n = widths[-1][0], sizes[1]
+        clean = 20 + widths[-1][1] * np.log10(n / 1000)
+        rows.append(row(width=w, dataset_images=n, seed=s, vocab="100",
+                        top1=top1(clean - vocab_gain)))
+        for vocab, gain in (("all", 0.0), ("matched:coarse", matched_gain)):
+            rows.append(row(width=w, dataset_images=n, seed=s, vocab=vocab, target="coarse",
+                            top1=top1(40 + gain)))
+        for scheme, gain in (("sqrt", sqrt_gain), ("uniform", -1.0)):
+            rows.append(row(width=w, dataset_images=n, seed=s, resample=scheme,
+                            top1=top1(clean + gain)))
+        for p, cost in zip((0.1, 0.25), noise_cost):
+            rows.append(row(width=w, dataset_images=n, seed=s, label_noise=p,
+                            top1=top1(clean - cost)))
+        if finetune_gain is not None:
+            for proto, gain in (("linear", 0.0), ("finetune", finetune_gain)):
+                rows.append(row(width=w, dataset_images=n, seed=s, target="novel",
+                                protocol=proto, top1=top1(15 + gain)))
+    return pd.DataFrame(rows)
+
+
+def test_every_finding_holds_on_a_table_built_to_show_it():
+    result = findings(table(finetune_gain=5.0), FAST)
+    assert result.verdicts == {i: HOLDS for i in range(1, 7)}, result
+    assert result[1].parts[1].effect == pytest.approx(9.0, abs=0.5)
+    assert result[2].effect == pytest.approx(4.0, abs=0.6)
+    lo, hi = result[2].interval
+    assert lo < result[2].effect < hi
+
+
+@pytest.mark.parametrize("number, kwargs", [
+    (1, {"widths": ((4, 0.0), (16, 9.0))}),          # the narrow width does not grow
+    (2, {"widths": ((4, 9.0), (16, 5.0))}),          # the wider one gains less
+    (3, {"vocab_gain": -2.0}),                        # a small vocabulary is better
+    (3, {"matched_gain": -4.0}),                      # matched loses more than the tolerance
+    (4, {"sqrt_gain": -2.0}),                         # both schemes lose to natural
+    (5, {"noise_cost": (6.0, 8.0)}),                  # 10% costs a lot
+    (5, {"noise_cost": (2.0, 1.0)}),                  # 25% costs no more than 10%
+    (6, {"finetune_gain": -3.0}),                     # fine-tuning loses to the probe
+])
+def test_a_finding_built_to_fail_does_not_hold(number, kwargs):
+    result = findings(table(**kwargs), FAST)
+    assert result.verdicts[number] == FAILS, result
+    others = {n: v for n, v in result.verdicts.items() if n not in (number, 6, 2 if number == 1 else 0)}
+    assert set(others.values()) == {HOLDS}, result
+
+
+@pytest.mark.parametrize("number, kwargs, drop", [
+    (1, {"sizes": (1000, 4000)}, None),                  # two sizes per width
+    (1, {"seeds": (0, 1)}, None),                        # two seeds
+    (2, {"widths": ((16, 9.0),)}, None),                 # one width
+    (3, {}, lambda d: d[d.vocab != "100"]),              # one vocabulary on fine
+    (3, {}, lambda d: d[d.target != "coarse"]),          # no coarse target
+    (4, {}, lambda d: d[d["resample"] == "natural"]),       # never resampled
+    (5, {}, lambda d: d[~np.isclose(d.label_noise, 0.25)]),  # no 25% runs
+    (6, {}, None),                                       # no finetune protocol at all
+    (6, {"finetune_gain": 5.0}, lambda d: d[~((d.protocol == "finetune") & (d.seed > 0))]),
+])
+def test_missing_runs_give_not_enough_runs(number, kwargs, drop):
+    df = table(**kwargs)
+    df = drop(df) if drop else df
+    result = findings(df, FAST)
+    assert result.verdicts[number] == NOT_ENOUGH, result
+    untested = [p for p in result[number].parts if p.passed is None]
+    assert untested and all(p.note for p in untested), result  # each says what is missing
+    assert result[number].meaning.startswith(("Needs", "Not enough")), result[number].meaning
+
+
+def test_unfinished_runs_and_other_protocols_are_not_counted():
+    df = table(finetune_gain=5.0)
+    df.loc[df.target == "novel", "status"] = "failed"
+    assert findings(df, FAST).verdicts[6] == NOT_ENOUGH
+
+
+def test_a_width_with_too_few_sizes_is_shown_but_not_judged():
+    df = table()
+    df = pd.concat([df, df[(df.width == 16) & (df.dataset_images == 4000)].assign(width=8)])
+    result = findings(df, FAST)
+    assert result.verdicts[1] == HOLDS
+    assert [(p.label.split(",")[0], p.rule) for p in result[1].parts] == [
+        ("b (width 4)", "lower bound > 0"), ("b (width 8)", ""), ("b (width 16)", "lower bound > 0")]
+
+
+def test_finding_one_fails_when_any_width_fails_even_if_another_lacks_seeds():
+    df = table(widths=((4, 0.0), (16, 9.0), (32, 12.0)))
+    df = df[~((df.width == 32) & (df.seed > 0))]
+    result = findings(df, FAST)
+    assert result.verdicts[1] == FAILS
+    assert [p.passed for p in result[1].parts] == [False, True, None]
+
+
+# --------------------------------------------------------------------------- the bootstrap
+
+def _mean(t):
+    return float(t["diff"].mean())
+
+
+def test_interval_does_not_shrink_when_rows_are_repeated_within_seeds():
+    """Row resampling would treat 10 copies of a seed as 10 observations (interval ~3x
+    narrower); resampling seeds gives the same interval."""
+    per_seed = pd.DataFrame({"seed": [0, 1, 2, 3], "diff": [1.0, 4.0, 2.5, 0.5]})
+    copies = pd.concat([per_seed] * 10, ignore_index=True)
+    once = seed_bootstrap(per_seed, _mean, n_boot=1000)
+    ten = seed_bootstrap(copies, _mean, n_boot=1000)
+    assert once[3] == ten[3] == 4
+    assert ten[1:3] == pytest.approx(once[1:3], abs=1e-9)
+
+
+def test_interval_matches_the_t_interval_of_per_seed_effects():
+    rng = np.random.default_rng(1)
+    effects = rng.normal(3.0, 2.0, size=5)
+    est, lo, hi, _ = seed_bootstrap(pd.DataFrame({"seed": range(5), "diff": effects}), _mean,
+                                    n_boot=4000)
+    half = stats.t.ppf(0.975, 4) * effects.std(ddof=1) / math.sqrt(5)
+    assert est == pytest.approx(effects.mean())
+    assert hi - lo == pytest.approx(2 * half, rel=0.25)
+
+
+def test_a_shared_seed_offset_cancels_in_the_slope_interval():
+    """Seeds shift every size together by +-10 points; a bootstrap that keeps each seed's
+    runs together sees exact slopes, one that resampled rows would not."""
+    tight = findings(table(seed_sd=10.0, noise=0.05), FAST)[1].parts[0]
+    assert tight.hi - tight.lo < 0.5, tight
+    loose = findings(table(seed_sd=0.0, noise=3.0), FAST)[1].parts[0]
+    assert loose.hi - loose.lo > 4 * (tight.hi - tight.lo), loose
+
+
+def test_pairs_are_matched_on_every_other_axis():
+    df = table()
+    pairs = paired(df, "resample", "sqrt", "natural", "fine", "linear",
+                   {"vocab": "all", "label_noise": 0.0})
+    assert len(pairs) == 3 and set(pairs.width) == {16} and set(pairs.dataset_images) == {4000}
+    assert pairs["diff"].mean() == pytest.approx(2.0, abs=0.6)
+
+
+def test_one_seed_has_no_interval():
+    est, lo, hi, n = seed_bootstrap(pd.DataFrame({"seed": [0, 0], "diff": [1.0, 2.0]}), _mean)
+    assert n == 1 and est == 1.5 and math.isnan(lo) and math.isnan(hi)
+
+
+def test_result_prints_as_a_table_and_serialises():
+    result = findings(table(), FAST)
+    text = repr(result)
+    assert "95% CI" in text and "holds" in text and "not enough runs" in text
+    assert "<table" in result._repr_html_()
+    doc = result.to_dict()
+    assert [f["number"] for f in doc["findings"]] == [1, 2, 3, 4, 5, 6]
+    assert doc["findings"][5]["verdict"] == NOT_ENOUGH
+    assert result.summary().count("\n") == 5
+
+
+# --------------------------------------------------------------------------- the config
+
+def test_shipped_config_is_the_default():
+    assert DEFAULT_PATH.is_file()
+    assert load_findings_config(DEFAULT_PATH) == FindingsConfig()
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"loglinear": {"min_slop": 0}}, "unknown field 'loglinear.min_slop': did you mean 'loglinear.min_slope'?"),
+    ({"level": "high"}, "level='high' is invalid: use a float"),
+    ({"label_noise": {"low": 0.3}}, "label_noise.low=0.3 is invalid: use clean < low < high"),
+    ({"min_seeds": 1}, "min_seeds=1 is invalid"),
+    ({"resampling": {"schemes": []}}, "resampling.schemes=[] is invalid"),
+    ({"vocabulary": "all"}, "vocabulary='all' is invalid: use a mapping"),
+])
+def test_bad_config_fields_are_one_line_errors(bad, message):
+    with pytest.raises(FindingsConfigError) as info:
+        load_findings_config(bad)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(FindingsConfigError, match="no such findings config"):
+        load_findings_config(tmp_path / "nope.yaml")
+
+
+def test_thresholds_from_the_config_decide_the_verdict():
+    df = table(noise_cost=(1.0, 6.0))
+    assert findings(df, FAST).verdicts[5] == HOLDS
+    assert findings(df, {**FAST, "label_noise": {"little": 1.0}}).verdicts[5] == FAILS
+    assert findings(df, {**FAST, "loglinear": {"min_slope": 20.0}}).verdicts[1] == FAILS
