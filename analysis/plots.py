@@ -78,7 +78,7 @@ def _compact(value: float) -> str:
 
 
 class _SpanLogLocator(LogLocator):
-    """Log ticks at 1-2-5 per decade on an axis spanning under 1.5 decades (every integer
+    """Log ticks at 1-2-3-5 per decade on an axis spanning under 1.5 decades (every integer
     under half a decade), 1-3 under 2.5, else decades: with `_compact` labels they never
     run into each other, whatever the span."""
 
@@ -86,7 +86,7 @@ class _SpanLogLocator(LogLocator):
         if vmin > 0 and vmax > 0:
             span = abs(math.log10(vmax) - math.log10(vmin))
             subs = ((1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0) if span < 0.5
-                    else (1.0, 2.0, 5.0) if span < 1.5 else (1.0, 3.0) if span < 2.5
+                    else (1.0, 2.0, 3.0, 5.0) if span < 1.5 else (1.0, 3.0) if span < 2.5
                     else (1.0,))
             self.set_params(subs=subs)
         return super().tick_values(vmin, vmax)

@@ -76,7 +76,7 @@ def test_plot_frontier_draws_one_panel_per_group_of_any_table():
     # on that group's frontier (the "big" group's errors are half the "small" group's)
     for ax in axes:
         group = ax.get_title()
-        line = [line for line in ax.lines if len(line.get_xdata()) > 10][0]
+        line = next(line for line in ax.lines if len(line.get_xdata()) > 10)
         want = fits.set_index("group").loc[group]
         x_end = line.get_xdata()[-1]
         assert line.get_ydata()[-1] == pytest.approx(want.a * x_end ** -want.b, rel=1e-6)
@@ -137,8 +137,7 @@ def test_intervals_are_clipped_to_the_law_bounds():
             return np.array([-np.inf, 0.0]), np.array([np.inf, np.inf])
 
         def solve(self, x, y, **options):
-            b, a = np.polyfit(np.log10(x), y, 1)
-            b = max(b, 0.0)
+            b = max(np.polyfit(np.log10(x), y, 1)[0], 0.0)
             return np.array([np.mean(y) - b * np.mean(np.log10(x)), b]), {}
 
     try:

@@ -25,7 +25,7 @@ def test_readme_fit_any_table_example_runs_and_its_numbers_hold(monkeypatch, cap
     namespace: dict = {}
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the example's fits are clean: no FitWarning
-        exec(compile(_example(), "README.md", "exec"), namespace)
+        exec(compile(_example(), "README.md", "exec"), namespace)  # noqa: S102 (a doctest of our own README)
     miss, fits, fig = namespace["miss"], namespace["fits"], namespace["fig"]
     panels = [ax for ax in fig.axes if ax.collections]
     assert sorted(ax.get_title() for ax in panels) == ["bird_10", "bird_5"]  # not 164
