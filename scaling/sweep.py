@@ -110,14 +110,14 @@ def load_sweep(sweep_file: Union[str, Path]) -> dict:
     if not spec.get("name") or not isinstance(spec["name"], str):
         raise ConfigError(f"name={spec.get('name')!r} is invalid: give the sweep a name "
                           "(its folder name)")
-    if not SAFE_NAME.match(spec["name"]):
-        raise ConfigError(f"name={spec['name']!r} is invalid: use letters, digits and . _ + - "
-                          "(a folder name, not starting with a dot: no slashes, spaces or "
-                          "shell characters)")
     if len(spec["name"]) > MAX_NAME:
         raise ConfigError(f"name={spec['name'][:20] + '...'!r} is invalid: use at most "
                           f"{MAX_NAME} characters (it is {len(spec['name'])}; it names a "
                           "folder and Slurm jobs)")
+    if not SAFE_NAME.match(spec["name"]):
+        raise ConfigError(f"name={spec['name']!r} is invalid: use letters, digits and . _ + - "
+                          "(a folder name, not starting with a dot: no slashes, spaces or "
+                          "shell characters)")
     return spec
 
 
