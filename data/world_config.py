@@ -53,8 +53,10 @@ class WorldConfig:
     """Shape variants per family (solid, hollow, ...): one axis of a fine concept."""
     textures: int = 4
     """Surface textures (plain, stripes, checks, rings, then finer copies): another axis."""
-    colours: int = 6
-    """Hues evenly spaced on the colour wheel: the third axis."""
+    colours: int = 12
+    """Hues evenly spaced on the colour wheel: the third axis. 12 (30 degrees apart, +-4.5
+    degrees jitter) rather than 6: only fine tags ask the trunk to tell neighbouring hues
+    apart, so the full vocabulary beats a small one on the fine target (data/README.md)."""
     fine_target_classes: int = 100
     """Classes of the `fine` target: fine concepts spread evenly over popularity ranks, so
     the target needs the rare tail as much as the head (0 = all fine concepts)."""

@@ -95,3 +95,23 @@ def test_base_path_is_resolved_next_to_the_sweep_file(tmp_path, repo_root):
     sweep_dir = expand_sweep(repo_root / "configs" / "demo.yaml", tmp_path)
     rows = manifest(sweep_dir)
     assert len(rows) == 6 and rows[0]["run_id"].startswith("w4-n1k")
+
+
+def test_world_seed_and_list_axes_get_readable_run_ids(tmp_path):
+    path = write_sweep(tmp_path, axes={"data.seed": [5], "transfer.targets": [["fine", "coarse"]]},
+                       seeds=[0])
+    rows = manifest(expand_sweep(path, tmp_path / "root"))
+    assert [r["run_id"] for r in rows] == ["world5-tfine-coarse-s0"]
+
+
+def test_paper_mini_runs_the_finding_grids_on_an_untuned_world(tmp_path, repo_root):
+    rows = manifest(expand_sweep(repo_root / "configs" / "paper-mini.yaml", tmp_path))
+    configs = [load_run_config(tmp_path / "paper-mini" / "runs" / r["run_id"] / "config.yaml")
+               for r in rows]
+    assert {c.data.seed for c in configs} == {5}          # world 0 tuned it, world 1 checked
+    assert {c.seed for c in configs} == {0, 1, 2}
+    assert {c.model.width_per_group for c in configs} == {4, 16}
+    assert {str(c.data.vocab) for c in configs} >= {"64", "all", "matched:coarse"}
+    assert {c.data.resample for c in configs} >= {"natural", "sqrt"}
+    assert {c.data.label_noise for c in configs} == {0.0, 0.1, 0.25}
+    assert all({"fine", "coarse", "novel"} <= set(c.transfer.targets) for c in configs)
