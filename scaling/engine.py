@@ -36,14 +36,17 @@ def train(config: RunConfig, run_dir) -> str:
         print(f"{run_dir.name}: train already done, nothing to do")
         return "done"
     env = dist.setup(config.resources.device)
+    clean = False
     try:
-        return _train(config, run_dir, env)
+        phase = _train(config, run_dir, env)
+        clean = True
+        return phase
     except BaseException as exc:
         if env.is_main and not isinstance(exc, KeyboardInterrupt):
             update_state(run_dir, train="failed", error=one_line(exc))
         raise
     finally:
-        dist.teardown()
+        dist.teardown(clean)
 
 
 def _train(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> str:

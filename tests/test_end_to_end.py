@@ -37,6 +37,7 @@ def test_tiny_sweep_end_to_end_beats_the_random_trunk_and_reports(tmp_path, repo
     df = pd.read_parquet(sweep / "results.parquet")
     assert len(df) == 3 and set(df.status) == {"done"}
     assert sorted(df.dataset_images) == [500, 2000, 8000]
+    print(df[["run_id", "dataset_images", "top1", "floor_top1"]].to_string())
     assert (df.top1 > df.floor_top1).all(), df[["run_id", "top1", "floor_top1"]]
     html = (sweep / "report" / "report.html").read_text()
     assert "<img" in html and "points gained per 10x" in html.lower()
