@@ -43,6 +43,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 8 x 2 fresh interpreters importing torch on a busy machine
 def test_two_gloo_ranks_exit_cleanly_every_time():
     runs = 8
     for attempt in range(runs):
