@@ -393,15 +393,17 @@ def _common(data: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
 def plot_telemetry(tel: pd.DataFrame) -> Figure:
     """Per run against model size: throughput (images/s), MFU and peak memory."""
     logged = tel[tel["steps"] > 0]
+    logged = logged[pd.to_numeric(logged["params"], errors="coerce") > 0]  # log x needs a size
     panels = [("images_per_s", "images / s", 1.0), ("mfu", "MFU", 1.0),
               ("max_mem_bytes", "max memory (GiB)", 2.0 ** -30)]
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85):
         fig, axes = _facet(len(panels), 2.8, 3.4)
         for ax, (column, label, scale) in zip(axes, panels):
             ax.scatter(logged["params"], logged[column] * scale, s=14, color="#3b75af")
-            _log_axis(ax, "x")
-            if column == "images_per_s":
-                _log_axis(ax, "y")
+            if len(logged):  # a log axis with nothing on it cannot be drawn
+                _log_axis(ax, "x")
+                if column == "images_per_s":
+                    _log_axis(ax, "y")
             ax.set_xlabel("parameters")
             ax.set_ylabel(label)
         axes[0].set_title(f"{len(logged)} runs with telemetry")
@@ -450,8 +452,12 @@ def plot_frontier(df: pd.DataFrame, fits: dict[str, pd.DataFrame], x: str = "pre
                     if result is not None and len(result.boot):
                         lo, hi = result.band(grid)
                         ax.fill_between(grid, lo, hi, color=colors[name], alpha=0.18, lw=0)
-            _log_axis(ax, "x")
-            _log_axis(ax, "y")
+            if len(panel):  # a log axis with nothing on it cannot be drawn
+                _log_axis(ax, "x")
+                _log_axis(ax, "y")
+            else:
+                ax.text(0.5, 0.5, f"no done runs with {x} and {y}", ha="center",
+                        va="center", transform=ax.transAxes)
             ax.set_xlabel(x.replace("_", " "))
             ax.set_ylabel(_ylabel(y, data[y], units))
             ax.set_title("  |  ".join(map(str, key)))

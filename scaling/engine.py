@@ -43,13 +43,16 @@ def train(config: RunConfig, run_dir) -> str:
         print(f"{run_dir.name}: train already done, nothing to do")
         return "done"
     env = dist.setup(config.resources.device, config.resources.collective_timeout_s)
-    lock = None
+    lock, clean = None, False
     try:
         lock = hold_run(run_dir, env, "train")
         if read_state(run_dir)["train"] == "done":  # finished while we waited for the lock
             print(f"{run_dir.name}: train already done, nothing to do")
+            clean = True
             return "done"
-        return Trainer(config, env, run_dir).fit()
+        phase = Trainer(config, env, run_dir).fit()
+        clean = True
+        return phase
     except BaseException as exc:
         if env.is_main and not isinstance(exc, (KeyboardInterrupt, RunLocked)):
             record_failure(run_dir, "train", exc, dist.failure_line(exc, env))
@@ -57,7 +60,7 @@ def train(config: RunConfig, run_dir) -> str:
     finally:
         if lock is not None:
             lock.release()
-        dist.teardown()
+        dist.teardown(clean)
 
 
 def hold_run(run_dir: Path, env: dist.DistEnv, phase: str):

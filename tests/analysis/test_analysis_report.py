@@ -80,7 +80,16 @@ def test_report_writes_html_with_every_figure_tables_and_files(make):
     assert "Traceback" not in text
     fits = json.loads((out / "fits.json").read_text())
     assert fits["schema_version"] == 1 and len(fits["fits"]) == 4  # width x target
-    assert all(f["b_lo"] < f["b"] < f["b_hi"] for f in fits["fits"])
+    # fits.json holds exactly the fits of the sweep's main grid (same bootstrap seed), and
+    # they recover the fabricated slope: a report writing wrong or stale numbers fails
+    from analysis import main_grid
+    from analysis_fakes import true_b
+
+    again = fit_groups(main_grid(_collect(sweep)), x="dataset_images", y="top1", n_boot=20)
+    for f, (_, row) in zip(fits["fits"], again.iterrows()):
+        assert (f["width"], f["target"]) == (row.width, row.target)
+        assert [f["b_lo"], f["b"], f["b_hi"]] == pytest.approx([row.b_lo, row.b, row.b_hi])
+        assert abs(f["b"] - true_b(f["width"], 1000)) < 1.0 and f["b_hi"] - f["b_lo"] > 0.2
     assert {"power", "saturating", "joint", "extrapolation", "plan"} <= set(fits)
     assert (sweep / "results.parquet").exists() and (out / "report.ipynb").exists()
 

@@ -24,7 +24,7 @@ from engine_helpers import TINY, env as clean_env, make_run  # noqa: E402,F401
 BASE = {k: v for k, v in TINY.items() if k != "name"}
 
 
-def scaling(*args: str, cwd=None, timeout: float = 300, env=None) -> subprocess.CompletedProcess:
+def scaling(*args: str, cwd=None, timeout: float = 900, env=None) -> subprocess.CompletedProcess:
     """`scaling ARGS...` as a user runs it; returns the finished process (text output)."""
     run_env = {**clean_env(), **(env or {})}
     run_env.pop("SCALING_DEBUG", None)

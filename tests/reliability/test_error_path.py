@@ -5,7 +5,6 @@ nothing written."""
 from __future__ import annotations
 
 import errno
-import json
 import os
 import tempfile
 

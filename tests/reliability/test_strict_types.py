@@ -8,7 +8,6 @@ import csv
 import json
 
 import pytest
-import yaml
 
 from helpers_b import BASE, cli, make_run, set_dotted, write_sweep
 

@@ -33,6 +33,7 @@ def test_single_rank_run_writes_the_run_folder_contract(tmp_path):
     peak = _cached_peak(threads=1)
     assert records[-1]["mfu"] == pytest.approx(records[-1]["tflops_per_s"] * 1e12 / peak,
                                                rel=1e-9)
+    _check_throughput_figures(run, records)
     assert (run / "checkpoints" / "000000020" / "COMPLETE").is_file()
     assert len(list((run / "checkpoints").iterdir())) == 2  # keep_last
     trunk = torch.load(run / "final" / "trunk.pt", weights_only=True)
@@ -42,6 +43,29 @@ def test_single_rank_run_writes_the_run_folder_contract(tmp_path):
     # a finished run is never trained again
     again = train(run)
     assert "already done" in again.stdout and state(run)["attempts"] == 1
+
+
+def _check_throughput_figures(run, records):
+    """tflops_per_s is 3 x forward FLOPs x images/s of this very model, and mfu divides it
+    by one plausible per-thread peak (the same at every step): checks a wrong FLOP count or
+    a wrong peak fails, unlike `0 < mfu < 1`."""
+    import pytest
+
+    from models import create_model, forward_flops
+    from scaling.config import load_run_config
+    from scaling.recipe import model_kwargs
+
+    config = load_run_config(run / "config.yaml")
+    classes = len(json.loads((run / "final" / "model.json").read_text())["hashtags"])
+    with torch.device("meta"):
+        model = create_model(config.model.arch, num_classes=classes, **model_kwargs(config))
+    flops = forward_flops(model, config.model.image_size)
+    peaks = set()
+    for r in records:
+        assert r["tflops_per_s"] * 1e12 == pytest.approx(3 * flops * r["images_per_s"], rel=1e-9)
+        peaks.add(round(r["tflops_per_s"] * 1e12 / r["mfu"], -3))
+    assert len(peaks) == 1, peaks  # one measured peak for the run
+    assert 1e9 < peaks.pop() < 1e13  # FLOP/s of one CPU thread (cpus_per_rank: 1)
 
 
 def test_loss_falls_over_training(tmp_path):

@@ -163,7 +163,7 @@ def test_strategy_matches_ddp_loss_at_every_step(runs, name):
     assert len(got) == len(ref) == 20
     print(f"{name}: max relative loss difference vs ddp {_max_rel(got, ref):.2e}")
     assert got == pytest.approx(ref, rel=PARITY_REL)
-    assert sum(got[-5:]) / 5 < sum(got[:5]) / 5  # and the loss falls
+    assert sum(got[-5:]) / 5 < sum(got[:5]) / 5 - 0.05  # and the loss falls (with a margin)
     assert state(runs[name])["train"] == "done"
     trunk = torch.load(runs[name] / "final" / "trunk.pt", weights_only=True)
     ddp_trunk = torch.load(runs["ddp"] / "final" / "trunk.pt", weights_only=True)

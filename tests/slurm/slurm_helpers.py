@@ -48,7 +48,20 @@ def write_profile(path: Path, **fields) -> Path:
 def clean_env() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     env["OMP_NUM_THREADS"] = "1"
+    env.update(_jupyter_path())  # the finish job's report (nbconvert templates)
     return env
+
+
+def _jupyter_path() -> dict:
+    """nbconvert's templates live under the installing venv's share/jupyter, which a venv
+    layered on another (a worktree's) does not see by itself."""
+    import nbconvert
+
+    install = Path(nbconvert.__file__).resolve().parents[4]
+    paths = [str(p / "share" / "jupyter") for p in (Path(sys.prefix), install)
+             if (p / "share" / "jupyter").is_dir()]
+    extra = os.environ.get("JUPYTER_PATH")
+    return {"JUPYTER_PATH": os.pathsep.join(paths + ([extra] if extra else []))} if paths else {}
 
 
 def scaling(*args, check: bool = True, timeout: int = 120) -> subprocess.CompletedProcess:

@@ -35,11 +35,12 @@ def tiny_done(slurm_cluster, tmp_path_factory):
     root = tmp_path_factory.mktemp("sweeps")
     sweep = write_sweep(root, "tiny", {"a-128": {"data.images": 128},
                                        "b-256": {"data.images": 256}})
-    profile = write_profile(root / "profile.yaml")
+    # the finish job runs its report step here (the other tests turn it off for speed)
+    profile = write_profile(root / "profile.yaml", finish={"report": True, "mem_gb": 2})
     start = time.perf_counter()
     _submit(sweep, profile)
     again_queued = scaling("submit", sweep, "--profile", profile).stdout
-    wait_gone(job_ids(sweep), timeout=180)
+    wait_gone(job_ids(sweep), timeout=600)
     seconds = time.perf_counter() - start
     TIMINGS.append(f"tiny sweep (2 runs, train 20 steps + transfer, 2 CPUs): submit to done "
                    f"{seconds:.1f} s")
@@ -78,6 +79,11 @@ def test_transfer_waited_for_its_train_task_and_finish_ran_last(tiny_done):
     finish = jobs(sweep)["submissions"][0]["finish"]
     assert scontrol_job(finish["job"])["JobState"] == "COMPLETED"
     assert (sweep / "results.parquet").is_file()
+    # the report step ran inside the finish job and wrote the page it printed
+    html = sweep / "report" / "report.html"
+    log = "".join(p.read_text() for p in (sweep / "slurm" / "logs").glob("*finish*.out"))
+    assert f"report: {html.resolve()}" in log, log[-2000:]
+    assert "points gained per 10x" in html.read_text().lower()
 
 
 def test_resubmitting_never_duplicates_queued_or_done_runs(tiny_done):
