@@ -179,12 +179,12 @@ def sweep_a(two_nodes, tmp_path_factory):
     start = time.perf_counter()
     scaling(two_nodes, "submit", sweep, "--profile", profile)
     ds3 = sweep / "runs" / "ds3-2n"
-    wait_for(lambda: stepping(ds3, 12) and checkpointed(ds3, 10), 240,
+    wait_for(lambda: stepping(ds3, 12) and checkpointed(ds3, 10), 600,
              "the DeepSpeed run to checkpoint and keep stepping")
     task = train_task(sweep, "ds3-2n")
     assert scontrol_job(two_nodes, task)["NodeList"] == "wslmn[1-2]"
     two_nodes.run(["scancel", "--signal=USR2", task], check=True)
-    wait_gone(two_nodes, job_ids(sweep), timeout=420)
+    wait_gone(two_nodes, job_ids(sweep), timeout=780)  # ~2 min on an idle 2-core machine
     seconds = time.perf_counter() - start
     TIMINGS.append(f"two-node sweep (fsdp2 2x1 + 1x2, deepspeed 2x1 preempted once; "
                    f"{STEPS} steps + transfer each): submit to done {seconds:.1f} s")
@@ -259,7 +259,7 @@ def test_a_node_lost_mid_run_fails_the_run_clearly_and_retry_failed_finishes_it(
     run = sweep / "runs" / "fsdp2-2n"
     profile = write_profile(tmp_path / "profile.yaml")
     scaling(two_nodes, "submit", sweep, "--profile", profile)
-    wait_for(lambda: stepping(run, 12) and checkpointed(run, 10), 180,
+    wait_for(lambda: stepping(run, 12) and checkpointed(run, 10), 600,
              "the run to checkpoint and keep stepping")
     cut = time.perf_counter()
     two_nodes.link("wslmn2", up=False)
@@ -276,7 +276,7 @@ def test_a_node_lost_mid_run_fails_the_run_clearly_and_retry_failed_finishes_it(
     error = state(run)["error"]
     assert error.startswith("DistributedError: a collective timed out after 20 s "
                             "(resources.collective_timeout_s) on rank 0/2 (wslmn1)"), error
-    wait_gone(two_nodes, job_ids(sweep), timeout=120)
+    wait_gone(two_nodes, job_ids(sweep), timeout=300)
     task = train_task(sweep, "fsdp2-2n")
     assert scontrol_job(two_nodes, task)["JobState"] == "FAILED"
     status = scaling(two_nodes, "status", sweep).stdout
@@ -289,7 +289,7 @@ def test_a_node_lost_mid_run_fails_the_run_clearly_and_retry_failed_finishes_it(
     wait_for(lambda: two_nodes.sinfo() == {"wslmn1": "idle", "wslmn2": "idle"}, 60,
              "both nodes to be idle again")
     scaling(two_nodes, "submit", sweep, "--profile", profile, "--retry_failed")
-    wait_gone(two_nodes, job_ids(sweep), timeout=240)
+    wait_gone(two_nodes, job_ids(sweep), timeout=600)
     s = state(run)
     assert (s["train"], s["transfer"], s["attempts"], s["error"]) == \
         ("done", "done", 2, None), s
