@@ -21,6 +21,7 @@ QUICK = [
     ("bench_submit.py", []),
     ("bench_engine.py", ["--strategies", "ddp", "fsdp2", "--steps", "6"]),
     ("bench_analysis.py", []),
+    ("bench_transfer.py", ["--images", "2000", "--test_images", "1000"]),
 ]
 FULL = [
     ("bench_data.py", ["--images", "32768"]),
@@ -31,6 +32,7 @@ FULL = [
     ("bench_engine.py", ["--strategies", "ddp", "fsdp2", "fsdp2_zero2", "fsdp1",
                          "deepspeed_z2", "deepspeed_z3", "fairscale_z2", "--steps", "12"]),
     ("bench_analysis.py", []),
+    ("bench_transfer.py", ["--images", "10000"]),
 ]
 
 
