@@ -39,9 +39,9 @@ def main(argv=None) -> None:
     from data import build_target_split
     from data.targets import TargetSplit
     from models import create_model
+    from scaling import recipe
     from scaling.engine import export_final
     from scaling.finetune import finetune
-    from scaling import recipe
 
     base = load_yaml(REPO / "configs" / "base-cpu.yaml")
     base["model"].update(width_per_group=a.width, image_size=a.image_size)
@@ -52,10 +52,19 @@ def main(argv=None) -> None:
     base["checkpoint"] = {"every_steps": 10**6}
     config: RunConfig = from_dict(RunConfig, base)
 
+    print(f"transfer on `fine`, {a.image_size} px, width {a.width}, {a.threads} thread(s); "
+          f"{a.images} train + {a.test_images} test images")
+    print(f"{'step':<34s} {'seconds':>8s} {'images/s':>9s}", flush=True)
+
+    def row(name: str, seconds: float, n=None) -> None:
+        rate = f"{n / seconds:9.0f}" if n else f"{'':9s}"
+        print(f"{name:<34s} {seconds:8.1f} {rate}", flush=True)
+
     start = time.perf_counter()
     tr_x, tr_y, names = build_target_split(config.data, a.image_size, "fine", "train", a.images)
     te_x, te_y, _ = build_target_split(config.data, a.image_size, "fine", "test", a.test_images)
-    render_s = time.perf_counter() - start
+    n_feat = a.images + a.test_images
+    row("render target images", time.perf_counter() - start, n_feat)
 
     with tempfile.TemporaryDirectory(prefix="bench-transfer-") as tmp:
         run = Path(tmp) / "run"
@@ -68,34 +77,21 @@ def main(argv=None) -> None:
         start = time.perf_counter()
         train_f = T.extract_features(trunk, tr_x, cpu)
         test_f = T.extract_features(trunk, te_x, cpu)
-        extract_s = time.perf_counter() - start
-        start = time.perf_counter()
-        from scaling.probe import linear_probe
-
-        out = linear_probe(train_f, tr_y, test_f, te_y, len(names))
-        probe_s = time.perf_counter() - start
-        start = time.perf_counter()
-        T.fewshot(train_f, tr_y, test_f, te_y, len(names), [1, 5, 10, 25], 5, 1e-2, 0)
-        fewshot_s = time.perf_counter() - start
+        row(f"extract features (dim {train_f.shape[1]})", time.perf_counter() - start, n_feat)
         cfg = copy.deepcopy(config)
         start = time.perf_counter()
         ft = finetune(cfg, run, dist.DistEnv(), "fine", TargetSplit(tr_x, tr_y, names),
                       TargetSplit(te_x, te_y, names))
-        finetune_s = time.perf_counter() - start
+        row(f"fine-tune {ft['images_seen']} images + eval", time.perf_counter() - start,
+            ft["images_seen"] + a.test_images)
+        start = time.perf_counter()
+        from scaling.probe import linear_probe
 
-    n_feat = a.images + a.test_images
-    print(f"transfer on `fine` ({len(names)} classes), {a.image_size} px, width "
-          f"{a.width}, {a.threads} thread(s); {a.images} train + {a.test_images} test images")
-    print(f"{'step':<34s} {'seconds':>8s} {'images/s':>9s}")
-    rows = [("render target images", render_s, n_feat),
-            (f"extract features (dim {train_f.shape[1]})", extract_s, n_feat),
-            (f"linear probe (4 L2 + refit, l2 {out['l2']:g})", probe_s, None),
-            ("few-shot probes (k 1,5,10,25 x 5)", fewshot_s, None),
-            (f"fine-tune {ft['images_seen']} images + eval", finetune_s,
-             ft["images_seen"] + a.test_images)]
-    for name, seconds, n in rows:
-        rate = f"{n / seconds:9.0f}" if n else f"{'':9s}"
-        print(f"{name:<34s} {seconds:8.1f} {rate}")
+        out = linear_probe(train_f, tr_y, test_f, te_y, len(names))
+        row(f"linear probe (4 L2 + refit, l2 {out['l2']:g})", time.perf_counter() - start)
+        start = time.perf_counter()
+        T.fewshot(train_f, tr_y, test_f, te_y, len(names), [1, 5, 10, 25], 5, 1e-2, 0)
+        row("few-shot probes (k 1,5,10,25 x 5)", time.perf_counter() - start)
 
 
 if __name__ == "__main__":
