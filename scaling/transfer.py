@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import time
 from pathlib import Path
 
@@ -89,7 +90,8 @@ def cached_features(model, images: torch.Tensor, device: torch.device, path: Pat
             payload = torch.load(path, map_location="cpu", weights_only=True)
             if payload.get("key") == json.dumps(key, sort_keys=True):
                 found = payload["features"]
-        except (OSError, RuntimeError, EOFError, KeyError, ValueError, AttributeError):
+        except (OSError, RuntimeError, EOFError, KeyError, ValueError, AttributeError,
+                pickle.UnpicklingError):
             # a torn or foreign file: extract again and overwrite it
             found = None
     hit = 0.0 if found is None else 1.0
