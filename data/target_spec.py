@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 SYNTHETIC = ("fine", "coarse", "novel")
 FORMATS = ("imagefolder", "hf")
@@ -33,7 +33,7 @@ class TargetSpec:
     """Names the result files (`transfer/<name>__<protocol>.json`) and the feature cache."""
     format: str = "synthetic"
     """`synthetic`, `imagefolder` or `hf`."""
-    path: Optional[str] = None
+    path: str | None = None
     image_column: str = "image"
     label_column: str = "label"
     test_fraction: float = 0.2

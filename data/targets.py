@@ -24,7 +24,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -75,7 +74,7 @@ def _image_files(folder: Path) -> list[Path]:
                   and p.suffix.lower().lstrip(".") in IMAGE_EXTS)
 
 
-def _folder_splits(spec: TargetSpec) -> tuple[Path, Optional[Path]]:
+def _folder_splits(spec: TargetSpec) -> tuple[Path, Path | None]:
     root = Path(spec.path)
     if not root.is_dir():
         raise _err(spec, "no such folder: give a folder with one sub-folder per class")
@@ -119,7 +118,7 @@ def _parquet_files(root: Path) -> dict[str, list[Path]]:
     return out
 
 
-def _hf_tables(spec: TargetSpec) -> tuple[dict, Optional[list[str]]]:
+def _hf_tables(spec: TargetSpec) -> tuple[dict, list[str] | None]:
     """{split: pyarrow Table} and the ClassLabel names when the data declares them."""
     import pyarrow as pa
 

@@ -67,9 +67,9 @@ def finetune(config: RunConfig, run_dir: Path, env: dist.DistEnv, target: str, t
              test) -> dict:
     """Collective. Fine-tunes the trunk of `run_dir` on `train`, evaluates on `test`;
     returns (on every rank) top1, top5, `correct` per test image and the schedule used."""
+    from data import ResumableLoader
     from scaling.engine import _resolve_strategy, forward_backward
     from scaling.transfer import load_trunk
-    from data import ResumableLoader
 
     classes = len(train.classes)
     cfg = _resolve_strategy(finetune_config(config), env, classes)

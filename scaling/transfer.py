@@ -22,9 +22,9 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import time
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -88,7 +88,7 @@ def _atomic_save(payload: dict, path: Path) -> None:
 
 
 def cached_features(model, images: torch.Tensor, device: torch.device, path: Path,
-                    key: dict, env: dist.DistEnv) -> Optional[torch.Tensor]:
+                    key: dict, env: dist.DistEnv) -> torch.Tensor | None:
     """Features of `images` from `path` when it holds the same `key`, else extracted (each
     rank its contiguous share, gathered on rank 0) and saved there. Collective; returns the
     features on rank 0, None elsewhere."""
@@ -98,7 +98,9 @@ def cached_features(model, images: torch.Tensor, device: torch.device, path: Pat
             payload = torch.load(path, map_location="cpu", weights_only=True)
             if payload.get("key") == json.dumps(key, sort_keys=True):
                 found = payload["features"]
-        except Exception:  # a torn or foreign file: extract again and overwrite it
+        except (OSError, RuntimeError, EOFError, KeyError, ValueError, AttributeError,
+                pickle.UnpicklingError):
+            # a torn or foreign file: extract again and overwrite it
             found = None
     hit = 0.0 if found is None else 1.0
     if env.distributed:   # extract unless every rank found it (min over ranks)
@@ -118,7 +120,7 @@ def cached_features(model, images: torch.Tensor, device: torch.device, path: Pat
 
 
 # ----- the duplicate-aware lower bound --------------------------------------------------
-def find_dedup_file(config: RunConfig, run_dir: Path, target: str) -> Optional[Path]:
+def find_dedup_file(config: RunConfig, run_dir: Path, target: str) -> Path | None:
     """The `scaling data dedup` file of this run's pretraining set and `target`: under
     transfer.dedup_dir, else the sweep folder, else the run folder."""
     from data.dedup import dedup_path
@@ -140,7 +142,7 @@ def lower_bound(correct: torch.Tensor, duplicates) -> float:
     return 100.0 * keep.double().mean().item() if len(keep) else float("nan")
 
 
-def dedup_fields(dedup: Optional[dict], correct: torch.Tensor) -> dict:
+def dedup_fields(dedup: dict | None, correct: torch.Tensor) -> dict:
     if dedup is None:
         return {}
     return {"top1_dedup": lower_bound(correct, dedup["duplicates"]),
@@ -148,7 +150,7 @@ def dedup_fields(dedup: Optional[dict], correct: torch.Tensor) -> dict:
             "dedup_file": dedup["path"], "dedup_checked": dedup["n_test"]}
 
 
-def _read_dedup(config: RunConfig, run_dir: Path, spec, n_test: int) -> Optional[dict]:
+def _read_dedup(config: RunConfig, run_dir: Path, spec, n_test: int) -> dict | None:
     path = find_dedup_file(config, run_dir, spec.name)
     if path is None:
         return None

@@ -14,9 +14,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
 from engine_helpers import TINY, env, make_run
-from transfer_helpers import (CLASSES, make_hf_dataset, make_hf_pretraining, make_imagefolder)
+from transfer_helpers import (
+    CLASSES,
+    make_hf_dataset,
+    make_hf_pretraining,
+    make_imagefolder,
+)
 
 import scaling.transfer as T
 from scaling.config import RunConfig, from_dict, load_run_config
@@ -257,7 +261,7 @@ def test_two_ranks_shard_the_extraction_and_fine_tune_together(trained, tmp_path
     (two / "config.yaml").write_text(yaml.safe_dump(config))
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                            "--nproc_per_node=2", "-m", "scaling.cli", "transfer", "--config",
-                           str(two / "config.yaml")], env=env(), capture_output=True,
+                           str(two / "config.yaml")], check=False, env=env(), capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert read_state(two)["transfer"] == "done"
@@ -289,7 +293,7 @@ def test_image_folder_and_datasets_targets_run_end_to_end_through_run_local(tmp_
     cli = [sys.executable, "-m", "scaling.cli"]
     for args in (["sweep", str(sweep), "--root", str(tmp_path / "sweeps")],
                  ["run", str(tmp_path / "sweeps" / "user"), "--local", "--progress", "false"]):
-        proc = subprocess.run(cli + args, env=env(), capture_output=True, text=True,
+        proc = subprocess.run(cli + args, check=False, env=env(), capture_output=True, text=True,
                               timeout=600, cwd=tmp_path)
         assert proc.returncode == 0, proc.stdout + proc.stderr
     run = tmp_path / "sweeps" / "user" / "runs" / "s0"
@@ -322,8 +326,8 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path):
 
 
 def test_a_single_split_is_carved_deterministically_and_stably(tmp_path):
-    from data.targets import _folder_items
     from data.target_spec import parse_target
+    from data.targets import _folder_items
 
     pets = make_imagefolder(tmp_path / "pets", per_class=40, splits=("",))
     spec = parse_target(f"imagefolder:{pets}")
