@@ -113,12 +113,18 @@ def save(root: Path, step: int, strategy, extra: dict, env: DistEnv, keep_last: 
     target = root / f"{step:09d}"
     try:
         return _save(root, target, step, strategy, extra, env, keep_last)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # torch.save reports a failed write as RuntimeError
         if env.is_main:
             shutil.rmtree(target, ignore_errors=True)
-        raise RunError(f"checkpoint {target} could not be written ({exc.strerror or exc}): "
-                       "free space on that file system (or raise the quota), then resume; "
-                       "the previous complete checkpoint is kept") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else \
+            " ".join(str(exc).split())[:160]
+        try:
+            free = f"; {shutil.disk_usage(root).free / 2**20:.0f} MiB free there"
+        except OSError:
+            free = ""
+        raise RunError(f"checkpoint {target} could not be written ({reason}{free}): free "
+                       "space on that file system (or raise the quota or file-size limit), "
+                       "then resume; the previous complete checkpoint is kept") from None
 
 
 def _save(root: Path, target: Path, step: int, strategy, extra: dict, env: DistEnv,
