@@ -199,7 +199,3 @@ def ideal_bytes(memory: Memory, full: dict, world: int) -> float:
     SHARDED: `full[k] / world`), with no buffers: the row's ideal."""
     return sum(full[k] / (world if getattr(memory, k) == SHARDED else 1)
                for k in ("params", "grads", "optim"))
-
-
-def refusal(name: str, precision: str, device: str) -> str | None:
-    return TABLE[name].refused.get((precision, device)) if name in TABLE else None
