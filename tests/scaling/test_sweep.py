@@ -115,3 +115,5 @@ def test_paper_mini_runs_the_finding_grids_on_an_untuned_world(tmp_path, repo_ro
     assert {c.data.resample for c in configs} >= {"natural", "sqrt"}
     assert {c.data.label_noise for c in configs} == {0.0, 0.1, 0.25}
     assert all({"fine", "coarse", "novel"} <= set(c.transfer.targets) for c in configs)
+    finetuned = [c for c in configs if "finetune" in c.transfer.protocols]  # finding 6
+    assert len(finetuned) == 3 and all("linear" in c.transfer.protocols for c in finetuned)
