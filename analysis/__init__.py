@@ -8,13 +8,29 @@ from __future__ import annotations
 
 import importlib
 
-from analysis.collect import (SCHEMA_VERSION, CollectWarning, SchemaVersionError, collect,
-                              load_results, read_metrics, run_states)
+from analysis.collect import (
+    SCHEMA_VERSION,
+    CollectWarning,
+    SchemaVersionError,
+    collect,
+    load_results,
+    read_metrics,
+    run_states,
+)
 from analysis.extrapolate import Extrapolation, extrapolate, extrapolation_groups
 from analysis.findings import Finding, Findings, findings
 from analysis.findings_config import FindingsConfig, FindingsConfigError, load_findings_config
 from analysis.fit import FitResult, FitWarning, fit_groups, fit_law, fit_xy, minimise, predict_row
-from analysis.laws import LAWS, JointLaw, Law, LogLinear, PowerLaw, SaturatingPowerLaw, get_law, register_law
+from analysis.laws import (
+    LAWS,
+    JointLaw,
+    Law,
+    LogLinear,
+    PowerLaw,
+    SaturatingPowerLaw,
+    get_law,
+    register_law,
+)
 from analysis.plan import Plan, default_budget, plan
 from analysis.reference import chinchilla_check
 from analysis.report import fit_table, report  # papermill and nbconvert load inside report()

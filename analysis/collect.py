@@ -11,13 +11,12 @@ schema: guessing at its meaning would silently give wrong numbers.
 
 from __future__ import annotations
 
-from typing import Iterator
-
 import json
 import math
 import os
 import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path

@@ -6,8 +6,8 @@ way: a law that only interpolates says nothing about the next, bigger run).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

@@ -27,16 +27,16 @@ from __future__ import annotations
 import html
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
 from analysis.laws import Law, get_law, law_bounds
-from analysis.select import (DERIVED, ColumnError, column as _column, direction, frontier,  # noqa: F401 (re-exported)
-                             has_column)
+from analysis.select import DERIVED, ColumnError, direction, frontier, has_column  # noqa: F401 (re-exported)
+from analysis.select import column as _column
 
 
 class FitWarning(UserWarning):

@@ -14,8 +14,8 @@ largest run are extrapolations: each plan row says by how many decades.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

@@ -7,11 +7,10 @@ returned figure or save it with ``fig.savefig``.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import math
 import numbers
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

@@ -8,7 +8,7 @@ fractions from their values or an explicit ``units=``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

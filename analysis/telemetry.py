@@ -14,8 +14,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from analysis.collect import (_dotted, iter_runs, read_json,
-                              read_metrics, read_yaml)
+from analysis.collect import _dotted, iter_runs, read_json, read_metrics, read_yaml
 
 TELEMETRY_COLUMNS = ["sweep", "run_id", "train_status", "width", "params", "flops_per_image",
                      "images_seen", "pretrain_flops", "devices", "steps", "images_per_s",

@@ -18,8 +18,13 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from data import (ResumableLoader, SyntheticWorld, build_pretrain_set, build_target_split,
-                  materialize)
+from data import (
+    ResumableLoader,
+    SyntheticWorld,
+    build_pretrain_set,
+    build_target_split,
+    materialize,
+)
 from data.world_config import WorldConfig
 
 

@@ -116,9 +116,9 @@ def plain_loop(config, env, num_classes: int):
 
 def worker(args) -> None:
     """Runs in every rank: builds each cell, interleaves its cases, rank 0 reports."""
+    import ratio
     import torch
 
-    import ratio
     from scaling import dist
     from scaling.allocator import pin_heap
     from scaling.engine import Trainer

@@ -91,7 +91,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from models import forward_flops, create_model
+    from models import create_model, forward_flops
     from scaling import dist
     from scaling.engine import Trainer
 

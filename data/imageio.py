@@ -13,8 +13,9 @@ from __future__ import annotations
 import io
 import json
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 import numpy as np
 from PIL import Image

@@ -40,8 +40,9 @@ import dataclasses
 import json
 import re
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 import torch

@@ -3,8 +3,19 @@
 Everything here is importable without torch; each function imports its engine on call.
 """
 
-from scaling.api import (collect, demo, expand_sweep, fit, report, run, run_local, status,
-                         sweep, train, transfer)
+from scaling.api import (
+                         collect,
+                         demo,
+                         expand_sweep,
+                         fit,
+                         report,
+                         run,
+                         run_local,
+                         status,
+                         sweep,
+                         train,
+                         transfer,
+)
 from scaling.config import RunConfig, load_run_config
 from scaling.errors import ConfigError, RunError
 

@@ -8,7 +8,7 @@ these directly: `expand_sweep(...)`, `run_local(...)`, `collect(...)`, `report(.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Optional, Union
 
 from scaling.config import RunConfig, load_run_config
 
@@ -198,14 +198,14 @@ def dedup(run_config: str, out_dir: str, target: str = "fine",
     return path
 
 
-def _sweep_list(sweep_dirs: Union[str, Path, List[Union[str, Path]]]) -> list[Path]:
+def _sweep_list(sweep_dirs: Union[str, Path, list[Union[str, Path]]]) -> list[Path]:
     """One folder (str or Path) or a list of them; a str is one path, never its letters."""
     if isinstance(sweep_dirs, (str, Path)):
         return [Path(sweep_dirs)]
     return [Path(d) for d in sweep_dirs]
 
 
-def collect(sweep_dirs: Union[str, Path, List[Union[str, Path]]], write: bool = True):
+def collect(sweep_dirs: Union[str, Path, list[Union[str, Path]]], write: bool = True):
     """Gather every run x target x protocol of the sweeps into results.parquet (pandas).
 
     ``sweep_dirs``: a sweep folder (the Path `expand_sweep` returns, or a str) or a list.
@@ -221,7 +221,8 @@ def collect(sweep_dirs: Union[str, Path, List[Union[str, Path]]], write: bool = 
 def fit(sweep_dir: str, x: str = "dataset_images", y: str = "top1",
         law: str = "loglinear"):
     """Fit LAW of Y against X per (width, vocab, target, protocol) and print the table."""
-    from analysis import collect as _collect, fit_groups, get_law
+    from analysis import collect as _collect
+    from analysis import fit_groups, get_law
     from analysis.collect import RESULTS_FILE, write_results
     from scaling.errors import ConfigError
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from jsonargparse import ActionConfigFile
 from jsonargparse import ArgumentParser as _JsonArgParser

@@ -22,10 +22,18 @@ import torch
 
 from scaling import checkpoint, dist, recipe
 from scaling.allocator import pin_heap
-from scaling.config import RunConfig, support_reason, to_dict, dump_yaml
+from scaling.config import RunConfig, dump_yaml, support_reason, to_dict
 from scaling.errors import ConfigError, RunError
-from scaling.runfiles import (atomic_write_text, now_iso, one_line, private_dir, read_state,
-                              restrict_umask, update_state, write_json)
+from scaling.runfiles import (
+    atomic_write_text,
+    now_iso,
+    one_line,
+    private_dir,
+    read_state,
+    restrict_umask,
+    update_state,
+    write_json,
+)
 from scaling.runlock import RunLock, RunLocked
 from scaling.signals import PREEMPT, SignalFlags, requeue_self
 from scaling.strategies import get_strategy, policy

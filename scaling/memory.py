@@ -347,7 +347,7 @@ class LiveTensorTracker:
     def reset_peak(self) -> None:
         self.peak = self.current
 
-    def __enter__(self) -> "LiveTensorTracker":
+    def __enter__(self) -> LiveTensorTracker:
         self._mode.__enter__()
         return self
 

@@ -90,7 +90,7 @@ class RunLock:
         self._thread: Optional[threading.Thread] = None
         self._mine = ""
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         me = {"pid": os.getpid(), "host": socket.gethostname(), "start": _proc_start(os.getpid()),
               "phase": self.phase, "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         self._mine = json.dumps(me) + "\n"
@@ -161,7 +161,7 @@ class RunLock:
         except OSError:
             pass
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -21,7 +21,7 @@ class SignalFlags:
         self.terminated = False
         self._previous = {}
 
-    def install(self) -> "SignalFlags":
+    def install(self) -> SignalFlags:
         for sig, handler in ((signal.SIGUSR2, self._on_usr2), (signal.SIGTERM, self._on_term)):
             self._previous[sig] = signal.signal(sig, handler)
         return self

@@ -12,19 +12,36 @@ different file with the same name is refused instead of merged.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import csv
+import dataclasses
 import io
 import itertools
 import json
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from scaling.config import (RunConfig, check_field_path, config_hash, dump_yaml, from_dict,
-                            get_path, load_yaml, set_path, to_dict, closest)
+from scaling.config import (
+    RunConfig,
+    check_field_path,
+    closest,
+    config_hash,
+    dump_yaml,
+    from_dict,
+    get_path,
+    load_yaml,
+    set_path,
+    to_dict,
+)
 from scaling.errors import ConfigError
-from scaling.runfiles import (SAFE_NAME, atomic_write_text, private_dir, read_json,
-                              read_manifest, read_state, write_json)
+from scaling.runfiles import (
+    SAFE_NAME,
+    atomic_write_text,
+    private_dir,
+    read_json,
+    read_manifest,
+    read_state,
+    write_json,
+)
 
 SWEEP_KEYS = ("name", "description", "base", "axes", "zip", "seeds", "grids")
 GRID_KEYS = ("axes", "zip")

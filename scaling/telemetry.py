@@ -103,7 +103,7 @@ def _read_cache(path: Path) -> dict:
         return {}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cpu_peak(threads: int) -> dict:
     """The host's peak for `threads` threads: the cached quiet measurement when there is
     one (`make bench` records it), else a measurement now, trusted only if the host is

@@ -32,8 +32,13 @@ from scaling import dist, recipe
 from scaling.config import RunConfig
 from scaling.errors import RunError
 from scaling.probe import fixed_probe, linear_probe
-from scaling.runfiles import (one_line, read_json, read_state, restrict_umask, update_state,
-                              write_json)
+from scaling.runfiles import (
+    read_json,
+    read_state,
+    restrict_umask,
+    update_state,
+    write_json,
+)
 from scaling.runlock import RunLocked
 
 EXTRACTIONS = {"count": 0, "images": 0}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from typing import Iterable
+from collections.abc import Iterable
 
 from scaling.errors import RunError
 

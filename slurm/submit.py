@@ -23,8 +23,7 @@ from scaling.errors import ConfigError, RunError
 from scaling.runfiles import list_runs, now_iso, read_json, read_state, write_json
 from slurm import query
 from slurm.profile import load_profile
-from slurm.render import (ArrayJob, Plan, group_arrays, render_array, render_finish,
-                          shape_of)
+from slurm.render import ArrayJob, Plan, group_arrays, render_array, render_finish, shape_of
 from slurm.tasks import check_run_id, run_resources, write_task_scripts
 
 RETRYABLE = ("pending", "running", "preempted", "cancelled")

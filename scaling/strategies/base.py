@@ -9,8 +9,8 @@ by scaling/checkpoint.py, so a strategy only holds model, optimizer and loss sca
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import torch
 

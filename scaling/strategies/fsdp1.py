@@ -8,7 +8,6 @@ fp32 shards, `ShardedGradScaler` for fp16.
 
 from __future__ import annotations
 
-
 import torch
 from torch.distributed.fsdp import CPUOffload, FullyShardedDataParallel, ShardingStrategy
 from torch.distributed.fsdp.wrap import ModuleWrapPolicy

@@ -7,10 +7,17 @@ import warnings
 
 import pandas as pd
 import pytest
-
-from analysis import CollectWarning, SchemaVersionError, collect, load_results, read_metrics, run_states
-from analysis.collect import COLUMNS
 from analysis_fakes import make_sweep
+
+from analysis import (
+    CollectWarning,
+    SchemaVersionError,
+    collect,
+    load_results,
+    read_metrics,
+    run_states,
+)
+from analysis.collect import COLUMNS
 
 CONTRACT = ["sweep", "run_id", "status", "train_status", "transfer_status", "arch", "depth",
             "width", "cardinality", "base_width", "params", "flops_per_image",

@@ -8,10 +8,20 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-
-from analysis import LAWS, CollectWarning, FitResult, Law, collect, fit_groups, fit_law, get_law, register_law
-from analysis.fit import fit_xy, predict_row
 from analysis_fakes import true_a, true_b, true_top1
+
+from analysis import (
+    LAWS,
+    CollectWarning,
+    FitResult,
+    Law,
+    collect,
+    fit_groups,
+    fit_law,
+    get_law,
+    register_law,
+)
+from analysis.fit import fit_xy, predict_row
 
 
 @pytest.fixture

@@ -8,8 +8,18 @@ import warnings
 import numpy as np
 import pytest
 
-from analysis import (CollectWarning, collect, cost_model, default_budget, extrapolate,
-                      extrapolation_groups, main_grid, plan, telemetry, telemetry_table)
+from analysis import (
+    CollectWarning,
+    collect,
+    cost_model,
+    default_budget,
+    extrapolate,
+    extrapolation_groups,
+    main_grid,
+    plan,
+    telemetry,
+    telemetry_table,
+)
 from analysis.fakes import achieved_flops, make_sweep
 
 

@@ -82,8 +82,9 @@ def test_report_writes_html_with_every_figure_tables_and_files(make):
     assert fits["schema_version"] == 1 and len(fits["fits"]) == 4  # width x target
     # fits.json holds exactly the fits of the sweep's main grid (same bootstrap seed), and
     # they recover the fabricated slope: a report writing wrong or stale numbers fails
-    from analysis import main_grid
     from analysis_fakes import true_b
+
+    from analysis import main_grid
 
     again = fit_groups(main_grid(_collect(sweep)), x="dataset_images", y="top1", n_boot=20)
     for f, (_, row) in zip(fits["fits"], again.iterrows()):

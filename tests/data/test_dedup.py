@@ -22,8 +22,14 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance
 
-from data import (build_pretrain_set, build_target_split, dedup_path, find_duplicates,
-                  read_duplicates, write_duplicates)
+from data import (
+    build_pretrain_set,
+    build_target_split,
+    dedup_path,
+    find_duplicates,
+    read_duplicates,
+    write_duplicates,
+)
 from data.world_config import WorldConfig
 
 S = 64

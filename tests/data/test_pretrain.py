@@ -104,7 +104,7 @@ def test_label_noise_replaces_tags_at_rate_p():
     clean = build_pretrain_set(cfg(images=30000, vocab=K), 16)
     noisy = build_pretrain_set(cfg(images=30000, vocab=K, label_noise=p), 16)
     assert np.array_equal(clean.indices, noisy.indices)     # noise never drops images
-    single = np.flatnonzero((np.diff(clean.offsets) == 1))
+    single = np.flatnonzero(np.diff(clean.offsets) == 1)
     changed = np.mean(clean.tags[clean.offsets[single]] != noisy.tags[noisy.offsets[single]])
     assert changed == pytest.approx(p * (1 - 1 / K), abs=0.015)
     again = build_pretrain_set(cfg(images=30000, vocab=K, label_noise=p), 16)

@@ -1,7 +1,7 @@
 """The synthetic world: determinism, popularity, tags and target splits, checked by statistics."""
 
-import sys
 import subprocess
+import sys
 
 import numpy as np
 import pytest

@@ -18,7 +18,8 @@ TESTS = Path(__file__).resolve().parent.parent
 REPO = TESTS.parent
 sys.path.insert(0, str(TESTS / "scaling"))
 
-from engine_helpers import TINY, env as clean_env, make_run  # noqa: E402,F401
+from engine_helpers import TINY, make_run  # noqa: E402,F401
+from engine_helpers import env as clean_env
 
 # the tiny run config as a sweep base (no name: the sweep names each run)
 BASE = {k: v for k, v in TINY.items() if k != "name"}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from helpers_b import fake_sweep
+
 from scaling import collect
 
 

@@ -10,7 +10,6 @@ import tarfile
 from types import SimpleNamespace
 
 import pytest
-
 from helpers_b import BASE, cli, make_run, set_dotted, state, write_sweep
 
 N = 64

@@ -9,7 +9,6 @@ import os
 import tempfile
 
 import pytest
-
 from helpers_b import cli, fake_sweep, make_run, scaling, tree, write_sweep
 
 

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers_b import BASE, clean_env, error_line, scaling, set_dotted, state, write_sweep
 
 

@@ -10,9 +10,17 @@ import stat
 from pathlib import Path
 
 import pytest
-
-from helpers_b import (error_line, fake_sweep, report_env, scaling, set_dotted, state, tree,
-                       write_sweep, BASE)
+from helpers_b import (
+    BASE,
+    error_line,
+    fake_sweep,
+    report_env,
+    scaling,
+    set_dotted,
+    state,
+    tree,
+    write_sweep,
+)
 
 
 @pytest.mark.slow

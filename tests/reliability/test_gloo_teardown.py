@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers_b import clean_env
 
 RANK_SCRIPT = r"""

@@ -7,8 +7,8 @@ import json
 
 import pytest
 import torch
-
 from helpers_b import make_run, state
+
 from scaling.config import load_run_config
 from scaling.errors import RunError
 

@@ -9,7 +9,6 @@ import time
 
 import pytest
 import torch
-
 from engine_helpers import env, losses, make_run, state, train, train_cmd
 
 

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 import yaml
-
 from engine_helpers import TINY, make_run, run_cells
+
 from scaling import memory
 from scaling.config import RunConfig, from_dict, load_run_config
 

@@ -211,7 +211,7 @@ PartitionName={self.prefix} Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
 
     # ------------------------------------------------------------------ up
-    def up(self, idle_timeout_s: float = 30.0) -> "TwoNodeCluster":
+    def up(self, idle_timeout_s: float = 30.0) -> TwoNodeCluster:
         t0 = time.perf_counter()
         if os.geteuid() != 0:
             raise Unavailable("a two-node cluster needs root (network namespaces, slurmd)")

@@ -6,11 +6,21 @@ import subprocess
 import time
 
 import pytest
-
 from conftest import SUBMITTED, TIMINGS
+from slurm_helpers import (
+    job_ids,
+    jobs,
+    marks,
+    scaling,
+    scontrol_job,
+    state,
+    wait_for,
+    wait_gone,
+    write_profile,
+    write_sweep,
+)
+
 from slurm.status import status_rows
-from slurm_helpers import (jobs, job_ids, marks, scaling, scontrol_job, state, wait_for,
-                           wait_gone, write_profile, write_sweep)
 
 pytestmark = pytest.mark.slurm
 LONG = {"optim.images_seen": 4800, "checkpoint.every_steps": 100,  # 300 steps

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ON_CI, TIMINGS
 from multinode_cluster import TwoNodeCluster, Unavailable
 from slurm_helpers import clean_env, state, wait_for, write_profile, write_sweep

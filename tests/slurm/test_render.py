@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from slurm_helpers import scaling, write_sweep
 
 from scaling.errors import ConfigError
