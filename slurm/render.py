@@ -6,7 +6,7 @@ For each shape (nodes x devices x CPUs x memory x time x GPU or not) of the runs
   transfer-<shape>.sbatch  the same task list; submitted with aftercorr on the train array,
                            so transfer task i starts only after train task i exited 0
 Runs whose trunk is already done get a transfer-only array (no dependency). finish.sbatch
-runs `python -m slurm.finish` after everything (afterany). Values reaching a `#SBATCH`
+runs `slurm.finish` (as `python -m`, working directory off sys.path) after everything (afterany). Values reaching a `#SBATCH`
 line were validated by slurm/profile.py; values reaching a shell line are shlex-quoted.
 """
 
@@ -21,7 +21,7 @@ from typing import Optional
 from scaling.errors import ConfigError
 from scaling.runfiles import atomic_write_text
 from slurm.profile import Profile
-from slurm.tasks import TaskResources, check_run_id, task_script_path
+from slurm.tasks import NOCWD, TaskResources, check_run_id, task_script_path
 
 SBATCH_PATH = re.compile(r"^[A-Za-z0-9_./+@:=,-]+$")  # what a `#SBATCH --output=` line can hold
 
@@ -174,7 +174,7 @@ def render_finish(sweep_dir: Path, out_dir: Path, profile: Profile) -> Path:
     sbatch = [f"--job-name={job_name(sweep_dir.name, 'finish')}",
               f"--output={logs}/%x_%j.out", "--open-mode=append",
               *_header(profile, None, "finish")]
-    argv = [profile.interpreter, "-m", "slurm.finish", str(sweep_dir)]
+    argv = [profile.interpreter, "-c", NOCWD, "slurm.finish", str(sweep_dir)]
     if not profile.finish.report:
         argv.append("--no_report")
     body = _body(profile) + ["export PYTHONUNBUFFERED=1",

@@ -33,6 +33,10 @@ from scaling.runfiles import check_run_id as _check_run_id
 PHASES = ("train", "transfer")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on 60 configs
 RUN_ID = SAFE_NAME
+NOCWD = ('import runpy, sys; sys.path[:1] = [] if sys.path[:1] == [""] else sys.path[:1]; '
+         'runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)')
+"""`python -c NOCWD MODULE ARGS` runs MODULE as `python -m` does, but without the working
+directory on sys.path, so a `data/` or `models/` folder there never shadows the package."""
 
 
 @dataclass
@@ -100,7 +104,7 @@ if ! [[ "$RUN_ID" =~ ^[A-Za-z0-9_+-][A-Za-z0-9._+-]*$ ]] || ! [[ "$NPROC" =~ ^[1
 fi
 CONFIG="$SWEEP/runs/$RUN_ID/config.yaml"
 # `python -m MODULE` without the working directory on sys.path (runpy, as -m does)
-NOCWD='import runpy, sys; sys.path[:1] = [] if sys.path[:1] == [""] else sys.path[:1]; runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)'
+NOCWD={nocwd}
 export PYTHONUNBUFFERED=1
 export OMP_NUM_THREADS="${{SLURM_CPUS_PER_TASK:-${{OMP_NUM_THREADS:-1}}}}"
 if [ "$MODE" = slurm ]; then
@@ -140,7 +144,8 @@ def task_script(sweep_dir: Union[str, Path], phase: str, python: str) -> str:
     if phase not in PHASES:
         raise ValueError(f"phase={phase!r} is invalid: use one of {PHASES}")
     return _TEMPLATE.format(phase=phase, sweep=shlex.quote(str(Path(sweep_dir).resolve())),
-                            python=shlex.quote(python), srun_shape=_SRUN[phase])
+                            python=shlex.quote(python), srun_shape=_SRUN[phase],
+                            nocwd=shlex.quote(NOCWD))
 
 
 def task_script_path(sweep_dir: Union[str, Path], phase: str,

@@ -158,3 +158,28 @@ def test_runs_of_different_shapes_get_their_own_arrays(tmp_path):
                      "finish.sbatch"]
     first = (sweep / "slurm" / "dry-run" / files[0]).read_text()
     assert "--array=0-1%1" in first
+
+
+def test_finish_job_starts_python_without_the_working_directory_on_its_path(tmp_path):
+    """The finish job, like the task scripts, must not import a `slurm/` folder that sits
+    where the user submitted from (issue 11 item 8)."""
+    import shlex
+    import subprocess
+    import sys
+
+    from slurm.profile import load_profile
+    from slurm.render import render_finish
+    from slurm.tasks import NOCWD
+
+    sweep = tmp_path / "sw"
+    (sweep / "slurm" / "logs").mkdir(parents=True)
+    script = render_finish(sweep, tmp_path, load_profile(None)).read_text()
+    exec_line = [ln for ln in script.splitlines() if ln.startswith("exec ")][0]
+    argv = shlex.split(exec_line)[1:]
+    assert argv[1:4] == ["-c", NOCWD, "slurm.finish"] and "-m" not in argv
+    shadow = tmp_path / "cwd" / "json"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise SystemExit('shadowed by the cwd')\n")
+    out = subprocess.run([sys.executable, "-c", NOCWD, "json.tool", "--help"],
+                         cwd=shadow.parent, capture_output=True, text=True)
+    assert out.returncode == 0 and "usage" in out.stdout, out.stderr
