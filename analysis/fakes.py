@@ -49,7 +49,8 @@ def achieved_flops(width: int) -> float:
 
 
 def _run_id(width, images, vocab, seed, resample="natural", label_noise=0.0) -> str:
-    run_id = f"w{width}-n{images}-v{vocab}-s{seed}"
+    # as `scaling sweep` spells them: run ids are folder names of [A-Za-z0-9._+-] only
+    run_id = f"w{width}-n{images}-v{str(vocab).replace(':', '-')}-s{seed}"
     if resample != "natural":
         run_id += f"-r{resample}"
     if label_noise:
