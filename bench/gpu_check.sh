@@ -20,8 +20,8 @@ if [ "$DRY" = 0 ] && ls .whl/*.whl >/dev/null 2>&1; then
     --target /tmp/site .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
 
-"$PY" - <<'PYEOF' > "$OUT/env.json" 2>&1
-import json, torch, torchvision
+"$PY" - "$OUT/env.json" <<'PYEOF' 2>&1 | grep -v WARNING
+import json, sys, torch, torchvision
 out = {"torch": torch.__version__, "torchvision": torchvision.__version__,
        "cuda": torch.cuda.is_available()}
 if out["cuda"]:
@@ -31,7 +31,8 @@ for mod in ("deepspeed", "fairscale", "jsonargparse", "datasets"):
         out[mod] = __import__(mod).__version__
     except Exception as exc:  # recorded, not fatal: its strategies will report FAILED
         out[mod] = f"missing: {exc}"
-print(json.dumps(out))
+with open(sys.argv[1], "w") as handle:  # the file holds the JSON alone (libraries log)
+    json.dump(out, handle)
 PYEOF
 cat "$OUT/env.json"
 
