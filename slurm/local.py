@@ -247,8 +247,9 @@ def run_local(sweep_dir: Union[str, Path], parallel: int = 2, retry_failed: bool
     if failures:
         first = sorted(failures)[0]
         st = read_state(sweep_dir / "runs" / first)
+        why = failures[first].removeprefix(f"{first}: ")
         raise RunError(f"{len(failures)} of {len(runs)} runs did not finish: {first} "
-                       f"({st['train']}/{st['transfer']}): {failures[first]}; logs in "
+                       f"({st['train']}/{st['transfer']}); {first}: {why}; logs in "
                        f"{sweep_dir / 'logs'}")
     return {r.name: f"{read_state(r)['train']}/{read_state(r)['transfer']}" for r in runs}
 
