@@ -402,7 +402,18 @@ def _teardown(prefix, pids: dict, inodes: dict, started_munged: bool, members, b
             break
     for host, _ in members:
         _run([ip, "netns", "del", netns_of(host)], check=False)
+    # the kernel destroys a deleted namespace's veth pairs asynchronously (seen on CI: the
+    # root-side ends still listed right after `netns del`): delete them here, and wait
+    roots = [f"{prefix}v{host.removeprefix(prefix)}" for host, _ in members]
+    for name in roots:
+        _run([ip, "link", "del", name], check=False)
     _run([ip, "link", "del", bridge], check=False)
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        links = _run([ip, "-o", "link", "show"]).stdout
+        if not any(f" {n}:" in links or f" {n}@" in links for n in [*roots, bridge]):
+            break
+        time.sleep(0.1)
     if started_munged:
         pid = _read_pid(Path("/run/munge/munged.pid"))
         if pid:

@@ -13,6 +13,7 @@ import yaml
 from slurm_helpers import scaling, write_sweep
 
 from scaling.dist import first_slurm_host, rendezvous, slurm_master_port
+from slurm.tasks import NOCWD
 
 WIDE = {"device": "cuda", "nodes": 2, "devices_per_node": 8, "cpus_per_rank": 8,
         "mem_gb": 400, "time_min": 1440}
@@ -61,9 +62,10 @@ def test_two_nodes_by_eight_gpus_render_one_srun_rank_per_device_with_nccl(tmp_p
     assert proc.returncode == 0, proc.stdout + proc.stderr
     args = (tmp_path / "srun.args").read_text().split("\n")
     assert args[:3] == ["--ntasks=16", "--cpus-per-task=8", "--kill-on-bad-exit=1"], args
-    assert args[3:8] == ["/shared/envs/wsl-scaling/bin/python", "-m", "scaling.cli", "train",
-                         "--config"], args
-    assert args[8] == str(sweep / "runs" / "w32" / "config.yaml"), args
+    # `python -c NOCWD scaling.cli` is `python -m scaling.cli` without the cwd on sys.path
+    assert args[3:9] == ["/shared/envs/wsl-scaling/bin/python", "-c", NOCWD, "scaling.cli",
+                         "train", "--config"], args
+    assert args[9] == str(sweep / "runs" / "w32" / "config.yaml"), args
     assert "OMP_NUM_THREADS=8" in (tmp_path / "srun.env").read_text()
 
     # each of the 16 tasks srun starts (block distribution: 8 per node) finds its place
