@@ -385,7 +385,8 @@ def _finding_wider(df, config) -> Finding:
                    f"{narrow}: capacity is needed to use more data.")
     elif verdict == FAILS:
         meaning = (f"Width {wide} vs {narrow}: the slope difference is {_fmt(part)}, not "
-                   f"above {c.min_difference:g}; a wider trunk is not shown to use more data better.")
+                   f"above {c.min_difference:g}; a wider trunk is not shown to use more data "
+                   "better.")
     else:
         meaning = f"Not enough seeds to compare the slopes of widths {wide} and {narrow}."
     return Finding(2, TITLES[2], verdict, [part], meaning)
@@ -502,7 +503,8 @@ def _finding_finetune(df, config) -> Finding:
         meaning = (f"Fine-tuning the whole trunk adds {_fmt(part)} over the linear probe on "
                    f"{c.target}, classes no hashtag names: the frozen features miss them.")
     elif verdict == FAILS:
-        meaning = f"Fine-tuning vs the linear probe on {c.target}: {_fmt(part)}, not above {c.min_gain:g}."
+        meaning = (f"Fine-tuning vs the linear probe on {c.target}: {_fmt(part)}, not above "
+                   f"{c.min_gain:g}.")
     else:
         meaning = f"Not enough runs: {part.note}."
     return Finding(6, TITLES[6], verdict, [part], meaning)

@@ -219,5 +219,6 @@ def load_findings_config(source: str | os.PathLike | dict | FindingsConfig | Non
         except FileNotFoundError:
             raise FindingsConfigError(f"{path}: no such findings config") from None
         except yaml.YAMLError as e:
-            raise FindingsConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+            first = str(e).splitlines()[0]
+            raise FindingsConfigError(f"{path}: not valid YAML ({first})") from None
     return _build(FindingsConfig, source)

@@ -122,7 +122,7 @@ def minimise(law: Law, x, y, loss: str = "linear", delta: float = 1.0,
                 # log units is ~1e-5: optimise it relative to its value at the start
                 scale = max(objective(u0), 1e-300) if np.isfinite(objective(u0)) else 1.0
 
-                def fun(u):
+                def fun(u, scale=scale):  # bound now, not at call time
                     r = residual(u)
                     if not np.all(np.isfinite(r)):
                         return np.inf, np.zeros_like(u)
@@ -349,7 +349,8 @@ def _intervals(law: Law, theta: np.ndarray, boot: np.ndarray, level: float,
         span = b_hi - b_lo
         for i, name in enumerate(law.params):
             if wide is not None and (not np.isfinite(hi_u[i] - lo_u[i])
-                                     or (np.isfinite(span[i]) and hi_u[i] - lo_u[i] >= span[i] / 2)):
+                                     or (np.isfinite(span[i])
+                                         and hi_u[i] - lo_u[i] >= span[i] / 2)):
                 wide.append(name)
         lo_u, hi_u = np.clip(lo_u, b_lo, b_hi), np.clip(hi_u, b_lo, b_hi)
     with np.errstate(invalid="ignore"):  # an estimate on a bound stays inside its interval

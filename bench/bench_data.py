@@ -57,7 +57,8 @@ def main(argv=None) -> None:
                           resample="natural", label_noise=0.0, targets="soft", seed=0,
                           cache=True, world=WorldConfig())
     rows = [("render pretrain (numpy)", f"batch {B}", _rate(render, n)),
-            ("tags (canonical, CSR)", f"{n} images", _rate(lambda: world.pretrain_tags_csr(idx), n)),
+            ("tags (canonical, CSR)", f"{n} images",
+             _rate(lambda: world.pretrain_tags_csr(idx), n)),
             ("target split (fine)", f"{n} images",
              _rate(lambda: build_target_split(cfg, S, "fine", "train", n), n, 1)),
             ("build pretrain set + cache", f"{n} images",

@@ -56,9 +56,9 @@ def run_one(name: str, a, root: Path) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(a.threads)}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
-        lines = [l for l in proc.stderr.splitlines() if "Error" in l] or proc.stderr.splitlines()
+        lines = [ln for ln in proc.stderr.splitlines() if "Error" in ln] or proc.stderr.splitlines()
         return {"strategy": name, "ok": False, "error": (lines[-1] if lines else "?")[:200]}
-    records = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()][2:]
+    records = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()][2:]
     per_rank = json.loads((run / "memory.json").read_text())["per_rank"]
     mem = max(per_rank, key=lambda m: m["param_bytes"] + m["grad_bytes"] + m["optim_bytes"])
     return {"strategy": name, "ok": True,

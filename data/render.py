@@ -77,7 +77,8 @@ def render(
     # Distractor blobs: plain discs of random hue, partly transparent.
     for d in range(DISTRACTORS):
         o = 7 + 5 * d
-        cx, cy = (u_bg[:, o] * 1.6 - 0.8)[:, None, None], (u_bg[:, o + 1] * 1.6 - 0.8)[:, None, None]
+        cx = (u_bg[:, o] * 1.6 - 0.8)[:, None, None]
+        cy = (u_bg[:, o + 1] * 1.6 - 0.8)[:, None, None]
         rad = (0.08 + 0.17 * u_bg[:, o + 2])[:, None, None]
         rgb = hsv_to_rgb(u_bg[:, o + 3], np.full(n, 0.7, f32), 0.4 + 0.5 * u_bg[:, o + 4])
         dist = np.sqrt((x - cx) ** 2 + (y - cy) ** 2)

@@ -166,8 +166,7 @@ def _hf_tables(path: str) -> Iterator:
         import pyarrow.parquet as pq
 
         for f in files:
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=_BATCH):
-                yield batch
+            yield from pq.ParquetFile(f).iter_batches(batch_size=_BATCH)
         return
     import datasets
 

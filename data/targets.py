@@ -87,7 +87,8 @@ def _folder_splits(spec: TargetSpec) -> tuple[Path, Path | None]:
     return root, None
 
 
-def _folder_items(spec: TargetSpec, split: str) -> tuple[list[tuple[str, Path, int]], list[str], int]:
+def _folder_items(spec: TargetSpec, split: str
+                  ) -> tuple[list[tuple[str, Path, int]], list[str], int]:
     """[(hash key, file, label)] of one split, the class names, and files of unknown class."""
     train, test = _folder_splits(spec)
     classes = [p.name for p in _class_dirs(train)]

@@ -94,13 +94,15 @@ class SyntheticWorld:
     def concept_name(self, attrs: np.ndarray) -> str:
         fam, var, tex, col = (int(a) for a in attrs)
         hollow = "" if var == 0 else ("hollow" if self.config.variants == 2 else f"hollow{var}")
-        return f"{_colour_name(col, self.config.colours)}_{_texture_name(tex)}_{hollow}{_family_name(fam)}"
+        colour = _colour_name(col, self.config.colours)
+        return f"{colour}_{_texture_name(tex)}_{hollow}{_family_name(fam)}"
 
     def _tag_names(self) -> list[str]:
         c = self.config
         names = [self.concept_name(a) for a in self.fine_attrs]
         names += [_family_name(f) for f in range(c.num_coarse)]
-        names += [_NONVISUAL[i % len(_NONVISUAL)] + ("" if i < len(_NONVISUAL) else str(i // len(_NONVISUAL)))
+        k = len(_NONVISUAL)
+        names += [_NONVISUAL[i % k] + ("" if i < k else str(i // k))
                   for i in range(c.num_nonvisual)]
         assert len(set(names)) == len(names), "tag names must be unique"
         return names
@@ -166,12 +168,14 @@ class SyntheticWorld:
         fine_tag = np.where(present & (u[:, :M] < c.p_fine_tag), safe, -1)
         coarse_tag = np.where(present & (u[:, M:2 * M] < c.p_coarse_tag),
                               c.num_fine + self.fine_attrs[safe, 0], -1)
-        absent = np.minimum(np.searchsorted(self._cdf, u[:, 2 * M + 1], side="right"), c.num_fine - 1)
+        absent = np.minimum(np.searchsorted(self._cdf, u[:, 2 * M + 1], side="right"),
+                            c.num_fine - 1)
         absent_tag = np.where(u[:, 2 * M] < c.p_absent_tag, absent, -1)
         if c.num_nonvisual:
             nv = np.minimum(np.searchsorted(self._nv_cdf, u[:, 2 * M + 3], side="right"),
                             c.num_nonvisual - 1)
-            nv_tag = np.where(u[:, 2 * M + 2] < c.p_nonvisual_tag, c.num_fine + c.num_coarse + nv, -1)
+            nv_tag = np.where(u[:, 2 * M + 2] < c.p_nonvisual_tag,
+                              c.num_fine + c.num_coarse + nv, -1)
         else:
             nv_tag = np.full(n, -1)
         cand = np.concatenate([fine_tag, coarse_tag, absent_tag[:, None], nv_tag[:, None]], axis=1)
@@ -243,7 +247,8 @@ class SyntheticWorld:
         start = (1 + 2 * TARGETS.index(name) + SPLITS.index(split)) * PRETRAIN_LIMIT
         return start + np.arange(n, dtype=np.int64)
 
-    def target_split(self, name: str, split: str, n: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def target_split(self, name: str, split: str, n: int
+                     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Clean single-object images with balanced labels (image j has class j mod C)."""
         idx = self.target_indices(name, split, n)
         _, class_names = self.target_classes(name)

@@ -91,7 +91,8 @@ class WorldConfig:
               "are left over")
         num_fine = self.num_coarse * self.fine_per_coarse
         _check(0 <= self.fine_target_classes <= num_fine, "data.world.fine_target_classes",
-              self.fine_target_classes, f"use 0 (all) up to num_coarse x fine_per_coarse = {num_fine}")
+              self.fine_target_classes,
+              f"use 0 (all) up to num_coarse x fine_per_coarse = {num_fine}")
         spare = self.num_coarse * (combos - self.fine_per_coarse)
         _check(2 <= self.novel_classes <= spare, "data.world.novel_classes", self.novel_classes,
               f"use 2 up to the {spare} untagged combinations")

@@ -1,4 +1,5 @@
-"""`create_model(name, num_classes, **kwargs)`: the one door to every trunk (timm-style registry)."""
+"""`create_model(name, num_classes, **kwargs)`: the one door to every trunk (a timm-style
+registry)."""
 
 from __future__ import annotations
 

@@ -123,7 +123,8 @@ class DataConfig:
               self.images, f"the synthetic world serves at most 2**40 = {SYNTHETIC_IMAGES} "
               "pretraining images")
         if isinstance(self.vocab, int):
-            check(self.vocab >= 1, "data.vocab", self.vocab, "use K >= 1, 'all' or 'matched:<target>'")
+            check(self.vocab >= 1, "data.vocab", self.vocab,
+                  "use K >= 1, 'all' or 'matched:<target>'")
         else:
             check(self.vocab == "all" or self.vocab.startswith("matched:")
                   and len(self.vocab) > len("matched:"), "data.vocab", self.vocab,

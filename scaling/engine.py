@@ -1,4 +1,5 @@
-"""`scaling train`: one run's pretraining, from config to `final/` (docs/design.md runtime contract).
+"""`scaling train`: one run's pretraining, from config to `final/` (docs/design.md, runtime
+contract).
 
 The loop is strategy-agnostic: it asks the strategy to wrap, backward and step, and leaves
 sharding, precision scaling and checkpoint layout to it. All randomness after start-up is a

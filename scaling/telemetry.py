@@ -70,7 +70,8 @@ def _host_key(threads: int) -> str:
                 break
     except OSError:
         pass
-    return f"{platform.node()}|{cpu}|{os.cpu_count()} cpus|{threads} threads|torch {torch.__version__}"
+    return (f"{platform.node()}|{cpu}|{os.cpu_count()} cpus|{threads} threads|"
+            f"torch {torch.__version__}")
 
 
 def measure_cpu_peak(threads: int, record: bool = True) -> dict:

@@ -141,7 +141,8 @@ def parse_profile(raw: dict, source: str = "<mapping>") -> Profile:
             import difflib
 
             close = difflib.get_close_matches(str(key), sorted(known), n=1)
-            hint = f": did you mean {close[0]!r}?" if close else f" (known: {', '.join(sorted(known))})"
+            hint = (f": did you mean {close[0]!r}?" if close
+                    else f" (known: {', '.join(sorted(known))})")
             raise ConfigError(f"{source}: unknown profile field {key!r}{hint}")
     p = Profile(**{k: v for k, v in raw.items()}, source=source)
     p.partition = _token("partition", p.partition, LIST_TOKEN)

@@ -6,8 +6,9 @@ For each shape (nodes x devices x CPUs x memory x time x GPU or not) of the runs
   transfer-<shape>.sbatch  the same task list; submitted with aftercorr on the train array,
                            so transfer task i starts only after train task i exited 0
 Runs whose trunk is already done get a transfer-only array (no dependency). finish.sbatch
-runs `slurm.finish` (as `python -m`, working directory off sys.path) after everything (afterany). Values reaching a `#SBATCH`
-line were validated by slurm/profile.py; values reaching a shell line are shlex-quoted.
+runs `slurm.finish` (as `python -m`, working directory off sys.path) after everything
+(afterany). Values reaching a `#SBATCH` line were validated by slurm/profile.py; values
+reaching a shell line are shlex-quoted.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Gradients are views of DDP's all-reduce buckets (`gradient_as_bucket_view`), so the
 buckets are not a second copy of them (and `memory_report`, counting gradient storages,
-counts the buckets). Batch-norm buffers are per rank (`broadcast_buffers=False`) so that a rank's statistics
-come from its own micro-batches, as in every other strategy here; a checkpoint holds
-rank 0's copy, and every rank resumes from it.
+counts the buckets). Batch-norm buffers are per rank (`broadcast_buffers=False`) so that a
+rank's statistics come from its own micro-batches, as in every other strategy here; a
+checkpoint holds rank 0's copy, and every rank resumes from it.
 """
 
 from __future__ import annotations

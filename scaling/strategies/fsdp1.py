@@ -33,7 +33,8 @@ class FSDP1Strategy(_dcp.DCPState, Strategy):
         shard = self.config.shard
         self._module = model
         model = FullyShardedDataParallel(
-            model.to(self.env.device, memory_format=torch.contiguous_format), auto_wrap_policy=ModuleWrapPolicy(set(BLOCK_TYPES)),
+            model.to(self.env.device, memory_format=torch.contiguous_format),
+            auto_wrap_policy=ModuleWrapPolicy(set(BLOCK_TYPES)),
             sharding_strategy=sharding_strategy(shard.zero_stage, shard.reshard_after_forward),
             cpu_offload=CPUOffload(offload_params=shard.offload),
             device_id=self.env.device, use_orig_params=False)

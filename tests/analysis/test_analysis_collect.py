@@ -53,11 +53,13 @@ def test_one_row_per_run_target_protocol_and_one_row_for_runs_without_results(sw
 def test_status_keeps_failed_running_and_never_started_runs_visible(sweep):
     df = _collect(sweep).set_index("run_id")
     failed = df.loc["w4-n1000000-v1000-s0"]
-    assert (failed.status, failed.train_status, failed.transfer_status) == ("failed", "failed", "pending")
+    assert (failed.status, failed.train_status, failed.transfer_status) == \
+        ("failed", "failed", "pending")
     assert pd.isna(failed.target) and pd.isna(failed.top1)
     assert failed.dataset_images == 1_000_000 and failed.width == 4  # config still read
     corrupt = df.loc["w4-n1000000-v1000-s1"]  # transfer running, truncated transfer JSON
-    assert (corrupt.status, corrupt.train_status, corrupt.transfer_status) == ("corrupt", "done", "running")
+    assert (corrupt.status, corrupt.train_status, corrupt.transfer_status) == \
+        ("corrupt", "done", "running")
     assert corrupt.target == "fine" and pd.isna(corrupt.top1)
     pending = df.loc["w4-n1000000-v1000-s2"]  # no state.json
     assert (pending.status, pending.train_status) == ("pending", "pending")

@@ -34,7 +34,8 @@ def test_plot_scaling_has_a_log_panel_per_vocab_and_target_with_lines_per_width(
     ax = axes[0]
     assert ax.get_xscale() == "log"
     dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
-    fitted = [line for line in ax.lines if line.get_linestyle() == "-" and len(line.get_xdata()) > 10]
+    fitted = [line for line in ax.lines
+              if line.get_linestyle() == "-" and len(line.get_xdata()) > 10]
     assert len(dashed) == 2 and len(fitted) == 2  # a floor and a fitted line per width
     assert len(ax.containers) == 2  # error bars per width (3 seeds)
 

@@ -98,4 +98,5 @@ def test_write_duplicates_names_and_fills_the_file(tmp_path):
     # a target image planted verbatim is found and listed
     test_x, _, _ = build_target_split(c, 16, "coarse", "test", 40)
     images = torch.cat([pset.images(torch.arange(len(pset))), test_x[[7]]])
-    assert (7, len(pset), 1.0) in [(t, j, round(s, 3)) for t, j, s in find_duplicates(images, test_x)]
+    found = find_duplicates(images, test_x)
+    assert (7, len(pset), 1.0) in [(t, j, round(s, 3)) for t, j, s in found]

@@ -21,7 +21,8 @@ def _stream(pset, steps, world_size, resample, seed=1, start=0):
     loaders = [ResumableLoader(pset, 24, r, world_size, seed, resample) for r in range(world_size)]
     for ld in loaders:
         ld.load_state_dict({"step": start})
-    return torch.cat([torch.cat([ld.rank_positions(s) for ld in loaders]) for s in range(start, steps)])
+    return torch.cat([torch.cat([ld.rank_positions(s) for ld in loaders])
+                      for s in range(start, steps)])
 
 
 @pytest.mark.parametrize("resample", ["natural", "sqrt", "uniform"])

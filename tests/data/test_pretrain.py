@@ -19,7 +19,8 @@ def cfg(**kw):
 
 
 def test_smaller_sets_are_prefixes_of_larger_ones():
-    small, big = build_pretrain_set(cfg(images=500, vocab=50), 16), build_pretrain_set(cfg(images=2000, vocab=50), 16)
+    small = build_pretrain_set(cfg(images=500, vocab=50), 16)
+    big = build_pretrain_set(cfg(images=2000, vocab=50), 16)
     n = len(small)
     assert np.array_equal(small.indices, big.indices[:n])
     assert np.array_equal(small.offsets, big.offsets[: n + 1])
@@ -49,7 +50,8 @@ def test_vocab_k_keeps_the_k_most_frequent_tags():
     assert freq[ps.vocab].min() >= np.delete(freq, ps.vocab).max()
     assert (np.diff(freq[ps.vocab]) <= 0).all()            # most frequent first
     # and the expected order is the order measured in the set
-    counts = np.bincount(np.concatenate(world.pretrain_tags(np.arange(20000))), minlength=world.num_tags)
+    counts = np.bincount(np.concatenate(world.pretrain_tags(np.arange(20000))),
+                         minlength=world.num_tags)
     top = set(np.argsort(-counts)[:30].tolist())
     assert len(top & set(ps.vocab.tolist())) >= 27
 

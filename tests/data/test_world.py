@@ -19,7 +19,8 @@ def test_same_index_gives_same_pixels_and_tags_in_any_batching(world):
     idx = np.arange(40, 90)
     whole = world.render_pretrain(idx)
     shuffled = np.random.default_rng(0).permutation(idx)
-    parts = np.concatenate([world.render_pretrain(shuffled[:7]), world.render_pretrain(shuffled[7:])])
+    parts = np.concatenate([world.render_pretrain(shuffled[:7]),
+                            world.render_pretrain(shuffled[7:])])
     back = np.argsort(shuffled)
     assert np.array_equal(whole, parts[back])
     tags_whole = world.pretrain_tags(idx)

@@ -49,7 +49,8 @@ def test_empty_seeds_are_refused(tmp_path, capsys):
 @pytest.mark.parametrize("content,why", [
     (b'{"train": "done", ', "is not readable JSON (JSONDecodeError)"),
     (b'["done"]', "holds list, not a mapping"),
-    (b'{"train": "done", "transfer": "done", "attempts": "two"}', "attempts='two' has the wrong type"),
+    (b'{"train": "done", "transfer": "done", "attempts": "two"}',
+     "attempts='two' has the wrong type"),
     (b'{"train": "finished"}', "train='finished' is not a phase"),
     (b'{"train": "running", "heartbeat": "yesterday"}', "heartbeat='yesterday' is not an ISO time"),
     (b'{"train": "done", "error": "\xff\xfe"}', "is not readable JSON (UnicodeDecodeError)"),

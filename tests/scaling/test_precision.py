@@ -66,8 +66,9 @@ def test_unsupported_cells_refuse_at_config_load():
     ({"strategy": "fairscale", "zero_stage": 3}, "KeyError 'all_gather'"),
     ({"strategy": "deepspeed", "deepspeed_overrides": {"train_batch_size": 64}},
      "optim.global_batch"),
-    ({"strategy": "deepspeed", "deepspeed_overrides": {"zero_optimization":
-                                                       {"reduce_bucket": 1}}}, "reduce_bucket_size"),
+    ({"strategy": "deepspeed",
+      "deepspeed_overrides": {"zero_optimization": {"reduce_bucket": 1}}},
+     "reduce_bucket_size"),
     ({"strategy": "ddp", "offload": True}, "offload"),
 ])
 def test_bad_shard_settings_refuse_with_one_line(shard, fragment):

@@ -1,4 +1,5 @@
-"""The `slurm_cluster` fixture: a real one-node Slurm for the session (tests/slurm/local_cluster.py).
+"""The `slurm_cluster` fixture: a real one-node Slurm for the session
+(tests/slurm/local_cluster.py).
 
 With CI=true nothing here skips (a missing Slurm is a failure); elsewhere the Slurm tests
 skip only when Slurm cannot be installed or started, and say why.

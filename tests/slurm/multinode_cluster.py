@@ -167,7 +167,7 @@ class TwoNodeCluster:
         node_lines = "\n".join(
             f"NodeName={h} NodeAddr={a} CPUs={self.cpus_per_node} RealMemory=4096 State=UNKNOWN"
             for h, a in self.members[1:])
-        return f"""# Two-node Slurm 22.05 on one machine, a netns per node (tests/slurm/multinode_cluster.py)
+        return f"""# Two-node Slurm 22.05 on one machine, a netns per node (multinode_cluster.py)
 ClusterName={self.prefix}
 SlurmctldHost={self.ctl_host}({self.addr(10)})
 AuthType=auth/munge

@@ -11,8 +11,9 @@ from slurm.local import CpuPool
 
 
 def test_local_run_goes_through_the_task_scripts(tmp_path):
-    sweep = write_sweep(tmp_path, "loc", {"r0": {"transfer.floor": False}, "two-nodes": {"resources": {
-        "nodes": 2, "mem_gb": 1, "time_min": 10}}})
+    sweep = write_sweep(tmp_path, "loc", {
+        "r0": {"transfer.floor": False},
+        "two-nodes": {"resources": {"nodes": 2, "mem_gb": 1, "time_min": 10}}})
     proc = scaling("run", sweep, "--local", "--parallel", "2", "--progress", "false",
                    timeout=300, check=False)
     out = proc.stdout

@@ -104,7 +104,8 @@ def test_env_values_and_paths_are_shell_quoted(tmp_path):
     sweep = write_sweep(tmp_path, "q", {"r0": {}})
     nasty = "$(touch PWNED) `id` 'x' \"y\" ; z"
     profile = tmp_path / "p.yaml"
-    profile.write_text(yaml.safe_dump({"env": {"WSL_NOTE": nasty}, "python": "/opt/my py/bin/python"}))
+    profile.write_text(yaml.safe_dump({"env": {"WSL_NOTE": nasty},
+                                       "python": "/opt/my py/bin/python"}))
     scaling("submit", sweep, "--dry_run", "--profile", profile)
     script = next((sweep / "slurm" / "dry-run").glob("00-train*.sbatch")).read_text()
     exports = [line for line in script.splitlines() if line.startswith("export WSL_NOTE=")]
