@@ -44,7 +44,7 @@ def render(
     family: np.ndarray,        # (n, M) int, shape family of each object slot
     variant: np.ndarray,       # (n, M) int
     texture: np.ndarray,       # (n, M) int
-    colour: np.ndarray,        # (n, M) int
+    colour: np.ndarray,        # (n, M) hue in colour steps (may be fractional)
     active: np.ndarray,        # (n, M) bool, slot drawn at all
     u_bg: np.ndarray,          # (n, BG_SLOTS) uniforms
     u_obj: np.ndarray,         # (n, M, OBJ_SLOTS) uniforms

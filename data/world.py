@@ -74,6 +74,11 @@ class SyntheticWorld:
         ranks = setup.permutation(F)                  # popularity rank of each fine concept
         w = (1.0 + ranks) ** -c.zipf_exponent
         self.popularity = w / w.sum()                 # p(concept) per object
+        # The least popular tail_private share takes private values: texture t -> t + textures
+        # (same pattern, finer) and a hue half a step round the wheel.
+        self.private = ranks >= F - int(round(c.tail_private * F))
+        self.fine_attrs[self.private, 2] += c.textures
+        self.fine_hue = self.fine_attrs[:, 3] + 0.5 * self.private
         self._cdf = np.cumsum(self.popularity)
         nv = (1.0 + np.arange(c.num_nonvisual)) ** -1.0
         self._nv_cdf = np.cumsum(nv / nv.sum()) if c.num_nonvisual else np.ones(0)
@@ -91,15 +96,17 @@ class SyntheticWorld:
         var, rest = k % c.variants, k // c.variants
         return np.stack([fam, var, rest % c.textures, rest // c.textures], axis=1)
 
-    def concept_name(self, attrs: np.ndarray) -> str:
+    def concept_name(self, attrs: np.ndarray, half_hue: bool = False) -> str:
         fam, var, tex, col = (int(a) for a in attrs)
         hollow = "" if var == 0 else ("hollow" if self.config.variants == 2 else f"hollow{var}")
         colour = _colour_name(col, self.config.colours)
+        if half_hue:  # between this hue and the next: "redorange"
+            colour += _colour_name((col + 1) % self.config.colours, self.config.colours)
         return f"{colour}_{_texture_name(tex)}_{hollow}{_family_name(fam)}"
 
     def _tag_names(self) -> list[str]:
         c = self.config
-        names = [self.concept_name(a) for a in self.fine_attrs]
+        names = [self.concept_name(a, bool(p)) for a, p in zip(self.fine_attrs, self.private)]
         names += [_family_name(f) for f in range(c.num_coarse)]
         k = len(_NONVISUAL)
         names += [_NONVISUAL[i % k] + ("" if i < k else str(i // k))
@@ -206,17 +213,21 @@ class SyntheticWorld:
     """Images per vectorised render call: big enough to amortise numpy's per-call cost,
     small enough that the (n, H, W) float32 temporaries stay in cache (4x slower at 4096)."""
 
-    def _render(self, idx: np.ndarray, concepts: np.ndarray, attrs: np.ndarray) -> np.ndarray:
+    def _render(self, idx: np.ndarray, concepts: np.ndarray, attrs: np.ndarray,
+                hues: np.ndarray) -> np.ndarray:
+        """`hues`: per concept, the hue in colour steps (attrs' colour, + 0.5 if private)."""
         if len(idx) > self._BLOCK:
             return np.concatenate([self._render(idx[s:s + self._BLOCK], concepts[s:s + self._BLOCK],
-                                                attrs) for s in range(0, len(idx), self._BLOCK)])
+                                                attrs, hues)
+                                   for s in range(0, len(idx), self._BLOCK)])
         c = self.config
         n, M = concepts.shape
         u = uniform(self.seed, idx, _S_RENDER, _render.BG_SLOTS + M * _render.OBJ_SLOTS + 2)
         a = attrs[np.maximum(concepts, 0)]            # (n, M, 4)
+        hue = hues[np.maximum(concepts, 0)]
         nb = _render.BG_SLOTS + M * _render.OBJ_SLOTS
         return _render.render(
-            a[..., 0], a[..., 1], a[..., 2], a[..., 3], concepts >= 0,
+            a[..., 0], a[..., 1], a[..., 2], hue, concepts >= 0,
             u[:, :_render.BG_SLOTS], u[:, _render.BG_SLOTS:nb].reshape(n, M, _render.OBJ_SLOTS),
             self._noise(idx, u[:, nb:]),
             size=self.image_size, variants=c.variants, colours=c.colours,
@@ -224,7 +235,7 @@ class SyntheticWorld:
 
     def render_pretrain(self, indices: np.ndarray) -> np.ndarray:
         idx = self._check_pretrain(indices)
-        return self._render(idx, self.pretrain_objects(idx), self.fine_attrs)
+        return self._render(idx, self.pretrain_objects(idx), self.fine_attrs, self.fine_hue)
 
     # ----- targets -----------------------------------------------------------------------
     def target_classes(self, name: str) -> tuple[np.ndarray, list[str]]:
@@ -256,17 +267,19 @@ class SyntheticWorld:
         labels = np.arange(n, dtype=np.int64) % C
         M = self.config.max_objects
         if name == "fine":
-            concept, attrs = self.fine_target_concepts[labels], self.fine_attrs
+            concept, attrs, hues = self.fine_target_concepts[labels], self.fine_attrs, self.fine_hue
         elif name == "novel":
             concept, attrs = labels, self.novel_attrs
+            hues = self.novel_attrs[:, 3].astype(np.float64)
         else:  # coarse: any fine concept of the family, uniformly
             u = uniform(self.seed, idx, _S_TARGET, 1)[:, 0]
             k = np.minimum((u * self.config.fine_per_coarse).astype(np.int64),
                            self.config.fine_per_coarse - 1)
-            concept, attrs = labels * self.config.fine_per_coarse + k, self.fine_attrs
+            concept = labels * self.config.fine_per_coarse + k
+            attrs, hues = self.fine_attrs, self.fine_hue
         concepts = np.full((n, M), -1, dtype=np.int64)
         concepts[:, 0] = concept
-        images = self._render(idx, concepts, attrs) if n else np.zeros(
+        images = self._render(idx, concepts, attrs, hues) if n else np.zeros(
             (0, 3, self.image_size, self.image_size), np.uint8)  # (empty: no render call)
         return images, labels, class_names
 

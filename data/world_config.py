@@ -57,6 +57,11 @@ class WorldConfig:
     """Hues evenly spaced on the colour wheel: the third axis. 12 (30 degrees apart, +-4.5
     degrees jitter) rather than 6: only fine tags ask the trunk to tell neighbouring hues
     apart, so the full vocabulary beats a small one on the fine target (data/README.md)."""
+    tail_private: float = 0.0
+    """Fraction of fine concepts, the least popular ones, drawn with attribute values no more
+    popular concept has: a hue halfway between two common hues and a texture one step finer.
+    Only their own (rare) images teach those values, which is what resampling of rare tags
+    pays for (finding 4); 0 = every concept combines shared values."""
     fine_target_classes: int = 100
     """Classes of the `fine` target: fine concepts spread evenly over popularity ranks, so
     the target needs the rare tail as much as the head (0 = all fine concepts)."""
@@ -70,6 +75,8 @@ class WorldConfig:
               "use at least 1")
         _check(self.zipf_exponent >= 0, "data.world.zipf_exponent", self.zipf_exponent,
               "use a value >= 0 (0 = uniform popularity)")
+        _check(0.0 <= self.tail_private <= 1.0, "data.world.tail_private", self.tail_private,
+              "use a fraction in [0, 1]")
         _check(self.max_objects >= 1, "data.world.max_objects", self.max_objects, "use at least 1")
         _check(1 <= self.synonyms <= 7, "data.world.synonyms", self.synonyms, "use 1 to 7")
         for name in ("p_fine_tag", "p_coarse_tag", "p_absent_tag", "p_nonvisual_tag", "clutter"):
