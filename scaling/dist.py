@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import gc
 import os
-import re
 import socket
-import subprocess
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Optional
 
 import torch
 import torch.distributed as tdist
+
+from slurm.environment import JobEnvironment
 
 
 @dataclass
@@ -33,29 +33,6 @@ class DistEnv:
         return self.world_size > 1
 
 
-def first_slurm_host(nodelist: str) -> str:
-    """First host of SLURM_JOB_NODELIST (scontrol when available, else expand the first
-    entry of a list like `gpu[01-04,07],login1` -> `gpu01`)."""
-    try:
-        out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True,
-                             text=True, timeout=10, check=True).stdout.split()
-        if out:
-            return out[0]
-    except (OSError, subprocess.SubprocessError):
-        pass
-    match = re.match(r"^([^\[,]*)(?:\[([^\]]+)\])?([^,\[]*)", nodelist)
-    if not match or not (match.group(1) or match.group(2)):
-        return nodelist
-    first = (match.group(2) or "").split(",")[0].split("-")[0]
-    return match.group(1) + first + match.group(3)
-
-
-def slurm_master_port(job_id: str) -> int:
-    """A port every rank of one Slurm job derives alike; different jobs (array tasks have
-    their own SLURM_JOB_ID) sharing a first host get different ports."""
-    return 20000 + int(job_id or 0) % 20000
-
-
 @dataclass(frozen=True)
 class Rendezvous:
     """What one rank will do at start-up: its place, the backend, where rank 0 listens."""
@@ -69,31 +46,16 @@ class Rendezvous:
     master_port: int
 
 
-def resolve_ranks(environ=None) -> tuple[int, int, int, str]:
-    env = os.environ if environ is None else environ
-    if "RANK" in env and "WORLD_SIZE" in env:
-        return (int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0)),
-                "torchrun")
-    if "SLURM_PROCID" in env and int(env.get("SLURM_NTASKS", "1")) > 1:
-        return (int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]),
-                int(env.get("SLURM_LOCALID", 0)), "slurm")
-    return 0, 1, 0, "single"
-
-
 def rendezvous(environ=None, use_cuda: bool = False) -> Rendezvous:
-    """Ranks from torchrun, else Slurm (one srun task per device: rank SLURM_PROCID, local
-    rank SLURM_LOCALID, rank 0 on the first host of SLURM_JOB_NODELIST), else one process.
-    MASTER_ADDR / MASTER_PORT already in the environment win (torchrun sets them; a
-    cluster profile may name another interface's hostname)."""
-    env = os.environ if environ is None else environ
-    rank, world, local, source = resolve_ranks(env)
-    addr, port = env.get("MASTER_ADDR"), env.get("MASTER_PORT")
-    if source == "slurm":
-        addr = addr or first_slurm_host(env["SLURM_JOB_NODELIST"])
-        port = port or slurm_master_port(env.get("SLURM_JOB_ID", "0"))
-    return Rendezvous(rank=rank, world_size=world, local_rank=local, source=source,
-                      backend="nccl" if use_cuda else "gloo", master_addr=addr or "127.0.0.1",
-                      master_port=int(port or 29500))
+    """This rank's place and rank 0's address, as `slurm.environment.JobEnvironment` reads
+    them: torchrun's variables, else Slurm's (one srun task per device, rank 0 on the first
+    host of the node list, port 20000 + job id % 20000), else one process. MASTER_ADDR /
+    MASTER_PORT already in the environment win (torchrun sets them; a cluster profile may
+    name another interface's hostname)."""
+    job = JobEnvironment.from_env(os.environ if environ is None else environ)
+    return Rendezvous(rank=job.rank, world_size=job.world_size, local_rank=job.local_rank,
+                      source=job.source, backend="nccl" if use_cuda else "gloo",
+                      master_addr=job.master_addr, master_port=job.master_port)
 
 
 def setup(device: str = "auto", timeout_s: int = 1800) -> DistEnv:
@@ -135,7 +97,7 @@ def failure_line(exc: BaseException, env: DistEnv) -> Optional[str]:
         what = "a collective lost its connection to a peer rank"
     else:
         return None
-    nodes = os.environ.get("SLURM_JOB_NODELIST")
+    nodes = JobEnvironment.from_env().nodelist
     where = f" (nodes {nodes})" if nodes else ""
     return (f"DistributedError: {what} on rank {env.rank}/{env.world_size} "
             f"({socket.gethostname()}): another rank{where} or the network between them "

@@ -40,6 +40,7 @@ from scaling.signals import PREEMPT, SignalFlags, requeue_self
 from scaling.strategies import get_strategy, policy
 from scaling.strategies.base import autocast
 from scaling.telemetry import MetricsLogger, max_mem_bytes, peak_flops, provenance
+from slurm.retry import may_requeue
 
 
 def train(config: RunConfig, run_dir) -> str:
@@ -472,7 +473,7 @@ def _stop_on_signal(run_dir: Path, env, code: float, config: RunConfig) -> str:
         return "preempted" if code == PREEMPT else "cancelled"
     state = read_state(run_dir)
     if code == PREEMPT or state["train"] == "preempted":
-        if state["attempts"] >= config.resources.max_attempts:
+        if not may_requeue(state["attempts"], config.resources.max_attempts):
             update_state(run_dir, train="preempted",
                          error=f"preempted after {state['attempts']} attempts "
                                f"(resources.max_attempts={config.resources.max_attempts}): "

@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from slurm.environment import JobEnvironment
+
 SCHEMA_VERSION = 1
 PHASES = ("pending", "running", "done", "failed", "preempted", "cancelled")
 STALE_AFTER_S = 300  # a running phase whose heartbeat is older than this is reported stale
@@ -170,10 +172,7 @@ def is_stale(state: dict, now: Optional[_dt.datetime] = None) -> bool:
 
 def slurm_job_id() -> Optional[str]:
     """`<array>_<task>` for array tasks, else the job id, else None."""
-    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    if array and task:
-        return f"{array}_{task}"
-    return os.environ.get("SLURM_JOB_ID")
+    return JobEnvironment.from_env().job_id
 
 
 def one_line(exc: BaseException) -> str:

@@ -8,9 +8,10 @@ Handlers only set flags; the loop acts on them at a step boundary, agreed by all
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
+
+from slurm.environment import JobEnvironment
 
 PREEMPT, CANCEL = 1.0, 2.0
 
@@ -46,8 +47,7 @@ class SignalFlags:
 
 def requeue_self() -> bool:
     """Ask Slurm to requeue this array task (or job); False outside Slurm or on failure."""
-    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    job = f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
+    job = JobEnvironment.from_env().job_id
     if not job:
         return False
     try:

@@ -3,9 +3,9 @@
 Runs the same task scripts as a Slurm array task (`<sweep>/slurm/<phase>_task.sh`, rendered
 by slurm/tasks.py) in their `local` mode: train, then transfer, each a subprocess whose
 output goes to `<sweep>/logs/<run_id>.<phase>.log`. `done` phases are skipped; failed ones
-are retried only with `retry_failed`. Runs start while their CPUs (ranks x cpus_per_rank)
-fit in this machine's cores, at most `parallel` at a time; a run larger than the machine
-runs alone.
+are retried only with `retry_failed` (slurm/retry.py, the rule `submit` shares). Runs start
+while their CPUs (ranks x cpus_per_rank) fit in this machine's cores, at most `parallel` at
+a time; a run larger than the machine runs alone.
 """
 
 from __future__ import annotations
@@ -23,14 +23,9 @@ from typing import Optional, Union
 
 from scaling.errors import ConfigError, RunError
 from scaling.runfiles import list_runs, one_line, read_state
+from slurm.environment import without_slurm
+from slurm.retry import next_phase
 from slurm.tasks import local_argv, run_resources, write_task_scripts
-
-RETRYABLE = ("pending", "running", "preempted", "cancelled")
-
-
-def _todo(state: dict, phase: str, retry_failed: bool) -> bool:
-    value = state[phase]
-    return value in RETRYABLE or (retry_failed and value == "failed")
 
 
 def _summary(run_dir: Path, seconds: float) -> str:
@@ -151,17 +146,12 @@ def run_one(run_dir: Path, retry_failed: bool = False, env: Optional[dict] = Non
     sweep_dir = run_dir.parent.parent
     logs = sweep_dir / "logs"
     logs.mkdir(exist_ok=True)
-    env = {**os.environ, **(env or {})}
-    for key in [k for k in env if k.startswith("SLURM_")]:
-        env.pop(key)  # a local run inside an allocation must not pose as an array task
+    env = without_slurm({**os.environ, **(env or {})})  # not an array task, even in one
     res = run_resources(run_dir)
     env["OMP_NUM_THREADS"] = str(res.cpus_per_rank)
-    for phase in ("train", "transfer"):
-        state = read_state(run_dir)
-        if not _todo(state, phase, retry_failed):
-            if state[phase] == "done":
-                continue
-            break  # failed without retry: stop here, the summary says why
+    started: list[str] = []
+    while (phase := next_phase(read_state(run_dir), retry_failed)) and phase not in started:
+        started.append(phase)  # once per call; nothing to run (failed, no retry): summary
         with (logs / f"{run_dir.name}.{phase}.log").open("a") as log:
             log.write(f"\n==== {phase} {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
             log.flush()
@@ -208,8 +198,7 @@ def run_local(sweep_dir: Union[str, Path], parallel: int = 2, retry_failed: bool
                                 "(`scaling sweep SWEEP.yaml`)")
     write_task_scripts(sweep_dir, sys.executable)
     pool = CpuPool(cores or len(os.sched_getaffinity(0)))
-    todo = [r for r in runs if any(_todo(read_state(r), p, retry_failed)
-                                    for p in ("train", "transfer"))]
+    todo = [r for r in runs if next_phase(read_state(r), retry_failed) is not None]
     skipped = len(runs) - len(todo)
     print(f"{sweep_dir.name}: {len(todo)} runs to do, {skipped} already finished or failed "
           f"(--retry_failed reruns failed ones); {parallel} at a time", flush=True)

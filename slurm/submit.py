@@ -24,9 +24,8 @@ from scaling.runfiles import list_runs, now_iso, read_json, read_state, write_js
 from slurm import query
 from slurm.profile import load_profile
 from slurm.render import ArrayJob, Plan, group_arrays, render_array, render_finish, shape_of
+from slurm.retry import next_phase
 from slurm.tasks import check_run_id, run_resources, write_task_scripts
-
-RETRYABLE = ("pending", "running", "preempted", "cancelled")
 
 
 def jobs_path(sweep_dir: Path) -> Path:
@@ -58,10 +57,6 @@ def active_runs(jobs: dict, queue: dict) -> dict[str, str]:
     return out
 
 
-def _todo(value: str, retry_failed: bool) -> bool:
-    return value in RETRYABLE or (retry_failed and value == "failed")
-
-
 def plan(sweep_dir: Path, profile, retry_failed: bool, active: dict) -> Plan:
     """Which runs go into which array; `skipped` says why the others do not."""
     runs = list_runs(sweep_dir)
@@ -75,15 +70,15 @@ def plan(sweep_dir: Path, profile, retry_failed: bool, active: dict) -> Plan:
         run_id = check_run_id(run_dir.name)
         shape = shape_of(run_resources(run_dir), profile, run_id)
         state = read_state(run_dir)
+        phase = next_phase(state, retry_failed)
         if run_id in active:
             skipped[run_id] = f"queued or running ({active[run_id]})"
-        elif state["train"] == "done":
-            if _todo(state["transfer"], retry_failed):
-                transfer_only.setdefault(shape, []).append(run_id)
-            else:
-                skipped[run_id] = f"transfer {state['transfer']}"
-        elif _todo(state["train"], retry_failed):
+        elif phase == "train":
             train.setdefault(shape, []).append(run_id)
+        elif phase == "transfer":
+            transfer_only.setdefault(shape, []).append(run_id)
+        elif state["train"] == "done":
+            skipped[run_id] = f"transfer {state['transfer']}"
         else:
             skipped[run_id] = f"train {state['train']} (--retry_failed resubmits it)"
     return Plan(arrays=group_arrays(sweep_dir.name, train, transfer_only), skipped=skipped)

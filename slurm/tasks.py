@@ -29,6 +29,7 @@ from scaling.config import ResourcesConfig
 from scaling.errors import ConfigError
 from scaling.runfiles import SAFE_NAME, atomic_write_text
 from scaling.runfiles import check_run_id as _check_run_id
+from slurm.environment import SHELL_JOB_ID, SHELL_RESTARTS
 
 PHASES = ("train", "transfer")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on 60 configs
@@ -117,8 +118,8 @@ elif [ "$NPROC" -gt 1 ]; then
 else
   LAUNCH=("$PYTHON" -c "$NOCWD" scaling.cli "$PHASE" --config "$CONFIG")
 fi
-JOB="${{SLURM_ARRAY_JOB_ID:-${{SLURM_JOB_ID:-local}}}}${{SLURM_ARRAY_TASK_ID:+_$SLURM_ARRAY_TASK_ID}}"
-note() {{ echo "wsl-scaling: $* phase=$PHASE run=$RUN_ID job=$JOB restarts=${{SLURM_RESTART_COUNT:-0}} host=$(hostname) at=$(date +%s.%N)"; }}
+JOB="{job_id_sh}"
+note() {{ echo "wsl-scaling: $* phase=$PHASE run=$RUN_ID job=$JOB restarts={restarts_sh} host=$(hostname) at=$(date +%s.%N)"; }}
 CHILD=""
 STOP=""
 forward() {{ if [ -n "$CHILD" ]; then kill -s "$1" "$CHILD" 2>/dev/null || true; else STOP="$1"; fi; }}
@@ -145,7 +146,8 @@ def task_script(sweep_dir: Union[str, Path], phase: str, python: str) -> str:
         raise ValueError(f"phase={phase!r} is invalid: use one of {PHASES}")
     return _TEMPLATE.format(phase=phase, sweep=shlex.quote(str(Path(sweep_dir).resolve())),
                             python=shlex.quote(python), srun_shape=_SRUN[phase],
-                            nocwd=shlex.quote(NOCWD))
+                            nocwd=shlex.quote(NOCWD), job_id_sh=SHELL_JOB_ID,
+                            restarts_sh=SHELL_RESTARTS)
 
 
 def task_script_path(sweep_dir: Union[str, Path], phase: str,
