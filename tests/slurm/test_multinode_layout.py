@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 from slurm_helpers import scaling, write_sweep
 
-from scaling.dist import first_slurm_host, rendezvous, slurm_master_port
+from scaling.dist import rendezvous
+from slurm.environment import hostnames, master_port_for
 from slurm.tasks import NOCWD
 
 WIDE = {"device": "cuda", "nodes": 2, "devices_per_node": 8, "cpus_per_rank": 8,
@@ -87,8 +88,8 @@ def test_the_first_host_is_found_without_scontrol(monkeypatch, tmp_path):
     cases = {"gpu[07-08]": "gpu07", "a[1-3,5],b2": "a1", "node-[001-004]-ib": "node-001-ib",
              "login1,gpu2": "login1", "wslmn[1-2]": "wslmn1", "single": "single"}
     for nodelist, first in cases.items():
-        assert first_slurm_host(nodelist) == first, nodelist
-    assert slurm_master_port("4242") == 24242 and slurm_master_port("25000") == 25000
+        assert hostnames(nodelist)[0] == first, nodelist
+    assert master_port_for("4242") == 24242 and master_port_for("25000") == 25000
 
 
 def test_master_address_from_the_environment_wins(monkeypatch):
