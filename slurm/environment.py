@@ -60,6 +60,8 @@ def _expand_range(spec: str) -> list[str]:
     out = []
     for item in spec.split(","):
         low, dash, high = item.partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
+            raise ValueError(f"not a host range: {spec!r}")
         if not dash:
             out.append(low)
             continue
@@ -74,10 +76,10 @@ def expand_hostlist(nodelist: str) -> list[str]:
     hosts = []
     try:
         for group in _split_groups(nodelist):
-            parts = [p for p in re.split(r"(\[[^\[\]]*\])", group) if p]
-            if any("[" in p or "]" in p for p in parts if not p.startswith("[")):
+            parts = re.split(r"\[([^\[\]]*)\]", group)  # odd items: inside brackets
+            if any("[" in p or "]" in p for p in parts[::2]):
                 return [nodelist]  # an unbalanced bracket
-            choices = [_expand_range(p[1:-1]) if p.startswith("[") else [p] for p in parts]
+            choices = [_expand_range(p) if i % 2 else [p] for i, p in enumerate(parts)]
             hosts += ["".join(c) for c in itertools.product(*choices)]
     except ValueError:
         return [nodelist]

@@ -85,7 +85,8 @@ def test_host_lists_expand_as_slurm_writes_them(no_scontrol):
     for nodelist, hosts in cases.items():
         assert expand_hostlist(nodelist) == hosts, nodelist
         assert hostnames(nodelist) == hosts, nodelist  # no scontrol: the parser
-    assert expand_hostlist("gpu[07-") == ["gpu[07-"]  # unreadable: kept whole
+    for unreadable in ("gpu[07-", "[abc", "x]", "a[]", "a[1-x]"):
+        assert expand_hostlist(unreadable) == [unreadable]  # kept whole
 
 
 def test_scontrol_expands_the_host_list_where_slurm_is_installed(monkeypatch, tmp_path):
