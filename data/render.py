@@ -56,8 +56,10 @@ def render(
     clutter: float,
     noise_std: float,
     object_size: float = 0.5,
+    hue_spread: np.ndarray | None = None,
 ) -> np.ndarray:
-    """uint8 images (n, 3, size, size)."""
+    """uint8 images (n, 3, size, size). `hue_spread` (n, M): per-object scale of the hue
+    jitter (+-0.15 colour steps at 1; private tail hues use a finer one)."""
     n, m = family.shape
     f32 = np.float32
     x, y = _grid(size)
@@ -122,7 +124,8 @@ def render(
         pat = np.where(k == 0, 0.0, np.clip(2.5 * pat, -1.0, 1.0))
         shade = 1.0 - 0.3 * (1.0 + pat)                       # plain = 0.7, stripes 0.4..1
 
-        hue = (colour[:, j] + 0.3 * (uo[:, 5] - 0.5)) / colours
+        spread = 1.0 if hue_spread is None else hue_spread[:, j]
+        hue = (colour[:, j] + 0.3 * spread * (uo[:, 5] - 0.5)) / colours
         rgb = hsv_to_rgb(hue, np.full(n, 0.8, f32), 0.75 + 0.25 * uo[:, 6])    # (n,3)
         obj = rgb[:, :, None, None] * shade[:, None]
         img += alpha[:, None] * (obj - img)

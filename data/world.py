@@ -74,11 +74,13 @@ class SyntheticWorld:
         ranks = setup.permutation(F)                  # popularity rank of each fine concept
         w = (1.0 + ranks) ** -c.zipf_exponent
         self.popularity = w / w.sum()                 # p(concept) per object
-        # The least popular tail_private share takes private values: texture t -> t + textures
-        # (same pattern, finer) and a hue half a step round the wheel.
+        # The least popular tail_private share: hue index k -> a point of a narrow band
+        # (k * band / colours degrees), with the jitter narrowed alike.
         self.private = ranks >= F - int(round(c.tail_private * F))
-        self.fine_attrs[self.private, 2] += c.textures
-        self.fine_hue = self.fine_attrs[:, 3] + 0.5 * self.private
+        fine_step = c.tail_hue_band / 360.0          # band step, in common colour steps
+        col = self.fine_attrs[:, 3].astype(np.float64)
+        self.fine_hue = np.where(self.private, col * fine_step, col)
+        self.fine_spread = np.where(self.private, fine_step, 1.0)
         self._cdf = np.cumsum(self.popularity)
         nv = (1.0 + np.arange(c.num_nonvisual)) ** -1.0
         self._nv_cdf = np.cumsum(nv / nv.sum()) if c.num_nonvisual else np.ones(0)
@@ -100,8 +102,8 @@ class SyntheticWorld:
         fam, var, tex, col = (int(a) for a in attrs)
         hollow = "" if var == 0 else ("hollow" if self.config.variants == 2 else f"hollow{var}")
         colour = _colour_name(col, self.config.colours)
-        if half_hue:  # between this hue and the next: "redorange"
-            colour += _colour_name((col + 1) % self.config.colours, self.config.colours)
+        if half_hue:  # a private hue of the tail band: "band3"
+            colour = f"band{col}"
         return f"{colour}_{_texture_name(tex)}_{hollow}{_family_name(fam)}"
 
     def _tag_names(self) -> list[str]:
@@ -126,6 +128,10 @@ class SyntheticWorld:
             for form in forms[: self.config.synonyms - 1]:
                 out[form] = name
         return out
+
+    @property
+    def _fine_hues(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.fine_hue, self.fine_spread
 
     @property
     def num_tags(self) -> int:
@@ -214,8 +220,9 @@ class SyntheticWorld:
     small enough that the (n, H, W) float32 temporaries stay in cache (4x slower at 4096)."""
 
     def _render(self, idx: np.ndarray, concepts: np.ndarray, attrs: np.ndarray,
-                hues: np.ndarray) -> np.ndarray:
-        """`hues`: per concept, the hue in colour steps (attrs' colour, + 0.5 if private)."""
+                hues: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """`hues`: per concept, (hue in colour steps, jitter scale): attrs' colour and 1
+        except for private tail concepts."""
         if len(idx) > self._BLOCK:
             return np.concatenate([self._render(idx[s:s + self._BLOCK], concepts[s:s + self._BLOCK],
                                                 attrs, hues)
@@ -224,18 +231,19 @@ class SyntheticWorld:
         n, M = concepts.shape
         u = uniform(self.seed, idx, _S_RENDER, _render.BG_SLOTS + M * _render.OBJ_SLOTS + 2)
         a = attrs[np.maximum(concepts, 0)]            # (n, M, 4)
-        hue = hues[np.maximum(concepts, 0)]
+        hue, spread = (h[np.maximum(concepts, 0)] for h in hues)
         nb = _render.BG_SLOTS + M * _render.OBJ_SLOTS
         return _render.render(
             a[..., 0], a[..., 1], a[..., 2], hue, concepts >= 0,
             u[:, :_render.BG_SLOTS], u[:, _render.BG_SLOTS:nb].reshape(n, M, _render.OBJ_SLOTS),
             self._noise(idx, u[:, nb:]),
             size=self.image_size, variants=c.variants, colours=c.colours,
-            clutter=c.clutter, noise_std=c.noise_std, object_size=c.object_size)
+            clutter=c.clutter, noise_std=c.noise_std, object_size=c.object_size,
+            hue_spread=spread)
 
     def render_pretrain(self, indices: np.ndarray) -> np.ndarray:
         idx = self._check_pretrain(indices)
-        return self._render(idx, self.pretrain_objects(idx), self.fine_attrs, self.fine_hue)
+        return self._render(idx, self.pretrain_objects(idx), self.fine_attrs, self._fine_hues)
 
     # ----- targets -----------------------------------------------------------------------
     def target_classes(self, name: str) -> tuple[np.ndarray, list[str]]:
@@ -267,16 +275,17 @@ class SyntheticWorld:
         labels = np.arange(n, dtype=np.int64) % C
         M = self.config.max_objects
         if name == "fine":
-            concept, attrs, hues = self.fine_target_concepts[labels], self.fine_attrs, self.fine_hue
+            concept, attrs = self.fine_target_concepts[labels], self.fine_attrs
+            hues = self._fine_hues
         elif name == "novel":
             concept, attrs = labels, self.novel_attrs
-            hues = self.novel_attrs[:, 3].astype(np.float64)
+            hues = (self.novel_attrs[:, 3].astype(np.float64), np.ones(len(self.novel_attrs)))
         else:  # coarse: any fine concept of the family, uniformly
             u = uniform(self.seed, idx, _S_TARGET, 1)[:, 0]
             k = np.minimum((u * self.config.fine_per_coarse).astype(np.int64),
                            self.config.fine_per_coarse - 1)
             concept = labels * self.config.fine_per_coarse + k
-            attrs, hues = self.fine_attrs, self.fine_hue
+            attrs, hues = self.fine_attrs, self._fine_hues
         concepts = np.full((n, M), -1, dtype=np.int64)
         concepts[:, 0] = concept
         images = self._render(idx, concepts, attrs, hues) if n else np.zeros(

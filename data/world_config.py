@@ -25,7 +25,7 @@ class WorldConfig:
     """Coarse concepts (shape families), like WordNet's upper synsets."""
     fine_per_coarse: int = 24
     """Fine concepts per coarse one (a fine concept is a shape variant x texture x colour)."""
-    zipf_exponent: float = 1.0
+    zipf_exponent: float = 1.3
     """Popularity of fine concepts in pretraining images: p(rank r) ~ r^-s."""
     max_objects: int = 2
     """Objects (concepts) per pretraining image: uniform on 1..max_objects."""
@@ -57,11 +57,14 @@ class WorldConfig:
     """Hues evenly spaced on the colour wheel: the third axis. 12 (30 degrees apart, +-4.5
     degrees jitter) rather than 6: only fine tags ask the trunk to tell neighbouring hues
     apart, so the full vocabulary beats a small one on the fine target (data/README.md)."""
-    tail_private: float = 0.0
-    """Fraction of fine concepts, the least popular ones, drawn with attribute values no more
-    popular concept has: a hue halfway between two common hues and a texture one step finer.
-    Only their own (rare) images teach those values, which is what resampling of rare tags
-    pays for (finding 4); 0 = every concept combines shared values."""
+    tail_private: float = 0.5
+    """Fraction of fine concepts, the least popular ones, whose hues are packed into a narrow
+    band (`tail_hue_band` degrees for all `colours` of them, with the jitter scaled down
+    alike): telling them apart takes hue features finer than any head concept needs, which
+    only their own (rare) images teach - what resampling of rare tags pays for (finding 4).
+    0 = every concept uses the common hues."""
+    tail_hue_band: float = 60.0
+    """Degrees of the colour wheel holding the private hues of the tail concepts."""
     fine_target_classes: int = 100
     """Classes of the `fine` target: fine concepts spread evenly over popularity ranks, so
     the target needs the rare tail as much as the head (0 = all fine concepts)."""
@@ -77,6 +80,8 @@ class WorldConfig:
               "use a value >= 0 (0 = uniform popularity)")
         _check(0.0 <= self.tail_private <= 1.0, "data.world.tail_private", self.tail_private,
               "use a fraction in [0, 1]")
+        _check(0.0 < self.tail_hue_band <= 360.0, "data.world.tail_hue_band", self.tail_hue_band,
+              "use degrees in (0, 360]")
         _check(self.max_objects >= 1, "data.world.max_objects", self.max_objects, "use at least 1")
         _check(1 <= self.synonyms <= 7, "data.world.synonyms", self.synonyms, "use 1 to 7")
         for name in ("p_fine_tag", "p_coarse_tag", "p_absent_tag", "p_nonvisual_tag", "clutter"):
