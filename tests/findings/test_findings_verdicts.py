@@ -231,3 +231,19 @@ def test_thresholds_from_the_config_decide_the_verdict():
     assert findings(df, FAST).verdicts[5] == HOLDS
     assert findings(df, {**FAST, "label_noise": {"little": 1.0}}).verdicts[5] == FAILS
     assert findings(df, {**FAST, "loglinear": {"min_slope": 20.0}}).verdicts[1] == FAILS
+
+
+def test_slopes_are_fitted_on_the_sizes_every_width_shares():
+    # a larger set run at the wide width only (a resampling grid's 192k images, below its
+    # line): it must not bend that width's slope, or finding 2 compares unlike ranges
+    df = table()
+    base = findings(df, FAST)
+    extra = [row(width=16, dataset_images=192000, seed=s, top1=20.0) for s in (0, 1, 2)]
+    result = findings(pd.concat([df, pd.DataFrame(extra)], ignore_index=True), FAST)
+    for n in (1, 2):
+        assert [p.effect for p in result[n].parts] == pytest.approx(
+            [p.effect for p in base[n].parts]), (result[n], base[n])
+    assert result.verdicts[2] == HOLDS
+    # with one width there is nothing to compare: all its sizes are fitted
+    alone = findings(pd.concat([df[df.width == 16], pd.DataFrame(extra)]), FAST)
+    assert alone[1].parts[0].effect < base[1].parts[-1].effect - 1.0
