@@ -12,8 +12,9 @@ import stat
 import subprocess
 import time
 
-from engine_helpers import env, make_run, state, train
-from rel_helpers import (
+from tests.helpers.engine import env, make_run, state, train
+from tests.helpers.slurm_runs import write_sweep
+from tests.reliability.rel_helpers import (
     cli,
     cli_argv,
     main,
@@ -21,7 +22,6 @@ from rel_helpers import (
     tiny_config,
     write_sweep_file,
 )
-from slurm_helpers import write_sweep
 
 
 def _steps(run):

@@ -9,7 +9,8 @@ import time
 
 import pytest
 import torch
-from engine_helpers import env, losses, make_run, state, train, train_cmd
+
+from tests.helpers.engine import env, losses, make_run, state, train, train_cmd
 
 
 def _cached_peak(threads: int) -> float:

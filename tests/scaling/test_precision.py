@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from engine_helpers import TINY, cell, make_run, run_cells, state, train
 
 from scaling.config import RunConfig, from_dict, support_matrix
 from scaling.errors import ConfigError
 from scaling.strategies.table import TABLE
+from tests.helpers.engine import TINY, cell, make_run, run_cells, state, train
 
 
 def _stage(strategy: str) -> dict:

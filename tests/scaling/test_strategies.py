@@ -19,7 +19,11 @@ import time
 import pytest
 import torch
 import yaml
-from engine_helpers import (
+
+from scaling import memory
+from scaling.config import RunConfig, from_dict
+from scaling.strategies.table import SHARDED, TABLE, ZERO_SHARDS, ideal_bytes, rows
+from tests.helpers.engine import (
     TINY,
     cell,
     env,
@@ -30,10 +34,6 @@ from engine_helpers import (
     train,
     train_cmd,
 )
-
-from scaling import memory
-from scaling.config import RunConfig, from_dict
-from scaling.strategies.table import SHARDED, TABLE, ZERO_SHARDS, ideal_bytes, rows
 
 ROWS = dict(rows())  # label -> shard section, e.g. deepspeed_z2 -> {strategy, zero_stage}
 # the 20-step `scaling train` runs: every strategy at its most-sharded stage, FSDP2's

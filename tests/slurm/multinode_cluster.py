@@ -40,9 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from local_cluster import Unavailable, _bin, _munge_ok, _read_pid, _stop_pid, install  # noqa: E402
+from tests.slurm.local_cluster import Unavailable, _bin, _munge_ok, _read_pid, _stop_pid, install
 
 SYSTEM_TOOLS = {"ip": "iproute2", "nsenter": "util-linux", "unshare": "util-linux",
                 "mount": "mount", "hostname": "hostname"}  # tool -> Debian package

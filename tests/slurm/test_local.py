@@ -5,9 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from slurm_helpers import scaling, state, write_sweep
-
 from slurm.local import CpuPool
+from tests.helpers.slurm_runs import scaling, state, write_sweep
 
 
 def test_local_run_goes_through_the_task_scripts(tmp_path):

@@ -10,10 +10,10 @@ import subprocess
 from pathlib import Path
 
 import yaml
-from slurm_helpers import scaling, write_sweep
 
 from scaling.dist import first_slurm_host, rendezvous, slurm_master_port
 from slurm.tasks import NOCWD
+from tests.helpers.slurm_runs import scaling, write_sweep
 
 WIDE = {"device": "cuda", "nodes": 2, "devices_per_node": 8, "cpus_per_rank": 8,
         "mem_gb": 400, "time_min": 1440}
