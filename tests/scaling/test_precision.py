@@ -38,6 +38,7 @@ def _check(results: dict) -> None:
         assert res["losses"] == pytest.approx(ref, rel=tol), name
 
 
+@pytest.mark.slow
 def test_every_supported_cpu_cell_trains_on_two_ranks():
     results = measure("cpu", 2)
     assert set(results) == set(_cells("cpu"))
