@@ -120,6 +120,7 @@ def test_resume_after_kill_is_exact(tmp_path):
     assert losses(run) == losses(ref)  # bit for bit
 
 
+@pytest.mark.slow
 def test_sigusr2_checkpoints_marks_preempted_and_resumes_cleanly(tmp_path):
     ref = make_run(tmp_path, "ref")
     train(ref)

@@ -65,6 +65,7 @@ def uncalibrated():
     return run_cells(list(UNCALIBRATED.values()), "cpu", 2, steps=2, track=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", list(UNCALIBRATED))
 def test_estimate_within_30_percent_of_tracked_peak_on_uncalibrated_shapes(uncalibrated,
                                                                           shape):
