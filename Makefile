@@ -11,6 +11,7 @@ help:
 	@echo "make paper-mini create $(VENV) if missing, install, run configs/paper-mini.yaml (3 seeds,"
 	@echo "                the six findings' axes) two runs at a time, print the report path"
 	@echo "make test       create $(VENV) if missing, install, run the test suite"
+	@echo "make test-fast  the inner loop: the tests not marked slow or slurm, on 2 workers"
 	@echo "make bench      quick benchmarks (tables of ratios);  make bench-full: the long ones"
 	@echo "make system-deps  (root, Debian) slurm-wlm, munge, iproute2, util-linux for the real-Slurm tests"
 
@@ -35,9 +36,10 @@ paper-mini: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# The inner loop: everything not marked slow (the full suite is `make test`).
+# The inner loop: everything not marked slow or slurm, on two pytest-xdist workers (one test
+# file per worker at a time, so module fixtures are built once). The full suite is `make test`.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow and not slurm"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow and not slurm"
 
 # ruff (lint), the import layers (import-linter) and mypy on the packages.
 lint: $(STAMP)

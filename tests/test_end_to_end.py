@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 import yaml
 
 
@@ -16,6 +17,7 @@ def scaling(*args, cwd):
     return proc
 
 
+@pytest.mark.slow
 def test_tiny_sweep_end_to_end_beats_the_random_trunk_and_reports(tmp_path, repo_root):
     base = yaml.safe_load((repo_root / "configs" / "base-cpu.yaml").read_text())
     base["model"].update(width_per_group=4)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # so tests import analysis_fakes in any import mode
-
-from analysis_fakes import make_sweep  # noqa: E402
+from tests.analysis.analysis_fakes import make_sweep
 
 
 @pytest.fixture

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import yaml
 
+from tests.helpers.engine import TINY, make_run  # noqa: F401
+from tests.helpers.engine import env as clean_env
+
 TESTS = Path(__file__).resolve().parent.parent
 REPO = TESTS.parent
-sys.path.insert(0, str(TESTS / "scaling"))
-
-from engine_helpers import TINY, make_run  # noqa: E402,F401
-from engine_helpers import env as clean_env  # noqa: E402
 
 # the tiny run config as a sweep base (no name: the sweep names each run)
 BASE = {k: v for k, v in TINY.items() if k != "name"}

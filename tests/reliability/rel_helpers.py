@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import yaml
-from engine_helpers import TINY, env
+
+from tests.helpers.engine import TINY, env
 
 # the console script next to this interpreter (what `pip install` puts on PATH)
 SCALING = Path(sys.executable).with_name("scaling")

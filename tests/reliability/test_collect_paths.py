@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers_b import fake_sweep
 
 from scaling import collect
+from tests.reliability.helpers_b import fake_sweep
 
 
 def test_collect_accepts_a_path_a_str_and_a_list(tmp_path):

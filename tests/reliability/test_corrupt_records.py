@@ -10,7 +10,8 @@ import tarfile
 from types import SimpleNamespace
 
 import pytest
-from helpers_b import BASE, cli, make_run, set_dotted, state, write_sweep
+
+from tests.reliability.helpers_b import BASE, cli, make_run, set_dotted, state, write_sweep
 
 N = 64
 

@@ -9,7 +9,8 @@ import os
 import tempfile
 
 import pytest
-from helpers_b import cli, fake_sweep, make_run, scaling, tree, write_sweep
+
+from tests.reliability.helpers_b import cli, fake_sweep, make_run, scaling, tree, write_sweep
 
 
 def test_parse_errors_are_one_line_with_did_you_mean(tmp_path):

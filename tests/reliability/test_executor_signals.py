@@ -12,7 +12,16 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers_b import BASE, clean_env, error_line, scaling, set_dotted, state, write_sweep
+
+from tests.reliability.helpers_b import (
+    BASE,
+    clean_env,
+    error_line,
+    scaling,
+    set_dotted,
+    state,
+    write_sweep,
+)
 
 
 def _processes_mentioning(text: str) -> list[int]:

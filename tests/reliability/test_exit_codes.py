@@ -10,7 +10,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from helpers_b import (
+
+from tests.reliability.helpers_b import (
     BASE,
     error_line,
     fake_sweep,

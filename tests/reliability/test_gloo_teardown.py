@@ -11,7 +11,8 @@ import subprocess
 import sys
 
 import pytest
-from helpers_b import clean_env
+
+from tests.reliability.helpers_b import clean_env
 
 RANK_SCRIPT = r"""
 import sys

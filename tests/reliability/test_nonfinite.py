@@ -7,10 +7,10 @@ import json
 
 import pytest
 import torch
-from helpers_b import make_run, state
 
 from scaling.config import load_run_config
 from scaling.errors import RunError
+from tests.reliability.helpers_b import make_run, state
 
 
 def _train(run_dir):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from helpers_b import REPO, fake_sweep
+from tests.reliability.helpers_b import REPO, fake_sweep
 
 
 def python_blocks(text: str) -> list[str]:

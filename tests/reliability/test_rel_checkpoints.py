@@ -15,7 +15,8 @@ import subprocess
 import time
 
 import pytest
-from engine_helpers import env, losses, make_run, state, train, train_cmd
+
+from tests.helpers.engine import env, losses, make_run, state, train, train_cmd
 
 
 class _Exploit:

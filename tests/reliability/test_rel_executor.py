@@ -12,8 +12,11 @@ import stat
 import subprocess
 import time
 
-from engine_helpers import env, make_run, state, train
-from rel_helpers import (
+import pytest
+
+from tests.helpers.engine import env, make_run, state, train
+from tests.helpers.slurm_runs import write_sweep
+from tests.reliability.rel_helpers import (
     cli,
     cli_argv,
     main,
@@ -21,7 +24,6 @@ from rel_helpers import (
     tiny_config,
     write_sweep_file,
 )
-from slurm_helpers import write_sweep
 
 
 def _steps(run):
@@ -31,6 +33,7 @@ def _steps(run):
 
 # ---------------------------------------------------------------- 2. a per-run lock
 
+@pytest.mark.slow
 def test_two_local_executors_never_train_one_run_at_once(tmp_path):
     # 300 steps: long enough that the second executor (which pays a torch import first)
     # still meets a live first one on an idle machine
@@ -113,6 +116,7 @@ SHADOW = "open({sentinel!r}, 'w').write('imported from the working folder')\n" \
          "raise ImportError('the working folder shadowed the package')\n"
 
 
+@pytest.mark.slow
 def test_run_local_neither_imports_from_the_cwd_nor_makes_run_files_others_can_write(
         tmp_path, capsys):
     user = tmp_path / "work"

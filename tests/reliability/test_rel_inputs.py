@@ -6,8 +6,15 @@ from __future__ import annotations
 import json
 
 import yaml
-from rel_helpers import main, one_error_line, snapshot, tiny_config, write_sweep_file
-from slurm_helpers import write_sweep
+
+from tests.helpers.slurm_runs import write_sweep
+from tests.reliability.rel_helpers import (
+    main,
+    one_error_line,
+    snapshot,
+    tiny_config,
+    write_sweep_file,
+)
 
 
 def _done_run(sweep, run_id="r0"):

@@ -9,8 +9,9 @@ import os
 from pathlib import Path
 
 import pytest
-from rel_helpers import main, one_error_line, snapshot
-from slurm_helpers import write_profile, write_sweep
+
+from tests.helpers.slurm_runs import write_profile, write_sweep
+from tests.reliability.rel_helpers import main, one_error_line, snapshot
 
 SBATCH = r"""#!/usr/bin/env bash
 n=$(( $(cat "$FAKE_SLURM/count" 2>/dev/null || echo 0) + 1 ))

@@ -8,7 +8,8 @@ import csv
 import json
 
 import pytest
-from helpers_b import BASE, cli, make_run, set_dotted, write_sweep
+
+from tests.reliability.helpers_b import BASE, cli, make_run, set_dotted, write_sweep
 
 INTEGER = "use an integer written without quotes, a decimal point or an exponent"
 

@@ -7,7 +7,8 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from helpers_b import BASE, cli, write_sweep
+
+from tests.reliability.helpers_b import BASE, cli, write_sweep
 
 
 def test_sweep_refuses_a_vocab_larger_than_the_worlds_tags(tmp_path, capsys):

@@ -5,7 +5,7 @@ memory_report after step 1's backward), "per_backward" (rank 0's after each micr
 step 1), "error"}.
 
     python -m torch.distributed.run --standalone --nproc_per_node=2 \\
-        tests/scaling/matrix_worker.py --cells ddp:fp32 fsdp2:bf16 ... [--steps 3]
+        -m tests.scaling.matrix_worker --cells ddp:fp32 fsdp2:bf16 ... [--steps 3]
 """
 
 from __future__ import annotations
@@ -13,21 +13,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import sys
 import traceback
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch
 
-import torch  # noqa: E402
-from engine_helpers import TINY  # noqa: E402
-
-from scaling import dist  # noqa: E402
-from scaling.config import RunConfig, from_dict  # noqa: E402
-from scaling.engine import Trainer  # noqa: E402
-from scaling.memory import LiveTensorTracker, estimate, profile_config  # noqa: E402
+from scaling import dist
+from scaling.config import RunConfig, from_dict
+from scaling.engine import Trainer
+from scaling.memory import LiveTensorTracker, estimate, profile_config
+from tests.helpers.engine import TINY
 
 
 def cell_config(cell: str, world: int, device: str) -> RunConfig:

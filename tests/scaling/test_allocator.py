@@ -42,6 +42,7 @@ def _faults(malloc: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="glibc heap settings are Linux-only")
 def test_pinned_heap_removes_per_step_page_faults():
     system, pinned = _faults("system"), _faults("pinned")

@@ -9,7 +9,8 @@ import time
 
 import pytest
 import torch
-from engine_helpers import env, losses, make_run, state, train, train_cmd
+
+from tests.helpers.engine import env, losses, make_run, state, train, train_cmd
 
 
 def _cached_peak(threads: int) -> float:
@@ -74,6 +75,7 @@ def test_loss_falls_over_training(tmp_path):
     assert sum(curve[-5:]) / 5 < sum(curve[:5]) / 5 - 0.1
 
 
+@pytest.mark.slow
 def test_ddp_two_ranks_match_one_rank_accumulating_the_same_micro_batches(tmp_path):
     # 2 ranks see slices [0:8] and [8:16] of each global batch of 16; one rank with
     # micro_batch 8 runs the same two slices through batch norm, so losses must agree.
@@ -92,6 +94,7 @@ def _newest_complete(run) -> int:
                if (p / "COMPLETE").is_file())
 
 
+@pytest.mark.slow
 def test_resume_after_kill_is_exact(tmp_path):
     ref = make_run(tmp_path, "ref")
     train(ref)
@@ -117,6 +120,7 @@ def test_resume_after_kill_is_exact(tmp_path):
     assert losses(run) == losses(ref)  # bit for bit
 
 
+@pytest.mark.slow
 def test_sigusr2_checkpoints_marks_preempted_and_resumes_cleanly(tmp_path):
     ref = make_run(tmp_path, "ref")
     train(ref)

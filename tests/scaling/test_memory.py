@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 import yaml
-from engine_helpers import TINY, make_run, run_cells
 
 from scaling import memory
 from scaling.config import RunConfig, from_dict, load_run_config
+from tests.helpers.engine import TINY, make_run, run_cells
 
 SHAPES = {  # two CPU shapes: the TINY member, and a 4x wider one at 24 px and batch 32
     "tiny": {"optim__images_seen": 48},
@@ -65,6 +65,7 @@ def uncalibrated():
     return run_cells(list(UNCALIBRATED.values()), "cpu", 2, steps=2, track=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", list(UNCALIBRATED))
 def test_estimate_within_30_percent_of_tracked_peak_on_uncalibrated_shapes(uncalibrated,
                                                                           shape):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from engine_helpers import TINY, cell, make_run, run_cells, state, train
 
 from scaling.config import RunConfig, from_dict, support_matrix
 from scaling.errors import ConfigError
 from scaling.strategies.table import TABLE
+from tests.helpers.engine import TINY, cell, make_run, run_cells, state, train
 
 
 def _stage(strategy: str) -> dict:
@@ -38,6 +38,7 @@ def _check(results: dict) -> None:
         assert res["losses"] == pytest.approx(ref, rel=tol), name
 
 
+@pytest.mark.slow
 def test_every_supported_cpu_cell_trains_on_two_ranks():
     results = measure("cpu", 2)
     assert set(results) == set(_cells("cpu"))

@@ -19,7 +19,11 @@ import time
 import pytest
 import torch
 import yaml
-from engine_helpers import (
+
+from scaling import memory
+from scaling.config import RunConfig, from_dict
+from scaling.strategies.table import SHARDED, TABLE, ZERO_SHARDS, ideal_bytes, rows
+from tests.helpers.engine import (
     TINY,
     cell,
     env,
@@ -30,10 +34,6 @@ from engine_helpers import (
     train,
     train_cmd,
 )
-
-from scaling import memory
-from scaling.config import RunConfig, from_dict
-from scaling.strategies.table import SHARDED, TABLE, ZERO_SHARDS, ideal_bytes, rows
 
 ROWS = dict(rows())  # label -> shard section, e.g. deepspeed_z2 -> {strategy, zero_stage}
 # the 20-step `scaling train` runs: every strategy at its most-sharded stage, FSDP2's
@@ -156,6 +156,7 @@ def test_deepspeed_zero2_shards_gradients_between_micro_batches_and_zero1_does_n
     assert end[1] == end[2]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_strategy_matches_ddp_loss_at_every_step(runs, name):
     ref, got = losses(runs["ddp"]), losses(runs[name])
@@ -172,6 +173,7 @@ def test_strategy_matches_ddp_loss_at_every_step(runs, name):
             torch.testing.assert_close(trunk[key], ddp_trunk[key], rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_bf16_ends_within_2_percent_of_fp32(runs):
     fp32, bf16 = losses(runs["ddp"]), losses(runs["ddp_bf16"])
     assert abs(bf16[-1] - fp32[-1]) / fp32[-1] < 0.02
@@ -183,6 +185,7 @@ def _state_bytes(run):
             for r in report["per_rank"]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["fsdp2", "deepspeed_z3", "fsdp1"])
 def test_zero3_holds_at_most_055_of_ddp_state_per_rank(runs, name):
     ddp = max(_state_bytes(runs["ddp"]))
@@ -219,6 +222,7 @@ def _wait_lines(run, n, proc):
     raise AssertionError(f"{run.name}: never reached {n} logged steps")
 
 
+@pytest.mark.slow
 def test_fsdp2_kill9_then_resume_is_bit_identical(runs, tmp_path):
     run = make_run(tmp_path, "killed", resources__devices_per_node=2,
                    shard=STRATEGIES["fsdp2"])
@@ -235,6 +239,7 @@ def test_fsdp2_kill9_then_resume_is_bit_identical(runs, tmp_path):
     assert losses(run) == losses(runs["fsdp2"])  # bit for bit
 
 
+@pytest.mark.slow
 def test_deepspeed_sigusr2_preempts_and_resumes_cleanly(runs, tmp_path):
     run = make_run(tmp_path, "pre", resources__devices_per_node=2,
                    shard=STRATEGIES["deepspeed_z3"])
@@ -262,6 +267,7 @@ def test_deepspeed_sigusr2_preempts_and_resumes_cleanly(runs, tmp_path):
     assert "ds_to_universal" in state(other)["error"]
 
 
+@pytest.mark.slow
 def test_fsdp2_resumes_from_two_ranks_on_one(runs, tmp_path):
     # a 2-rank checkpoint at step 10: kill a 2-rank run just after it
     run = make_run(tmp_path, "shrink", resources__devices_per_node=2,

@@ -14,18 +14,18 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from engine_helpers import TINY, env, make_run
-from transfer_helpers import (
-    CLASSES,
-    make_hf_dataset,
-    make_hf_pretraining,
-    make_imagefolder,
-)
 
 import scaling.transfer as T
 from scaling.config import RunConfig, from_dict, load_run_config
 from scaling.errors import ConfigError
 from scaling.runfiles import read_state
+from tests.helpers.engine import TINY, env, make_run
+from tests.scaling.transfer_helpers import (
+    CLASSES,
+    make_hf_dataset,
+    make_hf_pretraining,
+    make_imagefolder,
+)
 
 FT = {"global_batch": 32, "images_seen": 1920, "lr_per_256": 0.8}
 SMALL_WORLD = {"novel_classes": 8}

@@ -10,13 +10,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from local_cluster import Unavailable, ensure_cluster  # noqa: E402
+from tests.slurm.local_cluster import Unavailable, ensure_cluster
 
 ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TIMINGS: list[str] = []

@@ -7,7 +7,8 @@ starts munged (only when `munge -n | unmunge` fails), slurmctld and slurmd. `sto
 what it started, by pid, and restores a slurm.conf it replaced. The settings follow the
 measured recipe in shared/notes/slurm-local.md (fast scheduling, short requeue hold).
 
-Manual use: `python tests/slurm/local_cluster.py up BASE` / `down BASE`.
+Manual use, from the repository root: `python -m tests.slurm.local_cluster up BASE` /
+`down BASE`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
+
+from tests.slurm.slurm_conf import Node
+from tests.slurm.slurm_conf import slurm_conf as shared_slurm_conf
 
 ETC_CONF = Path("/etc/slurm/slurm.conf")
 PACKAGES = ["slurm-wlm", "munge"]
@@ -86,46 +90,10 @@ def slurm_conf(base: Path) -> str:
     except OSError:
         pass
     host = socket.gethostname().split(".")[0]
-    return f"""# One-node Slurm for the wsl-scaling tests (tests/slurm/cluster.py)
-ClusterName=wslci
-SlurmctldHost={host}(127.0.0.1)
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=cred_expire=10
-SlurmUser=root
-SlurmdUser=root
-SlurmctldPort=6817
-SlurmdPort=6818
-StateSaveLocation={base}/state/ctld
-SlurmdSpoolDir={base}/state/d
-SlurmctldPidFile={base}/run/slurmctld.pid
-SlurmdPidFile={base}/run/slurmd.pid
-SlurmctldLogFile={base}/log/slurmctld.log
-SlurmdLogFile={base}/log/slurmd.log
-SlurmctldDebug=info
-SlurmdDebug=info
-MailProg=/bin/true
-MpiDefault=none
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/filetxt
-JobCompLoc={base}/log/jobcomp.log
-SchedulerType=sched/backfill
-SchedulerParameters=batch_sched_delay=0,bf_interval=5,sched_interval=5
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-EnforcePartLimits=ALL
-ReturnToService=2
-MinJobAge=600
-InactiveLimit=0
-KillWait=10
-SlurmctldTimeout=30
-SlurmdTimeout=30
-NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
-"""
+    return shared_slurm_conf(
+        base, title="One-node Slurm for the wsl-scaling tests (tests/slurm/local_cluster.py)",
+        cluster="wslci", ctl_host=host, ctl_addr="127.0.0.1",
+        nodes=[Node(host, "127.0.0.1", cpus, mem_mb)], partition="debug")
 
 
 @dataclass
@@ -252,7 +220,7 @@ def ensure_cluster(base: Path, idle_timeout_s: float = 30.0) -> Cluster:
 
 def _main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] not in ("up", "down"):
-        print("usage: local_cluster.py up|down BASE", file=sys.stderr)
+        print("usage: python -m tests.slurm.local_cluster up|down BASE", file=sys.stderr)
         return 2
     base = Path(argv[1]).resolve()
     if argv[0] == "up":

@@ -23,7 +23,8 @@ namespaces (daemons, slurmstepd, job ranks), deletes the namespaces and the brid
 munged only if `up()` started it, and `leftovers()` says what, if anything, survived.
 A crashed earlier run is cleaned up by the next `up()` (its record lives in /run).
 
-Manual use: `python tests/slurm/multinode_cluster.py up BASE` / `down BASE`.
+Manual use, from the repository root: `python -m tests.slurm.multinode_cluster up BASE` /
+`down BASE`.
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from local_cluster import Unavailable, _bin, _munge_ok, _read_pid, _stop_pid, install  # noqa: E402
+from tests.slurm.local_cluster import Unavailable, _bin, _munge_ok, _read_pid, _stop_pid, install
+from tests.slurm.slurm_conf import Node
+from tests.slurm.slurm_conf import slurm_conf as shared_slurm_conf
 
 SYSTEM_TOOLS = {"ip": "iproute2", "nsenter": "util-linux", "unshare": "util-linux",
                 "mount": "mount", "hostname": "hostname"}  # tool -> Debian package
@@ -163,52 +164,14 @@ class TwoNodeCluster:
 
     # ------------------------------------------------------------------ config
     def slurm_conf(self) -> str:
-        b = self.base
-        node_lines = "\n".join(
-            f"NodeName={h} NodeAddr={a} CPUs={self.cpus_per_node} RealMemory=4096 State=UNKNOWN"
-            for h, a in self.members[1:])
-        return f"""# Two-node Slurm 22.05 on one machine, a netns per node (multinode_cluster.py)
-ClusterName={self.prefix}
-SlurmctldHost={self.ctl_host}({self.addr(10)})
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=cred_expire=10
-SlurmUser=root
-SlurmdUser=root
-SlurmctldPort={self.ctld_port}
-SlurmdPort={self.slurmd_port}
-StateSaveLocation={b}/state/ctld
-SlurmdSpoolDir={b}/state/%n
-SlurmctldPidFile={b}/run/slurmctld.pid
-SlurmdPidFile={b}/run/slurmd.%n.pid
-SlurmctldLogFile={b}/log/slurmctld.log
-SlurmdLogFile={b}/log/slurmd.%n.log
-SlurmctldDebug=info
-SlurmdDebug=info
-MailProg=/bin/true
-MpiDefault=none
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/filetxt
-JobCompLoc={b}/log/jobcomp.log
-SchedulerType=sched/backfill
-SchedulerParameters=batch_sched_delay=0,bf_interval=5,sched_interval=5
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-EnforcePartLimits=ALL
-ReturnToService=2
-MinJobAge=600
-InactiveLimit=0
-KillWait=10
-SlurmctldTimeout=30
-SlurmdTimeout={self.slurmd_timeout_s}
-# the nodes share this machine's cores: trust the CPU counts given here over the hardware
-SlurmdParameters=config_overrides
-{node_lines}
-PartitionName={self.prefix} Nodes=ALL Default=YES MaxTime=INFINITE State=UP
-"""
+        return shared_slurm_conf(
+            self.base, title="Two-node Slurm 22.05 on one machine, a netns per node "
+            "(multinode_cluster.py)", cluster=self.prefix, ctl_host=self.ctl_host,
+            ctl_addr=self.addr(10), partition=self.prefix,
+            nodes=[Node(h, a, self.cpus_per_node, 4096) for h, a in self.members[1:]],
+            ctld_port=self.ctld_port, slurmd_port=self.slurmd_port,
+            slurmd_timeout_s=self.slurmd_timeout_s, per_node_files=True,
+            trust_node_cpus=True)
 
     # ------------------------------------------------------------------ up
     def up(self, idle_timeout_s: float = 30.0) -> TwoNodeCluster:
@@ -460,7 +423,7 @@ def _tail(path: Path, n: int = 400) -> str:
 
 def _main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] not in ("up", "down"):
-        print("usage: multinode_cluster.py up|down BASE", file=sys.stderr)
+        print("usage: python -m tests.slurm.multinode_cluster up|down BASE", file=sys.stderr)
         return 2
     base = Path(argv[1]).resolve()
     if argv[0] == "up":

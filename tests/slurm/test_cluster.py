@@ -6,8 +6,9 @@ import subprocess
 import time
 
 import pytest
-from conftest import SUBMITTED, TIMINGS
-from slurm_helpers import (
+
+from slurm.status import status_rows
+from tests.helpers.slurm_runs import (
     job_ids,
     jobs,
     marks,
@@ -19,8 +20,7 @@ from slurm_helpers import (
     write_profile,
     write_sweep,
 )
-
-from slurm.status import status_rows
+from tests.slurm.conftest import SUBMITTED, TIMINGS
 
 pytestmark = pytest.mark.slurm
 LONG = {"optim.images_seen": 4800, "checkpoint.every_steps": 100,  # 300 steps

@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
-from slurm_helpers import scaling, state, write_sweep
+import pytest
 
 from slurm.local import CpuPool
+from tests.helpers.slurm_runs import scaling, state, write_sweep
 
 
+@pytest.mark.slow
 def test_local_run_goes_through_the_task_scripts(tmp_path):
     sweep = write_sweep(tmp_path, "loc", {
         "r0": {"transfer.floor": False},

@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ON_CI, TIMINGS
-from multinode_cluster import TwoNodeCluster, Unavailable
-from slurm_helpers import clean_env, state, wait_for, write_profile, write_sweep
+
+from tests.helpers.slurm_runs import clean_env, state, wait_for, write_profile, write_sweep
+from tests.slurm.conftest import ON_CI, TIMINGS
+from tests.slurm.multinode_cluster import TwoNodeCluster, Unavailable
 
 pytestmark = pytest.mark.slurm
 

@@ -10,11 +10,11 @@ import subprocess
 from pathlib import Path
 
 import yaml
-from slurm_helpers import scaling, write_sweep
 
 from scaling.dist import rendezvous
 from slurm.environment import hostnames, master_port_for
 from slurm.tasks import NOCWD
+from tests.helpers.slurm_runs import scaling, write_sweep
 
 WIDE = {"device": "cuda", "nodes": 2, "devices_per_node": 8, "cpus_per_rank": 8,
         "mem_gb": 400, "time_min": 1440}

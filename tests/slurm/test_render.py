@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from slurm_helpers import scaling, write_sweep
 
 from scaling.errors import ConfigError
 from slurm.profile import load_profile, parse_profile
 from slurm.submit import plan
+from tests.helpers.slurm_runs import scaling, write_sweep
 
 WIDTHS, SIZES, VOCABS = [4, 8, 16, 32, 48], [3_500_000, 35_000_000, 350_000_000,
                                              3_500_000_000], [100, 300, "matched:fine"]

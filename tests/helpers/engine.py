@@ -1,4 +1,5 @@
-"""Tiny run configs and subprocess launchers shared by the engine tests."""
+"""Tiny run configs and subprocess launchers shared by the engine, reliability and Slurm
+tests."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import yaml
+
+REPO = Path(__file__).resolve().parents[2]
 
 TINY = {
     "name": "tiny", "seed": 0,
@@ -63,13 +66,13 @@ def train(run_dir: Path, nproc: int = 1, *extra: str, check: bool = True):
 def run_cells(cells: list[str], device: str = "cpu", nproc: int = 2, steps: int = 3,
               track: bool = False) -> dict:
     """Train each `strategy:precision[:key=value...]` cell a few steps through
-    matrix_worker.py, all in one torchrun; {cell: result} (losses, per-rank memory)."""
-    here = Path(__file__).resolve().parent
+    tests/scaling/matrix_worker.py, all in one torchrun; {cell: result} (losses, per-rank
+    memory)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={nproc}", str(here / "matrix_worker.py"), "--device", device,
+           f"--nproc_per_node={nproc}", "-m", "tests.scaling.matrix_worker", "--device", device,
            "--steps", str(steps), *(["--track"] if track else []), "--cells", *cells]
     proc = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=900,
-                          check=False)
+                          check=False, cwd=REPO)  # -m: the worker imports `tests.*` from REPO
     out = {}
     for line in proc.stdout.splitlines():
         if line.startswith("CELL "):

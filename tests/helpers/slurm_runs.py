@@ -12,9 +12,7 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scaling"))
-
-from engine_helpers import TINY  # noqa: E402
+from tests.helpers.engine import TINY
 
 
 def write_sweep(root: Path, name: str, runs: dict) -> Path:
