@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from typing import Any
 
 PREEMPT, CANCEL = 1.0, 2.0
 
@@ -19,7 +20,7 @@ class SignalFlags:
     def __init__(self) -> None:
         self.preempted = False
         self.terminated = False
-        self._previous = {}
+        self._previous: dict[int, Any] = {}  # signal -> its handler before install()
 
     def install(self) -> SignalFlags:
         for sig, handler in ((signal.SIGUSR2, self._on_usr2), (signal.SIGTERM, self._on_term)):
