@@ -12,6 +12,7 @@ help:
 	@echo "                the six findings' axes) two runs at a time, print the report path"
 	@echo "make test       create $(VENV) if missing, install, run the test suite"
 	@echo "make test-fast  the inner loop: the tests not marked slow or slurm, on 2 workers"
+	@echo "make lint       ruff, import-linter layers and mypy; fails on any finding"
 	@echo "make bench      quick benchmarks (tables of ratios);  make bench-full: the long ones"
 	@echo "make system-deps  (root, Debian) slurm-wlm, munge, iproute2, util-linux for the real-Slurm tests"
 
@@ -41,11 +42,14 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow and not slurm"
 
-# ruff (lint), the import layers (import-linter) and mypy on the packages.
+# ruff (lint), the import layers (import-linter) and mypy (the packages and bench/): all
+# three run, and any finding makes the target fail. CI (.ci/run) runs it before the tests.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check .
-	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/lint-imports
-	$(VENV)/bin/mypy
+	@status=0; \
+	$(VENV)/bin/ruff check . || status=1; \
+	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/lint-imports || status=1; \
+	$(VENV)/bin/mypy || status=1; \
+	exit $$status
 
 # System packages for tests/slurm: a real one-node Slurm (slurm-wlm, munge) and the
 # two-node cluster in network namespaces (ip from iproute2; nsenter, unshare, mount,

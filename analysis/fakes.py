@@ -106,7 +106,7 @@ def make_sweep(root: Path, name: str = "fake", widths=(4, 16), vocabs=(1000, "al
         spec["grids"] = [{"axes": {"data.resample": ["natural", "sqrt", "uniform"]}},
                          {"axes": {"data.label_noise": [0.0, 0.1, 0.25]}}]
     (sweep / "sweep.yaml").write_text(yaml.safe_dump(spec))
-    manifest = []
+    manifest: list[dict[str, object]] = []
 
     def add(width, n, vocab, seed, resample="natural", label_noise=0.0):
         run_id = _run_id(width, n, vocab, seed, resample, label_noise)

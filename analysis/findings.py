@@ -186,11 +186,11 @@ def seed_bootstrap(table: pd.DataFrame, statistic: Callable[[dict], float],
             replicate["seed"] = np.repeat(np.arange(n), [len(rows_of[i]) for i in key])
             cache[key] = float(statistic(replicate))
         draws.append(cache[key])
-    draws = np.asarray(draws)
-    draws = draws[np.isfinite(draws)]
-    if not len(draws):
+    finite = np.asarray(draws)
+    finite = finite[np.isfinite(finite)]
+    if not len(finite):
         return estimate, math.nan, math.nan, n
-    inflated = estimate + math.sqrt(n / (n - 1)) * (draws - estimate)
+    inflated = estimate + math.sqrt(n / (n - 1)) * (finite - estimate)
     lo, hi = _interval(estimate, inflated, level, n - 1)
     return estimate, lo, hi, n
 
@@ -225,7 +225,8 @@ def _rows(df: pd.DataFrame, target: str, protocol: str, fixed: dict) -> pd.DataF
 def _baseline(config: FindingsConfig, free: str | None = None) -> dict:
     fixed = {"vocab": config.baseline.vocab, "resample": config.baseline.resample,
              "label_noise": config.baseline.label_noise}
-    fixed.pop(free, None)
+    if free is not None:
+        fixed.pop(free, None)
     return fixed
 
 

@@ -298,7 +298,7 @@ def plot_model_size(df: pd.DataFrame, x: str = "params", y: str = "top1",
                 means = _select(panel, hue if h is not None else None, h).groupby(x)[y].mean()
                 means = means.sort_index()
                 if len(means):
-                    label = _compact(float(h)) if isinstance(h, numbers.Number) else str(h)
+                    label = _compact(float(h)) if isinstance(h, numbers.Real) else str(h)
                     ax.plot(means.index.to_numpy(float), means.to_numpy(), "o-",
                             color=palette[h], label=label)
             _log_axis(ax, "x")

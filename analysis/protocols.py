@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from analysis.collect import _run_rows, iter_runs, read_json
@@ -69,8 +70,8 @@ def fewshot_curves(*sweep_dirs: str | os.PathLike) -> pd.DataFrame:
             continue
         base = _run_rows(name, run, [])[0]
         for path in files:
-            result, _ = read_json(path)
-            for point in (result or {}).get("fewshot", []):
+            result = read_json(path)[0] or {}
+            for point in result.get("fewshot", []):
                 rows.append({"sweep": name, "run_id": run.run_id,
                              **{k: base.get(k) for k in ("width", "dataset_images", "vocab",
                                                          "seed", "supervised")},
@@ -80,17 +81,25 @@ def fewshot_curves(*sweep_dirs: str | os.PathLike) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def _target_panels(table: pd.DataFrame, empty: str) -> tuple[Figure, list[tuple[Axes, str]]]:
+    """A figure with one panel per target of ``table`` side by side, as (axes, target)
+    pairs; with no target, a single panel saying ``empty`` and no pairs."""
+    targets = sorted(table["target"].dropna().unique()) if len(table) else []
+    fig = Figure(figsize=(4.2 * max(1, len(targets)), 3.4))
+    axes = fig.subplots(1, max(1, len(targets)), squeeze=False)[0]
+    if not targets:
+        axes[0].text(0.5, 0.5, empty, ha="center", va="center")
+    return fig, list(zip(axes, targets))
+
+
 def plot_protocols(df: pd.DataFrame) -> Figure:
     """Top-1 against pretraining images, one panel per target, a line per protocol (the
     widest model; mean over seeds), the linear probe's lower bound dashed where computed."""
     data = _hashtag_runs(df)
-    targets = sorted(data["target"].dropna().unique()) if len(data) else []
-    fig = Figure(figsize=(4.2 * max(1, len(targets)), 3.4))
-    axes = fig.subplots(1, max(1, len(targets)), squeeze=False)[0]
-    if not targets:
-        axes[0].text(0.5, 0.5, "no transfer results yet", ha="center", va="center")
+    fig, panels = _target_panels(data, "no transfer results yet")
+    if not panels:
         return fig
-    for ax, target in zip(axes, targets):
+    for ax, target in panels:
         sub = data[data["target"] == target]
         if "width" in sub.columns and sub["width"].notna().any():
             sub = sub[sub["width"] == sub["width"].max()]
@@ -114,13 +123,10 @@ def plot_fewshot(curves: pd.DataFrame) -> Figure:
     """Top-1 against k (train images per class), one panel per target, a line per
     pretraining set size (the widest model; mean over seeds, error bar: the mean sd over
     draws)."""
-    targets = sorted(curves["target"].dropna().unique()) if len(curves) else []
-    fig = Figure(figsize=(4.2 * max(1, len(targets)), 3.4))
-    axes = fig.subplots(1, max(1, len(targets)), squeeze=False)[0]
-    if not targets:
-        axes[0].text(0.5, 0.5, "no few-shot results", ha="center", va="center")
+    fig, panels = _target_panels(curves, "no few-shot results")
+    if not panels:
         return fig
-    for ax, target in zip(axes, targets):
+    for ax, target in panels:
         sub = curves[(curves["target"] == target) & curves["supervised"].isna()]
         if sub["width"].notna().any():
             sub = sub[sub["width"] == sub["width"].max()]

@@ -60,6 +60,7 @@ def telemetry(*sweep_dirs: str | os.PathLike) -> pd.DataFrame:
         metrics = read_metrics(run.path)
         m = run.manifest
         fpi = m.get("flops_per_image")
+        devices = _devices(config, m)
         row = {"sweep": name, "run_id": run.run_id,
                "train_status": (state or {}).get("train") or "pending",
                "width": _dotted(config, "model.width_per_group")
@@ -68,19 +69,19 @@ def telemetry(*sweep_dirs: str | os.PathLike) -> pd.DataFrame:
                "images_seen": _dotted(config, "optim.images_seen")
                or m.get("optim.images_seen"),
                "pretrain_flops": m.get("pretrain_flops"),
-               "devices": _devices(config, m), "steps": len(metrics)}
-        for column in ("images_per_s", "tflops_per_s", "mfu"):
-            row[column] = _steady(metrics[column]) if column in metrics else math.nan
+               "devices": devices, "steps": len(metrics)}
+        rates = {column: _steady(metrics[column]) if column in metrics else math.nan
+                 for column in ("images_per_s", "tflops_per_s", "mfu")}
+        row.update(rates)
         row["max_mem_bytes"] = (float(pd.to_numeric(metrics["max_mem_bytes"],
                                                      errors="coerce").max())
                                 if "max_mem_bytes" in metrics else math.nan)
         row["wall_s"] = (float(pd.to_numeric(metrics["wall_s"], errors="coerce").iloc[-1])
                          if "wall_s" in metrics and len(metrics) else math.nan)
-        achieved = row["tflops_per_s"] * 1e12
+        achieved = rates["tflops_per_s"] * 1e12
         if not (achieved > 0) and fpi is not None:
-            achieved = 3 * float(fpi) * row["images_per_s"]
-        row["device_s_per_flop"] = (row["devices"] / achieved if achieved > 0
-                                    else math.nan)
+            achieved = 3 * float(fpi) * rates["images_per_s"]
+        row["device_s_per_flop"] = devices / achieved if achieved > 0 else math.nan
         rows.append(row)
     df = pd.DataFrame(rows, columns=TELEMETRY_COLUMNS)
     for column in TELEMETRY_COLUMNS[3:]:

@@ -23,8 +23,8 @@ from data import (
     SyntheticWorld,
     build_pretrain_set,
     build_target_split,
-    materialize,
 )
+from data.materialize import materialize
 from data.world_config import WorldConfig
 
 

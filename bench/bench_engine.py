@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -29,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from scaling.strategies.table import TABLE, ideal_bytes, rows  # noqa: E402
 
 SHARDS = dict(rows())
-MODELS = {
+MODELS: dict[str, dict[str, Any]] = {
     "tiny": {"arch": "resnext", "depth": 11, "stages": 3, "cardinality": 4,
              "width_per_group": 4, "base_width": 16, "stem": "small"},
     "resnext101_32x8d": {"arch": "resnext101_32x8d", "stem": "imagenet"},

@@ -23,13 +23,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 # strategy cells: (engine shard section, how the plain loop wraps the model)
-CELLS = {
+CELLS: dict[str, dict[str, Any]] = {
     "ddp": {"strategy": "ddp"},
     "fsdp2": {"strategy": "fsdp2"},
     "fsdp2_zero2": {"strategy": "fsdp2", "reshard_after_forward": False},

@@ -38,8 +38,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--profile", default=str(REPO / "slurm" / "profiles" / "default.yaml"))
     a = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         (tmp / "paper.yaml").write_text(yaml.safe_dump(PAPER_GRID))
         from scaling.sweep import expand_sweep  # imports torch; not timed
 

@@ -36,8 +36,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true")
     a = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         rows = [("demo", *timed(REPO / "configs" / "demo.yaml", tmp))]
         if a.full:
             paper = tmp / "paper.yaml"

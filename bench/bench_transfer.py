@@ -16,6 +16,7 @@ import copy
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -38,7 +39,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(a.threads)
     from data import build_target_split
     from data.targets import TargetSplit
-    from models import create_model
+    from models import Trunk, create_model
     from scaling import recipe
     from scaling.engine import export_final
     from scaling.finetune import finetune
@@ -70,7 +71,8 @@ def main(argv=None) -> None:
         run = Path(tmp) / "run"
         run.mkdir()
         torch.manual_seed(0)
-        model = create_model("resnext", num_classes=10, **recipe.model_kwargs(config))
+        model = cast(Trunk, create_model("resnext", num_classes=10,
+                                         **recipe.model_kwargs(config)))
         export_final(run, model.trunk_state_dict(), config, ["x"], model.num_features)
         trunk = T.load_trunk(run).to(memory_format=torch.channels_last)
         cpu = torch.device("cpu")

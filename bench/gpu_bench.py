@@ -17,7 +17,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -25,10 +27,12 @@ sys.path.insert(0, str(HERE.parent))
 
 import ratio  # noqa: E402
 
-PAPER_32X8D = {"arch": "resnext", "depth": 101, "stages": 4, "cardinality": 32,
-               "width_per_group": 8, "base_width": 64, "stem": "imagenet", "image_size": 224}
-TINY = {"arch": "resnext", "depth": 11, "stages": 3, "cardinality": 4, "width_per_group": 4,
-        "base_width": 16, "stem": "small", "image_size": 32}
+PAPER_32X8D: dict[str, Any] = {
+    "arch": "resnext", "depth": 101, "stages": 4, "cardinality": 32, "width_per_group": 8,
+    "base_width": 64, "stem": "imagenet", "image_size": 224}
+TINY: dict[str, Any] = {
+    "arch": "resnext", "depth": 11, "stages": 3, "cardinality": 4, "width_per_group": 4,
+    "base_width": 16, "stem": "small", "image_size": 32}
 BATCH = {"H200": 256, "H100": 192, "A100": 128, "L40S": 96, "A10": 48}
 """Per-GPU batch for 32x8d at 224 px in bf16 (activations dominate: ~0.35 GiB per image
 with the default allocator), by device name fragment; other devices use 64."""
@@ -119,7 +123,9 @@ def main(argv=None) -> int:
         if cuda:
             torch.cuda.synchronize()
 
-    trainers, cases, memory = {}, {}, {}
+    trainers: dict[str, Trainer] = {}
+    cases: dict[str, Callable[[], float]] = {}
+    memory: dict[str, int] = {}
     size = model_cfg["image_size"]
 
     def batch_for(channels_last: bool, classes: int):
@@ -142,7 +148,9 @@ def main(argv=None) -> int:
             return ips
         return rate
 
-    specs = [("engine ddp NCHW", {"strategy": "ddp"}, False, False),
+    # (label, shard section, channels_last, compile)
+    specs: list[tuple[str, dict[str, Any], bool, bool]] = [
+             ("engine ddp NCHW", {"strategy": "ddp"}, False, False),
              ("engine ddp channels_last", {"strategy": "ddp"}, True, False),
              ("engine fsdp2 channels_last", {"strategy": "fsdp2"}, True, False),
              ("engine deepspeed z2 channels_last", {"strategy": "deepspeed", "zero_stage": 2},

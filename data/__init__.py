@@ -2,7 +2,9 @@
 vocabularies, subsets, resampling, de-duplication, loaders.
 
 Imports are lazy (PEP 562) so that `import data.world_config` (what the torch-free config
-layer needs) never pulls in torch.
+layer needs) never pulls in torch. No export shares a submodule's name: importing the
+submodule would replace the export with the module (`materialize` is therefore imported
+from `data.materialize`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ _EXPORTS = {
     "build_target_split": "data.pretrain",
     "resolve_vocab": "data.vocab",
     "ResumableLoader": "data.loader",
-    "materialize": "data.materialize",
     "find_duplicates": "data.dedup",
     "write_duplicates": "data.dedup",
     "dedup_path": "data.dedup",

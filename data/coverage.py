@@ -30,7 +30,8 @@ def coverage(world, n: int, min_tagged: tuple[int, ...] = (1, 5, 20)) -> dict:
     targets = world.fine_target_concepts
     order = np.argsort(-world.popularity[targets], kind="stable")
     head, tail = targets[order[: len(order) // 2]], targets[order[len(order) // 2:]]
-    out = {"N": n, "concepts_shown": int((shown > 0).sum()), "concepts": len(shown)}
+    out: dict[str, int | float] = {"N": n, "concepts_shown": int((shown > 0).sum()),
+                                   "concepts": len(shown)}
     for k in min_tagged:
         out[f"tagged>={k}"] = int((tagged >= k).sum())
         out[f"head_tagged>={k}"] = float((tagged[head] >= k).mean())

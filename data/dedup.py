@@ -30,7 +30,6 @@ Cost: n_test x views x N dot products of length 429, batched as matrix products.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -38,6 +37,8 @@ from typing import Optional
 
 import numpy as np
 import torch
+
+from data.world_config import world_fields
 
 SCHEMA_VERSION = 1
 METHOD = "dct12-rgb-cropviews"
@@ -133,8 +134,7 @@ def find_duplicates(pretrain, targets: torch.Tensor, threshold: float = DEFAULT_
 
 # ----- per (dataset, target) files -----------------------------------------------------------
 def _dataset_spec(data_cfg, image_size: int) -> dict:
-    world = dataclasses.asdict(data_cfg.world) if dataclasses.is_dataclass(data_cfg.world) \
-        else dict(vars(data_cfg.world))
+    world = world_fields(data_cfg.world)
     world_hash = hashlib.sha1(json.dumps(world, sort_keys=True).encode()).hexdigest()[:8]
     return {"source": data_cfg.source, "path": data_cfg.path, "seed": int(data_cfg.seed),
             "images": int(data_cfg.images), "image_size": int(image_size),
@@ -161,7 +161,7 @@ def dedup_path(data_cfg, image_size: int, target: str, out_dir) -> Path:
 
 
 def write_duplicates(data_cfg, image_size: int, target: str, out_dir, n_test: int,
-                     threshold: int = DEFAULT_THRESHOLD, pset=None) -> Path:
+                     threshold: float = DEFAULT_THRESHOLD, pset=None) -> Path:
     """Find target test images [0, n_test) with near-duplicates among the pretraining set
     and write them to `dedup_path(...)`; returns that path. `pset` reuses a built set."""
     from data.pretrain import build_pretrain_set

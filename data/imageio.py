@@ -50,7 +50,7 @@ def decode_image(data: Optional[bytes], size: int) -> Optional[np.ndarray]:
     if (w, h) != (size, size):
         scale = size / min(w, h)
         nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-        rgb = rgb.resize((nw, nh), Image.BILINEAR)
+        rgb = rgb.resize((nw, nh), Image.Resampling.BILINEAR)
         left, top = (nw - size) // 2, (nh - size) // 2
         rgb = rgb.crop((left, top, left + size, top + size))
     return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
@@ -77,7 +77,7 @@ def load_synonyms(root: Path) -> dict[str, str]:
 
 def canonical_tags(raw: Iterable[str], synonyms: dict[str, str]) -> list[str]:
     """Unique canonical tags of one image, in first-seen order; empty strings dropped."""
-    out = {}
+    out: dict[str, None] = {}  # an ordered set
     for tag in raw:
         tag = canonical_spelling(str(tag))
         if tag:

@@ -22,7 +22,6 @@ and `build_pretrain_set` on the copy equals the synthetic set (pixels, tags, cla
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import shutil
@@ -35,6 +34,7 @@ from data.imageio import encode_png
 from data.pretrain import world_for
 from data.rng import uniform
 from data.world import TARGETS
+from data.world_config import world_fields
 
 SCHEMA_VERSION = 1
 MARKER = ".wsl-materialized"
@@ -131,7 +131,7 @@ def check_replaceable(out: Path, protect=()) -> None:
                               "replaces one; choose an empty or new out folder")
 
 
-def materialize(data_cfg, image_size: int, out: str, fmt: str = "webdataset",
+def materialize(data_cfg, image_size: int, out: str | Path, fmt: str = "webdataset",
                 n: int | None = None, shard_size: int = 1000, overwrite: bool = False,
                 protect=()) -> Path:
     """Write world images [0, n) of the world data.seed / data.world name (n defaults to
@@ -179,8 +179,7 @@ def materialize(data_cfg, image_size: int, out: str, fmt: str = "webdataset",
     for target in TARGETS:
         _, class_names = world.target_classes(target)
         (out / "classes" / f"{target}.txt").write_text("\n".join(class_names) + "\n")
-    world_dict = dataclasses.asdict(data_cfg.world) if dataclasses.is_dataclass(data_cfg.world) \
-        else dict(vars(data_cfg.world))
+    world_dict = world_fields(data_cfg.world)
     _write_json(out / "meta.json", {
         "schema_version": SCHEMA_VERSION, "format": fmt, "n": n, "image_size": int(image_size),
         "shard_size": int(shard_size), "files": names,

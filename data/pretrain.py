@@ -157,16 +157,18 @@ def vocab_filter(idx: np.ndarray, offsets: np.ndarray, tags: np.ndarray, lut: np
     return idx[keep_img], counts[keep_img], v[keep_tag]    # rows of dropped images are empty
 
 
-def finish_tags(seed: int, indices: np.ndarray, counts: list, tags: list, label_noise: float,
+def finish_tags(seed: int, indices: np.ndarray, counts: list[np.ndarray],
+                tags: list[np.ndarray], label_noise: float,
                 K: int) -> tuple[np.ndarray, np.ndarray]:
-    """CSR (offsets, tags) of the kept images, label noise applied (keyed by source index)."""
+    """CSR (offsets, tags) of the kept images from per-chunk counts and tags, label noise
+    applied (keyed by source index)."""
     offsets = np.zeros(len(indices) + 1, dtype=np.int64)
     if counts:
         np.cumsum(np.concatenate(counts), out=offsets[1:])
-    tags = np.concatenate(tags).astype(np.int64) if tags else np.zeros(0, np.int64)
+    flat = np.concatenate(tags).astype(np.int64) if tags else np.zeros(0, np.int64)
     if label_noise > 0 and len(indices):
-        offsets, tags = _apply_label_noise(seed, indices, offsets, tags, float(label_noise), K)
-    return offsets, tags
+        offsets, flat = _apply_label_noise(seed, indices, offsets, flat, float(label_noise), K)
+    return offsets, flat
 
 
 def build_pretrain_set(data_cfg, image_size: int) -> PretrainSet:
@@ -181,7 +183,9 @@ def build_pretrain_set(data_cfg, image_size: int) -> PretrainSet:
     vocab = resolve_vocab(world, data_cfg.vocab)
     lut = np.full(world.num_tags, -1, dtype=np.int64)
     lut[vocab] = np.arange(len(vocab))
-    kept_idx, counts, tags = [], [], []
+    kept_idx: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    tags: list[np.ndarray] = []
     for start in range(0, int(data_cfg.images), _CHUNK):
         idx = np.arange(start, min(start + _CHUNK, int(data_cfg.images)), dtype=np.int64)
         k, c, t = vocab_filter(idx, *world.pretrain_tags_csr(idx), lut)
@@ -189,9 +193,9 @@ def build_pretrain_set(data_cfg, image_size: int) -> PretrainSet:
         counts.append(c)
         tags.append(t)
     indices = np.concatenate(kept_idx)
-    offsets, tags = finish_tags(world.seed, indices, counts, tags, data_cfg.label_noise,
+    offsets, flat = finish_tags(world.seed, indices, counts, tags, data_cfg.label_noise,
                                 len(vocab))
-    return PretrainSet(indices, offsets, tags, vocab, [world.tag_names[t] for t in vocab],
+    return PretrainSet(indices, offsets, flat, vocab, [world.tag_names[t] for t in vocab],
                        image_size=world.image_size,
                        fetch=lambda pos: world.render_pretrain(indices[pos]),
                        dropped=int(data_cfg.images) - len(indices), targets=data_cfg.targets,

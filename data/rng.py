@@ -8,7 +8,11 @@ bulk, identical in any batching and in any process.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
+
+_U64 = TypeVar("_U64", np.ndarray, np.uint64)  # one key (a scalar) or many (an array)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -17,7 +21,7 @@ _K_SEED = np.uint64(0xD1B54A32D192ED03)
 _K_STREAM = np.uint64(0x8CB92BA72F3D8DD7)
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
+def _mix(x: _U64) -> _U64:
     """The splitmix64 finaliser: a bijection of uint64 with full avalanche."""
     x = x ^ (x >> np.uint64(30))
     x = x * _M1

@@ -36,7 +36,6 @@ Layouts read (`data.path`):
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import tarfile
@@ -49,6 +48,7 @@ import torch
 
 from data.imageio import canonical_spelling, canonical_tags, decode_image, load_synonyms
 from data.pretrain import PretrainSet, finish_tags, vocab_filter
+from data.world_config import world_fields
 
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp", "ppm", "bmp", "tif", "tiff", "gif")
 SCHEMA_VERSION = 1
@@ -121,18 +121,20 @@ def _split_key(name: str) -> tuple[str, str]:
 
 def iter_webdataset(path: str) -> Iterator[Record]:
     for shard in webdataset_shards(path):
-        key, parts = None, {}
+        key: Optional[str] = None
+        parts: dict[str, Optional[tuple[int, int, bytes]]] = {}  # ext -> (offset, size, bytes)
         try:
             with tarfile.open(shard, mode="r:") as tf:
                 for m in tf:
-                    if not m.isfile():
+                    member = tf.extractfile(m) if m.isfile() else None
+                    if member is None:
                         continue
                     k, ext = _split_key(m.name)
                     if k != key and key is not None:
                         yield _wds_record(shard, parts)
                         parts = {}
                     key = k
-                    parts[ext] = (m.offset_data, m.size, tf.extractfile(m).read())
+                    parts[ext] = (m.offset_data, m.size, member.read())
         except (tarfile.TarError, EOFError, OSError):
             parts["__broken__"] = None     # a truncated shard: its last sample is corrupt
         if key is not None or parts:
@@ -283,7 +285,7 @@ def build_real_pretrain_set(data_cfg, image_size: int) -> PretrainSet:
             break
         seen += 1
         image = decode_image(blob, S) if raw is not None else None
-        if image is None:
+        if image is None or raw is None:
             corrupt += 1
             continue
         positions.append(i)
@@ -314,7 +316,7 @@ def build_real_pretrain_set(data_cfg, image_size: int) -> PretrainSet:
     indices = np.asarray(positions, dtype=np.int64)[kept_rows]
     offsets, cls = finish_tags(int(data_cfg.seed), indices, [counts], [cls],
                                data_cfg.label_noise, len(vocab))
-    cache = False
+    cache: bool | torch.Tensor = False
     if data_cfg.cache:
         cache = torch.from_numpy(np.stack([pixels[r] for r in kept_rows]) if len(kept_rows)
                                  else np.zeros((0, 3, S, S), np.uint8))
@@ -351,8 +353,7 @@ def check_materialized_world(data_cfg) -> None:
         raise ValueError(f"data.source={data_cfg.source!r}: target splits come from the synthetic "
                          f"world, and {root} was not materialized from it (no meta.json); "
                          "user-supplied target sets are not supported yet")
-    world = dataclasses.asdict(data_cfg.world) if dataclasses.is_dataclass(data_cfg.world) \
-        else dict(vars(data_cfg.world))
+    world = world_fields(data_cfg.world)
     if origin.get("seed") != int(data_cfg.seed) or origin.get("world") != world:
         raise ValueError(f"data.seed / data.world differ from the world {root} was materialized "
                          f"from (seed {origin.get('seed')}): set them as in {root / 'meta.json'}")

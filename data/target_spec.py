@@ -49,6 +49,31 @@ def _bad(field: str, value: Any, fix: str) -> ValueError:
     return ValueError(f"{field}={value!r} is invalid: {fix}")
 
 
+def _from_mapping(value: dict, field: str) -> TargetSpec:
+    """The mapping form ({name, format, path, ...}), every key checked."""
+    unknown = sorted(set(value) - set(_KEYS))
+    if unknown:
+        raise _bad(f"{field}.{unknown[0]}", value[unknown[0]],
+                   f"a target mapping takes {', '.join(_KEYS)}")
+    fmt, path, name = value.get("format"), value.get("path"), value.get("name")
+    if fmt not in FORMATS:
+        raise _bad(f"{field}.format", fmt, f"use one of {', '.join(FORMATS)}")
+    if not isinstance(path, str) or not path:
+        raise _bad(f"{field}.path", path, "give the folder of the image set")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise _bad(f"{field}.name", name, "use letters, digits, '.' and '-' (it names "
+                   "the result files)")
+    frac = value.get("test_fraction", 0.2)
+    if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac < 1:
+        raise _bad(f"{field}.test_fraction", frac, "use a fraction in (0, 1)")
+    for col in ("image_column", "label_column"):
+        if col in value and (not isinstance(value[col], str) or not value[col]):
+            raise _bad(f"{field}.{col}", value[col], "use a column name")
+    return TargetSpec(name=name, format=fmt, path=path, test_fraction=float(frac),
+                      image_column=value.get("image_column", "image"),
+                      label_column=value.get("label_column", "label"))
+
+
 def parse_target(value: Any, field: str = "transfer.targets") -> TargetSpec:
     """A TargetSpec from a config entry; a one-line ValueError naming field, value, choices."""
     if isinstance(value, str):
@@ -64,27 +89,7 @@ def parse_target(value: Any, field: str = "transfer.targets") -> TargetSpec:
             raise _bad(field, value, "the folder needs a name (its last path component)")
         spec = TargetSpec(name=name, format=fmt, path=path)
     elif isinstance(value, dict):
-        unknown = sorted(set(value) - set(_KEYS))
-        if unknown:
-            raise _bad(f"{field}.{unknown[0]}", value[unknown[0]],
-                       f"a target mapping takes {', '.join(_KEYS)}")
-        fmt, path, name = value.get("format"), value.get("path"), value.get("name")
-        if fmt not in FORMATS:
-            raise _bad(f"{field}.format", fmt, f"use one of {', '.join(FORMATS)}")
-        if not isinstance(path, str) or not path:
-            raise _bad(f"{field}.path", path, "give the folder of the image set")
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise _bad(f"{field}.name", name, "use letters, digits, '.' and '-' (it names "
-                       "the result files)")
-        frac = value.get("test_fraction", 0.2)
-        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac < 1:
-            raise _bad(f"{field}.test_fraction", frac, "use a fraction in (0, 1)")
-        for col in ("image_column", "label_column"):
-            if col in value and (not isinstance(value[col], str) or not value[col]):
-                raise _bad(f"{field}.{col}", value[col], "use a column name")
-        spec = TargetSpec(name=name, format=fmt, path=path, test_fraction=float(frac),
-                          image_column=value.get("image_column", "image"),
-                          label_column=value.get("label_column", "label"))
+        spec = _from_mapping(value, field)
     else:
         raise _bad(field, value, f"use one of {CHOICES}")
     if spec.name in SYNTHETIC:

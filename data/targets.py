@@ -51,6 +51,13 @@ def _err(spec: TargetSpec, fix: str) -> TargetError:
     return TargetError(f"transfer target {spec.name!r} ({spec.format}:{spec.path}): {fix}")
 
 
+def _root(spec: TargetSpec) -> Path:
+    """The folder of a file-based target (parse_target always gives one a path)."""
+    if spec.path is None:
+        raise _err(spec, "no folder given: set its path")
+    return Path(spec.path)
+
+
 def _in_test(key: str, fraction: float) -> bool:
     h = int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "big")
     return h / 2.0 ** 64 < fraction
@@ -75,7 +82,7 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _folder_splits(spec: TargetSpec) -> tuple[Path, Path | None]:
-    root = Path(spec.path)
+    root = _root(spec)
     if not root.is_dir():
         raise _err(spec, "no such folder: give a folder with one sub-folder per class")
     train = root / "train"
@@ -123,7 +130,7 @@ def _hf_tables(spec: TargetSpec) -> tuple[dict, list[str] | None]:
     """{split: pyarrow Table} and the ClassLabel names when the data declares them."""
     import pyarrow as pa
 
-    root = Path(spec.path)
+    root = _root(spec)
     if not root.exists():
         raise _err(spec, "no such folder: give a `datasets` save_to_disk or parquet folder")
     by_split = _parquet_files(root) if root.is_dir() else {}

@@ -6,6 +6,7 @@ Every knob the data issue names is a field here, so a sweep can put any of them 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -113,3 +114,11 @@ class WorldConfig:
     def num_fine(self) -> int:
         """Fine concepts in the world (each one tagged canonical fine tag)."""
         return self.num_coarse * self.fine_per_coarse
+
+
+def world_fields(world) -> dict:
+    """The knobs of a world as a plain dict (what meta.json and the dedup key record): a
+    WorldConfig, or any object carrying the same attributes."""
+    if dataclasses.is_dataclass(world) and not isinstance(world, type):
+        return dataclasses.asdict(world)
+    return dict(vars(world))

@@ -5,8 +5,22 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
+from typing import Protocol
 
+import torch
 import torch.nn as nn
+
+
+class Trunk(Protocol):
+    """What every registered model offers besides being an `nn.Module`: the feature width,
+    the pooled features transfer probes, and its weights without the hashtag classifier."""
+
+    num_features: int
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def trunk_state_dict(self) -> dict[str, torch.Tensor]: ...
+
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 

@@ -167,7 +167,7 @@ def materialize(run_config: str, out: str, fmt: str = "webdataset", n: Optional[
         overwrite: replace a previous materialization (never any other folder, the
             current folder or one holding the config).
     """
-    from data import materialize as _materialize
+    from data.materialize import materialize as _materialize
 
     cfg, _ = _as_config(run_config)
     path = _materialize(cfg.data, cfg.model.image_size, out, fmt=fmt, n=n,

@@ -29,14 +29,14 @@ def ArgumentParser(**kwargs) -> _JsonArgParser:
     return _JsonArgParser(exit_on_error=False, **kwargs)
 
 
-def _function_parser(fn: Callable) -> ArgumentParser:
+def _function_parser(fn: Callable) -> _JsonArgParser:
     parser = ArgumentParser(description=(fn.__doc__ or "").strip().splitlines()[0])
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options")
     parser.add_function_arguments(fn, as_positional=True)
     return parser
 
 
-def _run_config_parser(help_text: str) -> ArgumentParser:
+def _run_config_parser(help_text: str) -> _JsonArgParser:
     from scaling.config import RunConfig
 
     parser = ArgumentParser(description=help_text)
@@ -48,7 +48,7 @@ def _run_config_parser(help_text: str) -> ArgumentParser:
     return parser
 
 
-def _collect_parser() -> ArgumentParser:
+def _collect_parser() -> _JsonArgParser:
     parser = ArgumentParser(description="Gather runs into <sweep>/results.parquet.")
     parser.add_argument("--config", action=ActionConfigFile)
     parser.add_argument("sweep_dirs", nargs="+", help="sweep folders")
@@ -56,22 +56,23 @@ def _collect_parser() -> ArgumentParser:
     return parser
 
 
-def _data_parser() -> ArgumentParser:
+def _data_parser() -> _JsonArgParser:
     """Parent of `scaling data <action>`; its actions are attached once it has a parent
     (jsonargparse adds nested subcommands in level order)."""
     return ArgumentParser(description="Data tools: materialize real-format copies, find "
                           "near-duplicates of target test images.")
 
 
-def _attach_data_actions(parser: ArgumentParser) -> None:
+def _attach_data_actions(parser: _JsonArgParser) -> None:
     sub = parser.add_subcommands(required=True, dest="action")
     for name, fn in DATA_ACTIONS.items():
-        sub.add_subcommand(name, _function_parser(fn), help=fn.__doc__.strip().splitlines()[0])
+        sub.add_subcommand(name, _function_parser(fn),
+                           help=(fn.__doc__ or "").strip().splitlines()[0])
 
 
-DATA_ACTIONS = {"materialize": api.materialize, "dedup": api.dedup}
+DATA_ACTIONS: dict[str, Callable] = {"materialize": api.materialize, "dedup": api.dedup}
 
-COMMANDS: dict[str, Callable[[], ArgumentParser]] = {
+COMMANDS: dict[str, Callable[[], _JsonArgParser]] = {
     "sweep": lambda: _function_parser(api.sweep),
     "run": lambda: _function_parser(api.run),
     "submit": lambda: _function_parser(api.submit),
@@ -87,7 +88,7 @@ COMMANDS: dict[str, Callable[[], ArgumentParser]] = {
 }
 
 
-def build_parser() -> ArgumentParser:
+def build_parser() -> _JsonArgParser:
     parser = ArgumentParser(prog="scaling", description="wsl-scaling: how weakly supervised "
                             "pretraining scales, from sweep file to report.")
     sub = parser.add_subcommands(required=True, dest="command")
@@ -99,8 +100,8 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def _bool_options(parser: ArgumentParser) -> set[str]:
-    out = set()
+def _bool_options(parser: _JsonArgParser) -> set[str]:
+    out: set[str] = set()
     for action in parser._actions:
         if getattr(action, "_typehint", None) is bool or action.type is bool:
             out.update(action.option_strings)

@@ -16,6 +16,7 @@ import copy
 import math
 import shutil
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -160,9 +161,9 @@ def evaluate(strategy, cfg: RunConfig, env: dist.DistEnv, images: torch.Tensor,
             logits.append(strategy.model(x).float().cpu())
     mine = torch.cat(logits) if logits else torch.zeros(0, classes)
     if env.distributed:
-        parts = [None] * world
+        parts: list[torch.Tensor | None] = [None] * world
         torch.distributed.all_gather_object(parts, mine)
-        mine = torch.cat(parts)
+        mine = torch.cat(cast(list[torch.Tensor], parts))  # every rank's logits now
     mine = mine[:n]
     return {"top1": topk(mine, labels, 1), "top5": topk(mine, labels, 5),
             "correct": mine.argmax(1) == labels}

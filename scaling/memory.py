@@ -31,9 +31,10 @@ ASSUMED_MFU = {"cuda": 0.35, "cpu": 0.25}
 ACTIVATION_CALIBRATION = 0.72
 HEADROOM = 0.85  # plan to use at most this share of a device (allocator, comms buffers)
 # `auto` prefers the least communication that fits: replicas, then ZeRO-2, then ZeRO-3.
-AUTO_CANDIDATES = (("ddp", {}),
-                   ("fsdp2", {"zero_stage": 2, "reshard_after_forward": False}),
-                   ("fsdp2", {"zero_stage": 3, "reshard_after_forward": True}))
+AUTO_CANDIDATES: tuple[tuple[str, dict[str, object]], ...] = (
+    ("ddp", {}),
+    ("fsdp2", {"zero_stage": 2, "reshard_after_forward": False}),
+    ("fsdp2", {"zero_stage": 3, "reshard_after_forward": True}))
 
 
 @dataclass

@@ -24,7 +24,7 @@ STALE_AFTER_S = 300  # a running phase whose heartbeat is older than this is rep
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}$")
 
 
-def check_run_id(run_id: str, where: str = "") -> str:
+def check_run_id(run_id: object, where: str = "") -> str:
     """`run_id` if it is a plain folder name, else a one-line ConfigError naming `where`."""
     if not isinstance(run_id, str) or not SAFE_NAME.match(run_id):
         from scaling.errors import ConfigError

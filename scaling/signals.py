@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+from typing import Any
 
 from slurm.environment import JobEnvironment
 
@@ -20,7 +21,7 @@ class SignalFlags:
     def __init__(self) -> None:
         self.preempted = False
         self.terminated = False
-        self._previous = {}
+        self._previous: dict[int, Any] = {}  # signal -> its handler before install()
 
     def install(self) -> SignalFlags:
         for sig, handler in ((signal.SIGUSR2, self._on_usr2), (signal.SIGTERM, self._on_term)):

@@ -25,6 +25,7 @@ import os
 import pickle
 import time
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -52,6 +53,9 @@ def load_trunk(run_dir: Path, random_init: bool = False, seed: int = 0,
     from models import create_model
 
     meta = read_json(run_dir / "final" / "model.json")
+    if meta is None:
+        raise RunError(f"{run_dir}/final/model.json is missing: the run has no exported "
+                       "trunk; pretrain it first (`scaling train`)")
     torch.manual_seed(seed)
     model = create_model(meta["arch"], num_classes=num_classes, **meta["kwargs"])
     if not random_init:
@@ -119,7 +123,7 @@ def cached_features(model, images: torch.Tensor, device: torch.device, path: Pat
         torch.distributed.gather_object(mine, parts, dst=0)
         if not env.is_main:
             return None
-        mine = torch.cat(parts)
+        mine = torch.cat(cast(list[torch.Tensor], parts))  # rank 0: every rank's features
     _atomic_save({"key": json.dumps(key, sort_keys=True), "features": mine}, path)
     return mine
 

@@ -60,7 +60,7 @@ class ArrayJob:
 
     phase: str                   # train | transfer
     shape: Shape
-    run_ids: list
+    run_ids: list[str]
     name: str
     script: Optional[Path] = None
     tasks_file: Optional[Path] = None
@@ -68,12 +68,18 @@ class ArrayJob:
     job: Optional[str] = None
     dependency: Optional[str] = None
 
+    def rendered(self) -> tuple[Path, Path]:
+        """(script, tasks file): both exist once render_array wrote them."""
+        if self.script is None or self.tasks_file is None:
+            raise ValueError(f"array {self.name} is not rendered yet (call render_array)")
+        return self.script, self.tasks_file
+
 
 @dataclass
 class Plan:
-    arrays: list = field(default_factory=list)
+    arrays: list[ArrayJob] = field(default_factory=list)
     finish_script: Optional[Path] = None
-    skipped: dict = field(default_factory=dict)  # run_id -> why
+    skipped: dict[str, str] = field(default_factory=dict)  # run_id -> why
 
     @property
     def run_count(self) -> int:
@@ -110,13 +116,15 @@ def _header(profile: Profile, shape: Optional[Shape], phase: str) -> list[str]:
         lines += ["--nodes=1", "--ntasks=1", f"--cpus-per-task={f.cpus}", f"--time={f.time_min}"]
         if profile.mem:
             lines.append(f"--mem={f.mem_gb}G")
+    elif shape is None:
+        raise ValueError(f"a {phase} job script needs a resource shape")
     elif phase == "train":
         lines += [f"--nodes={shape.nodes}", f"--ntasks-per-node={shape.devices_per_node}",
                   f"--cpus-per-task={shape.cpus_per_rank}", f"--time={shape.time_min}"]
         if profile.mem:
             lines.append(f"--mem={shape.mem_gb}G")
         if gpu:
-            lines += profile.gpus.sbatch_lines(shape.devices_per_node)
+            lines += _gpu_lines(profile, shape)
         if profile.signal_s >= shape.time_min * 60:
             raise ConfigError(f"profile field signal_s={profile.signal_s} is not below the "
                               f"time limit of shape {shape.tag} ({shape.time_min} min): "
@@ -130,8 +138,15 @@ def _header(profile: Profile, shape: Optional[Shape], phase: str) -> list[str]:
         if profile.mem:
             lines.append(f"--mem={shape.mem_gb}G")
         if gpu:
-            lines += profile.gpus.sbatch_lines(shape.devices_per_node)
+            lines += _gpu_lines(profile, shape)
     return lines + list(profile.extra_sbatch)
+
+
+def _gpu_lines(profile: Profile, shape: Shape) -> list[str]:
+    if profile.gpus is None:  # shape_of only marks a shape gpu when the profile has GPUs
+        raise ConfigError(f"shape {shape.tag} asks for GPUs but profile {profile.source} is "
+                          "CPU-only (gpus: null): use a GPU profile (--profile)")
+    return profile.gpus.sbatch_lines(shape.devices_per_node)
 
 
 def _body(profile: Profile) -> list[str]:

@@ -107,10 +107,11 @@ def sbatch(script: Path, dependency: Optional[str] = None) -> str:
 
 
 def _array_record(a: ArrayJob, sweep_dir: Path, after: Optional[int]) -> dict:
+    script, tasks = a.rendered()
     return {"phase": a.phase, "shape": a.shape.tag, "name": a.name, "job": a.job,
             "dependency": a.dependency, "after": after, "run_ids": list(a.run_ids),
-            "script": str(a.script.relative_to(sweep_dir)),
-            "tasks": str(a.tasks_file.relative_to(sweep_dir))}
+            "script": str(script.relative_to(sweep_dir)),
+            "tasks": str(tasks.relative_to(sweep_dir))}
 
 
 def _save_record(sweep_dir: Path, record: dict) -> None:
@@ -221,28 +222,30 @@ def submit(sweep_dir: Union[str, Path], profile: Union[str, Path, None] = None,
     write_task_scripts(sweep_dir, prof.interpreter, out_dir)  # this submission's own copy
     for i, array in enumerate(the_plan.arrays):
         render_array(sweep_dir, out_dir, array, prof, i)
-    the_plan.finish_script = render_finish(sweep_dir, out_dir, prof)
+    finish_script = render_finish(sweep_dir, out_dir, prof)
+    the_plan.finish_script = finish_script
     for array in the_plan.arrays:
         if array.after is not None:
             array.dependency = f"aftercorr:<{the_plan.arrays[array.after].name}>"
     ids = [f"<{a.name}>" for a in the_plan.arrays]
-    record = {"time": now_iso(), "folder": str(out_dir.relative_to(sweep_dir)),
-              "profile": prof.source, "dry_run": dry_run, "complete": dry_run,
-              "arrays": [_array_record(a, sweep_dir, a.after) for a in the_plan.arrays],
-              "finish": {"job": None, "dependency": "afterany:" + ":".join(ids),
-                         "script": str(the_plan.finish_script.relative_to(sweep_dir))},
+    folder = str(out_dir.relative_to(sweep_dir))
+    arrays = [_array_record(a, sweep_dir, a.after) for a in the_plan.arrays]
+    finish_dependency = "afterany:" + ":".join(ids)
+    record = {"time": now_iso(), "folder": folder, "profile": prof.source, "dry_run": dry_run,
+              "complete": dry_run, "arrays": arrays,
+              "finish": {"job": None, "dependency": finish_dependency,
+                         "script": str(finish_script.relative_to(sweep_dir))},
               "skipped": the_plan.skipped}
     if dry_run:
-        lines = [_sbatch_line(a.script, a.dependency, None) for a in the_plan.arrays]
-        lines.append(_sbatch_line(the_plan.finish_script, record["finish"]["dependency"],
-                                  None))
+        lines = [_sbatch_line(a.rendered()[0], a.dependency, None) for a in the_plan.arrays]
+        lines.append(_sbatch_line(finish_script, finish_dependency, None))
     else:
         _save_record(sweep_dir, record)  # the whole plan first: a failure half-way is repairable
         try:
             lines = _submit_rest(sweep_dir, record, None)
         except RunError as exc:
-            if not any(a.get("job") for a in record["arrays"]):
-                _drop_record(sweep_dir, record["folder"])  # nothing queued: leave no trace
+            if not any(a.get("job") for a in arrays):
+                _drop_record(sweep_dir, folder)  # nothing queued: leave no trace
                 shutil.rmtree(out_dir, ignore_errors=True)
                 raise
             raise RunError(f"{exc}; the arrays already queued are recorded: run "

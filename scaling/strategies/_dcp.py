@@ -9,6 +9,7 @@ from it, as under ddp.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 import torch.distributed.checkpoint as dcp
@@ -19,6 +20,8 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
+from scaling.dist import DistEnv
+
 
 def save(model, optimizer, directory: Path) -> None:
     model_sd, optim_sd = get_state_dict(model, optimizer)
@@ -27,7 +30,7 @@ def save(model, optimizer, directory: Path) -> None:
 
 def load(model, optimizer, directory: Path) -> None:
     model_sd, optim_sd = get_state_dict(model, optimizer)
-    state = {"model": model_sd, "optim": optim_sd}
+    state: dict[str, Any] = {"model": model_sd, "optim": optim_sd}  # loaded in place
     dcp.load(state, checkpoint_id=str(directory / "dcp"))
     set_state_dict(model, optimizer, model_state_dict=state["model"],
                    optim_state_dict=state["optim"])
@@ -37,12 +40,19 @@ def full_trunk(model) -> dict[str, torch.Tensor]:
     """Consolidated weights on rank 0 (collective; other ranks get an empty dict)."""
     full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True,
                                                                 cpu_offload=True))
-    return {k: v for k, v in full.items() if not k.startswith("fc.")}
+    # a full, CPU-offloaded model state dict holds plain tensors only
+    return {k: cast(torch.Tensor, v) for k, v in full.items() if not k.startswith("fc.")}
 
 
 class DCPState:
     """Mixin for the FSDP strategies: sharded model + optimizer through DCP (reshardable to
     another world size), the small loss-scaler state on rank 0, a consolidated trunk."""
+
+    # what the strategy it is mixed into holds (see Strategy)
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    env: DistEnv
 
     def save(self, directory: Path) -> None:
         save(self.model, self.optimizer, directory)

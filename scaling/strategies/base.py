@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import cast
 
 import torch
 
+from models import Trunk
 from scaling.config import RunConfig
 from scaling.dist import DistEnv
 
@@ -52,6 +54,13 @@ def ensure_process_group(env: DistEnv) -> None:
         tdist.init_process_group(backend, store=tdist.HashStore(), rank=0, world_size=1)
 
 
+def contiguous_on(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """`model` on `device` with contiguous parameters, which sharding engines need (they
+    flatten parameters or shard them by rows)."""
+    # torch's stubs lack Module.to(device, memory_format=...), which Module.to accepts
+    return model.to(device, memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+
+
 class Strategy:
     """Base class; subclasses own how parameters, gradients and optimizer state are held."""
 
@@ -61,12 +70,17 @@ class Strategy:
     reshard_hint = ""
     """When not reshardable: the conversion to run (named in the refusal)."""
 
+    # set by `wrap` (nothing uses a strategy before it wrapped its model)
+    model: torch.nn.Module
+    """What the loop calls: the engine's wrapper around the model (later maybe compiled)."""
+    optimizer: torch.optim.Optimizer
+    """The optimizer the scheduler drives."""
+    scaler: torch.amp.GradScaler
+    """fp16 loss scaling (disabled, a no-op, in other precisions)."""
+
     def __init__(self, config: RunConfig, env: DistEnv) -> None:
         self.config = config
         self.env = env
-        self.model: torch.nn.Module | None = None
-        self.optimizer: torch.optim.Optimizer | None = None
-        self.scaler = None
 
     # -- set-up --------------------------------------------------------------------------
     def wrap(self, model: torch.nn.Module, make_optimizer: OptimizerFactory) -> torch.nn.Module:
@@ -77,7 +91,7 @@ class Strategy:
         """The unwrapped model (for export and features)."""
         return self.model
 
-    def make_scaler(self):
+    def make_scaler(self) -> torch.amp.GradScaler:
         """Dynamic loss scaling for fp16 (a disabled no-op scaler otherwise)."""
         return torch.amp.GradScaler(self.env.device.type,
                                     enabled=self.config.precision == "fp16")
@@ -88,7 +102,7 @@ class Strategy:
         return contextlib.nullcontext()
 
     def backward(self, loss: torch.Tensor) -> None:
-        if self.scaler is not None and self.scaler.is_enabled():
+        if self.scaler.is_enabled():
             loss = self.scaler.scale(loss)
         loss.backward()
 
@@ -100,7 +114,7 @@ class Strategy:
 
     def _apply_gradients(self) -> bool:
         """Optimizer step through the loss scaler when fp16; False when it skipped."""
-        if self.scaler is not None and self.scaler.is_enabled():
+        if self.scaler.is_enabled():
             before = self.scaler.get_scale()
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -134,7 +148,7 @@ class Strategy:
 
     def trunk_state_dict(self) -> dict[str, torch.Tensor]:
         """Full (consolidated) trunk weights on rank 0; collective where the engine shards."""
-        return self.module.trunk_state_dict()
+        return cast(Trunk, self.module).trunk_state_dict()  # a registered model: a Trunk
 
     def state_tensors(self) -> dict[str, list]:
         """The parameter, gradient and optimizer-state tensors this rank holds."""

@@ -23,11 +23,13 @@ class DDPStrategy(Strategy):
     def wrap(self, model: torch.nn.Module, make_optimizer: OptimizerFactory) -> torch.nn.Module:
         model = model.to(self.env.device)
         self._module = model
+        self._ddp: DistributedDataParallel | None = None  # only when distributed
         if self.env.distributed:
             ids = [self.env.device.index] if self.env.device.type == "cuda" else None
             # gradients as views of the all-reduce buckets: one copy of them, not two
-            model = DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False,
-                                            gradient_as_bucket_view=True)
+            model = self._ddp = DistributedDataParallel(model, device_ids=ids,
+                                                        broadcast_buffers=False,
+                                                        gradient_as_bucket_view=True)
         self.model = model
         self.optimizer = make_optimizer(self._module)
         self.scaler = self.make_scaler()
@@ -38,8 +40,8 @@ class DDPStrategy(Strategy):
         return self._module
 
     def no_sync(self, sync: bool):
-        if self.env.distributed and not sync:
-            return self.model.no_sync()
+        if self._ddp is not None and not sync:
+            return self._ddp.no_sync()
         return super().no_sync(sync)
 
     def save(self, directory: Path) -> None:

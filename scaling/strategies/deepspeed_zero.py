@@ -20,12 +20,13 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
 from scaling import memory
-from scaling.strategies.base import OptimizerFactory, Strategy, ensure_process_group
+from scaling.strategies.base import OptimizerFactory, Strategy, contiguous_on, ensure_process_group
 
 TAG = "ds"
 
@@ -86,7 +87,7 @@ class DeepSpeedStrategy(Strategy):
                            ("WORLD_SIZE", self.env.world_size)):
             os.environ.setdefault(key, str(value))
         # ZeRO flattens and broadcasts parameters as bytes: they must be contiguous
-        self._module = model.to(self.env.device, memory_format=torch.contiguous_format)
+        self._module = contiguous_on(model, self.env.device)
         base = make_optimizer(self._module)
         self.ds_config = ds_config(self.config, torch.distributed.get_world_size(),
                                    bucket_elements(self._module))
@@ -97,6 +98,8 @@ class DeepSpeedStrategy(Strategy):
         self.zero_optimizer = zero_opt
         self.optimizer = base  # the scheduler drives lr on the groups ZeRO steps with
         self.model = engine
+        # DeepSpeed scales fp16 losses itself (its engine's backward and step)
+        self.scaler = torch.amp.GradScaler(self.env.device.type, enabled=False)
         self._alias_fp32_master()
         return engine
 
@@ -189,6 +192,7 @@ def _tensors_in(obj, depth: int = 3, seen=None) -> list[torch.Tensor]:
         return out
     if depth == 0 or isinstance(obj, (torch.nn.Module, torch.optim.Optimizer, str, bytes)):
         return []
+    items: Iterable[object]
     if isinstance(obj, dict):
         items = obj.values()
     elif isinstance(obj, (list, tuple)):

@@ -10,12 +10,16 @@ so they load at any world size.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from scaling import memory
 from scaling.strategies.base import OptimizerFactory, Strategy, ensure_process_group
+
+if TYPE_CHECKING:  # imported when wrapping: fairscale is optional
+    from fairscale.nn.data_parallel import ShardedDataParallel
 
 
 class FairscaleStrategy(Strategy):
@@ -33,17 +37,18 @@ class FairscaleStrategy(Strategy):
         # OSS gives each parameter, in the order given, to the least-loaded rank: largest
         # first makes the shards even (in model order one 1x1 conv can tip a rank to 1.35x)
         params = sorted(self._module.parameters(), key=lambda p: p.numel(), reverse=True)
-        self.optimizer = OSS(params, optim=type(template), **defaults)
+        self.optimizer = self._oss = OSS(params, optim=type(template), **defaults)
+        self._wrapper: ShardedDataParallel | DistributedDataParallel
         if self.config.shard.zero_stage == 2:
-            self.model = ShardedDataParallel(
-                self._module, self.optimizer, broadcast_buffers=False,
+            self.model = self._wrapper = ShardedDataParallel(
+                self._module, self._oss, broadcast_buffers=False,
                 reduce_buffer_size=memory.sdp_bucket_elements(
                     sum(p.numel() for p in self._module.parameters()), self.env.world_size))
         else:
             ids = [self.env.device.index] if self.env.device.type == "cuda" else None
-            self.model = DistributedDataParallel(self._module, device_ids=ids,
-                                                 broadcast_buffers=False,
-                                                 gradient_as_bucket_view=True)
+            self.model = self._wrapper = DistributedDataParallel(self._module, device_ids=ids,
+                                                                 broadcast_buffers=False,
+                                                                 gradient_as_bucket_view=True)
         self.scaler = self.make_scaler()
         return self.model
 
@@ -66,10 +71,10 @@ class FairscaleStrategy(Strategy):
         return applied
 
     def no_sync(self, sync: bool):
-        return super().no_sync(sync) if sync else self.model.no_sync()
+        return super().no_sync(sync) if sync else self._wrapper.no_sync()
 
     def save(self, directory: Path) -> None:
-        self.optimizer.consolidate_state_dict(recipient_rank=0)  # OSS shards gather on rank 0
+        self._oss.consolidate_state_dict(recipient_rank=0)  # OSS shards gather on rank 0
         self._save_full_state(directory)
 
     def load(self, directory: Path) -> None:
@@ -78,5 +83,5 @@ class FairscaleStrategy(Strategy):
     def state_tensors(self) -> dict[str, list]:
         params = list(self._module.parameters())
         return {"param": params, "grad": [p.grad for p in params],
-                "optim": [v for s in self.optimizer.optim.state.values() for v in s.values()
+                "optim": [v for s in self._oss.optim.state.values() for v in s.values()
                           if isinstance(v, torch.Tensor)]}

@@ -13,7 +13,7 @@ from torch.distributed.fsdp import CPUOffload, FullyShardedDataParallel, Shardin
 from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
 from scaling.strategies import _dcp
-from scaling.strategies.base import OptimizerFactory, Strategy, ensure_process_group
+from scaling.strategies.base import OptimizerFactory, Strategy, contiguous_on, ensure_process_group
 from scaling.strategies.policy import BLOCK_TYPES
 
 
@@ -32,8 +32,8 @@ class FSDP1Strategy(_dcp.DCPState, Strategy):
         ensure_process_group(self.env)
         shard = self.config.shard
         self._module = model
-        model = FullyShardedDataParallel(
-            model.to(self.env.device, memory_format=torch.contiguous_format),
+        model = self._fsdp = FullyShardedDataParallel(
+            contiguous_on(model, self.env.device),
             auto_wrap_policy=ModuleWrapPolicy(set(BLOCK_TYPES)),
             sharding_strategy=sharding_strategy(shard.zero_stage, shard.reshard_after_forward),
             cpu_offload=CPUOffload(offload_params=shard.offload),
@@ -54,4 +54,4 @@ class FSDP1Strategy(_dcp.DCPState, Strategy):
                                  enabled=self.config.precision == "fp16")
 
     def no_sync(self, sync: bool):
-        return super().no_sync(sync) if sync else self.model.no_sync()
+        return super().no_sync(sync) if sync else self._fsdp.no_sync()

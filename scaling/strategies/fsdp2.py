@@ -17,10 +17,10 @@ import contextlib
 
 import torch
 from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.fsdp import CPUOffloadPolicy, fully_shard
+from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
 
 from scaling.strategies import _dcp
-from scaling.strategies.base import OptimizerFactory, Strategy, ensure_process_group
+from scaling.strategies.base import OptimizerFactory, Strategy, contiguous_on, ensure_process_group
 from scaling.strategies.policy import blocks
 
 
@@ -32,13 +32,13 @@ class FSDP2Strategy(_dcp.DCPState, Strategy):
         shard = self.config.shard
         mesh = init_device_mesh(self.env.device.type, (torch.distributed.get_world_size(),))
         zero3 = shard.zero_stage == 3 and shard.reshard_after_forward
-        extra = {"offload_policy": CPUOffloadPolicy()} if shard.offload else {}
+        offload = CPUOffloadPolicy() if shard.offload else OffloadPolicy()  # the default: none
         # fully_shard needs contiguous parameters; channels_last inputs still make the
         # convolutions run channels_last (the input's format decides)
-        model = model.to(self.env.device, memory_format=torch.contiguous_format)
+        model = contiguous_on(model, self.env.device)
         for block in blocks(model):
-            fully_shard(block, mesh=mesh, reshard_after_forward=zero3, **extra)
-        fully_shard(model, mesh=mesh, reshard_after_forward=False, **extra)
+            fully_shard(block, mesh=mesh, reshard_after_forward=zero3, offload_policy=offload)
+        fully_shard(model, mesh=mesh, reshard_after_forward=False, offload_policy=offload)
         self.model = model
         self.optimizer = make_optimizer(model)
         self.scaler = self.make_scaler()

@@ -10,6 +10,7 @@ and large enough that the per-unit all-gather is not latency bound.
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 import torch
 from torch import nn
@@ -57,6 +58,6 @@ def prepare(model: nn.Module, config) -> nn.Module:
 
 def maybe_compile(model: nn.Module, config) -> nn.Module:
     """`torch.compile` of the (wrapped) model when asked; the eager model is kept for export."""
-    if config.shard.compile:
-        return torch.compile(model)
+    if config.shard.compile:  # compiling a Module gives a Module (an OptimizedModule)
+        return cast(nn.Module, torch.compile(model))
     return model

@@ -37,7 +37,8 @@ def test_vocab_equal_to_the_tag_count_is_accepted(tmp_path, capsys):
 
 
 def test_real_source_refuses_a_vocab_larger_than_its_tags(tmp_path):
-    from data import build_pretrain_set, materialize
+    from data import build_pretrain_set
+    from data.materialize import materialize
     from data.world_config import WorldConfig
 
     cfg = dict(source="synthetic", path=None, images=64, vocab="all", resample="natural",

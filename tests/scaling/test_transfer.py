@@ -405,3 +405,11 @@ def test_the_supervised_baseline_pretrains_on_the_targets_clean_labels(tmp_path)
     assert rows["sup-None"]["num_classes"] == "40"          # the hashtag vocabulary
     with pytest.raises(ConfigError, match="data.supervised='imagenet'"):
         from_dict(RunConfig, {"data": {"supervised": "imagenet"}})
+
+
+def test_load_trunk_without_an_exported_model_names_the_missing_file(tmp_path):
+    from scaling.errors import RunError
+
+    (tmp_path / "final").mkdir()
+    with pytest.raises(RunError, match=r"final/model.json is missing: .*pretrain it first"):
+        T.load_trunk(tmp_path)
