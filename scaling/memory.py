@@ -213,8 +213,6 @@ def estimate(profile: ModelProfile, config, world_size: int, strategy: Optional[
             grad += 4.0 * bucket_elements(P)
         elif name == "fp32_master" and "master" not in offloaded:
             param += 4.0 * share
-        elif name == "fp32_master_if_fp16" and "master" not in offloaded:
-            param += 4.0 * share if config.precision == "fp16" else 0.0
         elif name == "edge_grads":
             grad += 4.0 * (_edge_grads(profile, W) - share)
         elif name == "sdp_buckets":
