@@ -8,8 +8,9 @@ bucket (scaling/memory.py `bucket_elements`), not DeepSpeed's 5e8/1e9-element de
 which exceed the models here (with a reuse distance larger than the model, ZeRO-3 keeps
 every parameter gathered from forward until backward). What DeepSpeed then holds is
 measured, not patched: in fp32 ZeRO-3 keeps an fp32 master copy of the partition beside
-the fp32 partition (the strategy table's `fp32_master`). The optimizer is ours (the paper's SGD), handed to DeepSpeed, so the lr schedule is
-driven on it exactly as for every other strategy.
+the fp32 partition (the strategy table's `fp32_master`). The optimizer is ours (the
+paper's SGD), handed to DeepSpeed, so the lr schedule is driven on it exactly as for every
+other strategy.
 
 Precision: bf16 is autocast over fp32 weights (DeepSpeed's `bf16` mode casts batch norm
 too, which CPU kernels reject); fp16 is DeepSpeed's own fp16 mode with its dynamic loss
