@@ -21,7 +21,6 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -129,15 +128,8 @@ def worker(args) -> None:
     torch.set_num_threads(1)
     rows, data_rows = [], []
 
-    def timed(fn, steps):
-        def rate():
-            dist.barrier(env)
-            start = time.perf_counter()
-            for _ in range(steps):
-                fn()
-            dist.barrier(env)
-            return args.batch * steps / (time.perf_counter() - start)
-        return rate
+    def timed(fn, steps):  # images/s of the global batch, every rank in step
+        return ratio.timed(fn, steps, lambda: dist.barrier(env), per_call=args.batch)
 
     for name in args.strategies:
         config = run_config(CELLS[name], env.world_size, args.batch, args.width, True,

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -134,15 +133,12 @@ def main(argv=None) -> int:
         return x, torch.randint(0, classes, (batch,), device=device)
 
     def rate_of(label, fn, x, y):
+        probe = ratio.timed(lambda: fn(x, y), steps, sync, per_call=batch)
+
         def rate():
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
-            sync()
-            start = time.perf_counter()
-            for _ in range(steps):
-                fn(x, y)
-            sync()
-            ips = batch * steps / (time.perf_counter() - start)
+            ips = probe()
             if cuda:
                 memory[label] = max(memory.get(label, 0), torch.cuda.max_memory_allocated())
             return ips

@@ -15,6 +15,7 @@ import os
 import random
 import statistics
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,6 +48,22 @@ class Ratio:
         if self.lo >= self.target:
             return "meets"
         return "below" if self.hi < self.target else "within noise"
+
+
+def timed(fn: Callable[[], object], steps: int, sync: Callable[[], object] = lambda: None,
+          per_call: float = 1.0) -> Callable[[], float]:
+    """The one timed loop of every bench: a probe that runs `fn` `steps` times between two
+    `sync()` calls (a barrier across ranks, a CUDA synchronize: the clock must not stop
+    while work is still queued or a rank is behind) and returns `per_call` units (images
+    of a batch, say) x steps per second. `interleave` calls the probes."""
+    def rate() -> float:
+        sync()
+        start = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        sync()
+        return per_call * steps / (time.perf_counter() - start)
+    return rate
 
 
 def interleave(cases: dict[str, Callable[[], float]], rounds: int, warmup: int = 1,

@@ -25,6 +25,7 @@ QUICK = [
     ("bench_engine.py", ["--strategies", "ddp", "fsdp2_z3", "--steps", "6"]),
     ("bench_analysis.py", []),
     ("bench_transfer.py", ["--images", "2000", "--test_images", "1000"]),
+    ("bench_startup.py", ["--rounds", "5", "--breakdown"]),
 ]
 FULL = [
     ("bench_step.py", ["--nproc", "1", "2", "--strategies", "ddp", "fsdp2", "fsdp2_zero2",
@@ -40,6 +41,7 @@ FULL = [
     ("bench_engine.py", ["--steps", "12"]),  # every row of the strategy table
     ("bench_analysis.py", []),
     ("bench_transfer.py", ["--images", "10000"]),
+    ("bench_startup.py", ["--rounds", "9", "--breakdown"]),
 ]
 
 

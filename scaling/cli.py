@@ -88,12 +88,18 @@ COMMANDS: dict[str, Callable[[], _JsonArgParser]] = {
 }
 
 
-def build_parser() -> _JsonArgParser:
+def build_parser(only: Optional[str] = None,
+                 built: Optional[_JsonArgParser] = None) -> _JsonArgParser:
+    """The whole CLI, or with `only` just that subcommand (`built`: its parser, already
+    made): building the run-config parser of train/transfer costs a few tenths of a second
+    each, which every `scaling train` would otherwise pay for every subcommand."""
     parser = ArgumentParser(prog="scaling", description="wsl-scaling: how weakly supervised "
                             "pretraining scales, from sweep file to report.")
     sub = parser.add_subcommands(required=True, dest="command")
     for name, make in COMMANDS.items():
-        child = make()
+        if only is not None and name != only:
+            continue
+        child = built if built is not None else make()
         sub.add_subcommand(name, child, help=child.description)
         if name == "data":
             _attach_data_actions(child)
@@ -232,14 +238,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     debug = bool(os.environ.get("SCALING_DEBUG"))
     try:
         command = argv[0] if argv and argv[0] in COMMANDS else None
+        built = None
         if command == "data" and len(argv) > 1 and argv[1] in DATA_ACTIONS:
             options = _bool_options(_function_parser(DATA_ACTIONS[argv[1]]))
             argv = argv[:2] + normalize_bool_flags(argv[2:], options)
         elif command:
-            argv = [command] + normalize_bool_flags(argv[1:], _bool_options(COMMANDS[command]()))
+            built = COMMANDS[command]()
+            argv = [command] + normalize_bool_flags(argv[1:], _bool_options(built))
         if command in ("train", "transfer"):
             _check_run_config_files(argv)
-        parser = build_parser()
+        # a known command parses with its own parser only; anything else sees them all
+        parser = build_parser(command, built if command != "data" else None)
         try:
             cfg = parser.parse_args(argv)
         except ArgumentError as exc:

@@ -262,7 +262,8 @@ class Trainer:
                     # moment parameters, gradients and optimizer state all exist
                     loss = self.forward_backward(x, y)
                     write_memory_report(run_dir, self.strategy, config, env,
-                                        self.pset.num_classes, tracker)
+                                        self.pset.num_classes, tracker,
+                                        self.flops_per_image)
                     self.optimizer_step()
                 else:
                     loss = self.train_step(x, y)
@@ -445,7 +446,8 @@ def _tracker(strategy):
 
 
 def write_memory_report(run_dir: Path, strategy, config: RunConfig, env: dist.DistEnv,
-                        num_classes: int, tracker) -> None:
+                        num_classes: int, tracker,
+                        flops_per_image: Optional[int] = None) -> None:
     """`memory.json`: per rank, the bytes of parameters, gradients and optimizer state held
     (after backward, before the optimizer step: the moment all three exist), the tracked
     peak of live tensors when tracking, and the estimator's figures for this run."""
@@ -459,8 +461,9 @@ def write_memory_report(run_dir: Path, strategy, config: RunConfig, env: dist.Di
         reports = [None] * env.world_size
         torch.distributed.all_gather_object(reports, report)
     if env.is_main:
-        est = memory.estimate(memory.profile_config(config, num_classes), config,
-                              env.world_size)
+        # the trainer counted the FLOPs already: the profile does not count them again
+        est = memory.estimate(memory.profile_config(config, num_classes, flops_per_image),
+                              config, env.world_size)
         write_json(run_dir / "memory.json", {"schema_version": 1,
                                              "strategy": config.shard.strategy,
                                              "world_size": env.world_size,

@@ -73,8 +73,10 @@ class MemoryEstimate:
         return {**asdict(self), "state_bytes": self.state_bytes, "total_bytes": self.total_bytes}
 
 
-def profile_model(model_factory, image_size: int) -> ModelProfile:
-    """Measure a model (built by `model_factory()` on the meta device) for the estimator."""
+def profile_model(model_factory, image_size: int,
+                  flops_per_image: Optional[int] = None) -> ModelProfile:
+    """Measure a model (built by `model_factory()` on the meta device) for the estimator;
+    `flops_per_image` when the caller has already counted them (not counted again)."""
     import torch
 
     from models import forward_flops
@@ -117,17 +119,19 @@ def profile_model(model_factory, image_size: int) -> ModelProfile:
                         activation_bytes_per_image=int(total),
                         checkpointed_bytes_per_image=int(ckpt),
                         input_bytes_per_image=3 * image_size * image_size * 4,
-                        flops_per_image=forward_flops(model, image_size),
+                        flops_per_image=(forward_flops(model, image_size)
+                                         if flops_per_image is None else flops_per_image),
                         param_numels=tuple(p.numel() for p in model.parameters()))
 
 
-def profile_config(config, num_classes: int) -> ModelProfile:
+def profile_config(config, num_classes: int,
+                   flops_per_image: Optional[int] = None) -> ModelProfile:
     from models import create_model
     from scaling.recipe import model_kwargs
 
     return profile_model(lambda: create_model(config.model.arch, num_classes=num_classes,
                                               **model_kwargs(config)),
-                         config.model.image_size)
+                         config.model.image_size, flops_per_image)
 
 
 def bucket_elements(params: int) -> int:
@@ -214,8 +218,6 @@ def estimate(profile: ModelProfile, config, world_size: int, strategy: Optional[
             grad += 4.0 * bucket_elements(P)
         elif name == "fp32_master" and "master" not in offloaded:
             param += 4.0 * share
-        elif name == "fp32_master_if_fp16" and "master" not in offloaded:
-            param += 4.0 * share if config.precision == "fp16" else 0.0
         elif name == "edge_grads":
             grad += 4.0 * (_edge_grads(profile, W) - share)
         elif name == "sdp_buckets":

@@ -112,6 +112,12 @@ def cpu_peak(threads: int) -> dict:
     cached = _read_cache(peak_cache_path()).get(_host_key(threads))
     if cached and cached.get("trusted") and cached.get("flops", 0) > 0:
         return {**cached, "source": "cache"}
+    load = os.getloadavg()[0]
+    other = max(0.0, load - threads) / (os.cpu_count() or 1)
+    if other > QUIET_LOAD:  # a measurement now could not be trusted: do not spend on it
+        return {"flops": float("nan"), "threads": threads, "load_1min": round(load, 2),
+                "other_load_per_core": round(other, 3), "trusted": False,
+                "source": "not measured (host busy)"}
     return {**measure_cpu_peak(threads), "source": "measured now"}
 
 
@@ -149,14 +155,22 @@ class MetricsLogger:
 
     def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
         self.path = run_dir / "metrics.jsonl"
+        self.run_dir = run_dir
         self.tb = None
-        if tensorboard:
+        self._want_tb = tensorboard
+
+    def _writer(self):
+        """The TensorBoard writer, made at the first logged step rather than before the
+        first step (importing tensorboard takes a few tenths of a second)."""
+        if self._want_tb and self.tb is None:
+            self._want_tb = False
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(log_dir=str(run_dir / "tb"))
+                self.tb = SummaryWriter(log_dir=str(self.run_dir / "tb"))
             except ImportError:  # tensorboard missing: metrics.jsonl is the contract
                 self.tb = None
+        return self.tb
 
     def truncate_after(self, step: int) -> None:
         """On resume, drop lines logged after the checkpoint (they will be logged again)."""
@@ -174,10 +188,11 @@ class MetricsLogger:
     def log(self, record: dict) -> None:
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
-        if self.tb is not None:
+        tb = self._writer()
+        if tb is not None:
             for key, value in record.items():
                 if key != "step" and isinstance(value, (int, float)):
-                    self.tb.add_scalar(f"train/{key}", value, record["step"])
+                    tb.add_scalar(f"train/{key}", value, record["step"])
 
     def close(self) -> None:
         if self.tb is not None:

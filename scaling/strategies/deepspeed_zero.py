@@ -2,8 +2,15 @@
 
 The ds_config is generated from the run config (batch sizes, ZeRO stage, precision,
 offload), then `shard.deepspeed_overrides` - keys validated at config load - is merged on
-top. The optimizer is ours (the paper's SGD), handed to DeepSpeed, so the lr schedule is
-driven on it exactly as for every other strategy.
+top. Only DeepSpeed's public config is used: bucket sizes (reduce, all-gather, ZeRO-3
+prefetch) and ZeRO-3's live-parameter and reuse-distance limits are the model-derived
+bucket (scaling/memory.py `bucket_elements`), not DeepSpeed's 5e8/1e9-element defaults,
+which exceed the models here (with a reuse distance larger than the model, ZeRO-3 keeps
+every parameter gathered from forward until backward). What DeepSpeed then holds is
+measured, not patched: in fp32 ZeRO-3 keeps an fp32 master copy of the partition beside
+the fp32 partition (the strategy table's `fp32_master`). The optimizer is ours (the
+paper's SGD), handed to DeepSpeed, so the lr schedule is driven on it exactly as for every
+other strategy.
 
 Precision: bf16 is autocast over fp32 weights (DeepSpeed's `bf16` mode casts batch norm
 too, which CPU kernels reject); fp16 is DeepSpeed's own fp16 mode with its dynamic loss
@@ -45,7 +52,8 @@ def ds_config(config, world_size: int, bucket: int = 2 ** 22) -> dict:
             "reduce_bucket_size": bucket, "allgather_bucket_size": bucket}
     if shard.zero_stage == 3:
         zero.update({"stage3_prefetch_bucket_size": bucket,
-                     "stage3_param_persistence_threshold": 0})
+                     "stage3_param_persistence_threshold": 0,
+                     "stage3_max_reuse_distance": bucket, "stage3_max_live_parameters": bucket})
     if shard.offload:
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
         if shard.zero_stage == 3:
@@ -100,22 +108,7 @@ class DeepSpeedStrategy(Strategy):
         self.model = engine
         # DeepSpeed scales fp16 losses itself (its engine's backward and step)
         self.scaler = torch.amp.GradScaler(self.env.device.type, enabled=False)
-        self._alias_fp32_master()
         return engine
-
-    def _alias_fp32_master(self) -> None:
-        """fp32 ZeRO-3 keeps a second fp32 copy of each parameter partition as the master
-        weights; when the partitions are already fp32 (and on the same device) the copy is
-        redundant, so the master is made to share the partition's storage. DeepSpeed's
-        copy-back after each step becomes a copy onto itself."""
-        opt = self.zero_optimizer
-        if (self.config.shard.zero_stage != 3 or self.config.precision == "fp16"
-                or self.config.shard.offload):
-            return
-        for low, master in zip(opt.fp16_partitioned_groups_flat, opt.fp32_partitioned_groups_flat):
-            if (low is not None and low.dtype == master.dtype and low.shape == master.shape
-                    and low.device == master.device):
-                master.data = low.data
 
     @property
     def module(self) -> torch.nn.Module:

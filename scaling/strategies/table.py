@@ -28,16 +28,17 @@ BUFFERS = {
     "gathered_model": (False, ("SHARD_GRAD_OP: every parameter gathered from forward until "
                                "backward frees it, and one unit's unsharded gradients")),
     "gathered_modules": (False, ("DeepSpeed ZeRO-3: the running module's parameters gathered "
-                                 "plus the prefetch bucket (stage3_prefetch_bucket_size = the "
-                                 "reduce bucket)")),
+                                 "plus the prefetch bucket (stage3_prefetch_bucket_size, "
+                                 "stage3_max_live_parameters and stage3_max_reuse_distance = "
+                                 "the reduce bucket)")),
     "reduce_bucket": (False, ("DeepSpeed's gradient bucket (reduce_bucket_size = 1/16 of the "
                               "model), released at the end of backward")),
     "reduce_bucket_held": (True, ("DeepSpeed ZeRO-3's gradient bucket, kept between steps")),
-    "fp32_master": (True, ("DeepSpeed ZeRO-1/2 keeps an fp32 master copy of its partition "
-                           "beside the weights, even when the weights are fp32 (no ds_config "
-                           "option removes it)")),
-    "fp32_master_if_fp16": (True, ("the fp32 master partition under fp16 (in fp32 it shares "
-                                   "the partition's storage)")),
+    "fp32_master": (True, ("DeepSpeed keeps an fp32 master copy of its partition beside the "
+                           "weights, even when the weights are fp32 (ZeRO-1/2: always; ZeRO-3: "
+                           "0.19.8 means to share the partition's storage when dtype and device "
+                           "match, but compares a torch.device with the accelerator's device "
+                           "name string, which is never equal; no ds_config option removes it)")),
     "edge_grads": (True, ("DeepSpeed ZeRO-1/2 hold the whole gradient of every parameter that "
                           "touches their flat partition, so a parameter straddling a partition "
                           "edge is held whole on both sides")),
@@ -150,9 +151,11 @@ TABLE: dict[str, StrategySpec] = {s.name: s for s in (
                   "bucket by bucket during backward (also across micro-batches)",
                   Memory(FULL, SHARDED, SHARDED, ("fp32_master", "edge_grads", "reduce_bucket"),
                          fp16_weights=True)),
-         3: Stage("ZeRO-3: parameters partitioned too, gathered per module",
+         3: Stage("ZeRO-3: parameters partitioned too, gathered per module; in fp32 the "
+                  "fp32 master copy of the partition doubles the parameter bytes (1.37x of "
+                  "ideal at 2 ranks on the test model)",
                   Memory(SHARDED, SHARDED, SHARDED,
-                         ("gathered_modules", "reduce_bucket_held", "fp32_master_if_fp16"),
+                         ("gathered_modules", "reduce_bucket_held", "fp32_master"),
                          fp16_weights=True))},
         stage_fix="deepspeed runs ZeRO 1, 2 or 3 (stage 0 is plain data parallel: use ddp)",
         offload=("optim", "master"),

@@ -45,3 +45,17 @@ def test_cached_peak_of_another_thread_count_is_not_used(empty_cache, monkeypatc
     telemetry.measure_cpu_peak(1)
     monkeypatch.setattr(telemetry.os, "getloadavg", lambda: (9.0, 9.0, 9.0))
     assert math.isnan(telemetry.measured_cpu_peak(2))
+
+
+def test_busy_host_without_a_cached_peak_does_not_measure_one(empty_cache, monkeypatch):
+    """A measurement on a busy host could never be trusted, so `scaling train` does not
+    spend its start-up on one: MFU is NaN either way."""
+    monkeypatch.setattr(telemetry.os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+
+    def measured(threads):
+        raise AssertionError("measured on a busy host")
+
+    monkeypatch.setattr(telemetry, "_matmul_flops", measured)
+    entry = telemetry.cpu_peak(1)
+    assert not entry["trusted"] and entry["source"] == "not measured (host busy)"
+    assert math.isnan(telemetry.measured_cpu_peak(1))

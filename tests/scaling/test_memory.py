@@ -104,7 +104,9 @@ def test_sharded_estimates_shrink_state_with_world_size():
     ds3 = memory.estimate(profile, _config(), 2, "deepspeed", {"zero_stage": 3}, at_rest=True)
     assert ddp.state_bytes == 12 * profile.params
     assert z3.optim_bytes == ddp.optim_bytes / 2
-    assert ds3.state_bytes < 0.6 * ddp.state_bytes
+    # DeepSpeed ZeRO-3 keeps an fp32 master copy of its partition: (4 + 4 + 4 + 4) / 2 of
+    # ddp's 12 bytes per parameter, plus its held reduce bucket (1/16 of the model)
+    assert 0.66 < ds3.state_bytes / ddp.state_bytes < 0.70
     assert memory.estimate(profile, _config(), 4, "fsdp2").state_bytes < z3.state_bytes
 
 

@@ -186,12 +186,23 @@ def _state_bytes(run):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["fsdp2", "deepspeed_z3", "fsdp1"])
+@pytest.mark.parametrize("name", ["fsdp2", "fsdp1"])
 def test_zero3_holds_at_most_055_of_ddp_state_per_rank(runs, name):
     ddp = max(_state_bytes(runs["ddp"]))
     for held in _state_bytes(runs[name]):
         print(f"{name}: {held} / {ddp} = {held / ddp:.3f} of ddp")
         assert held <= 0.55 * ddp
+
+
+def test_deepspeed_zero3_holds_two_thirds_of_ddp_state_per_rank(runs):
+    """DeepSpeed ZeRO-3 in fp32 holds its partition twice (the weights and an fp32 master
+    copy, see the table's `fp32_master`): (8 + 4 + 4) / 2 of ddp's 12 bytes a parameter
+    plus its 1/16-model reduce bucket = 0.683 of ddp on TINY (measured). Below 0.66 it
+    stopped keeping the copy (update the table); above 0.70 it holds something more."""
+    ddp = max(_state_bytes(runs["ddp"]))
+    for held in _state_bytes(runs["deepspeed_z3"]):
+        print(f"deepspeed_z3: {held} / {ddp} = {held / ddp:.3f} of ddp")
+        assert 0.66 <= held / ddp <= 0.70
 
 
 def _children(pid):
