@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import torch.nn as nn
 
+from contract.errors import ConfigError
+
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 
@@ -27,6 +29,6 @@ def create_model(name: str, num_classes: int = 1000, **kwargs) -> nn.Module:
     """Build a registered model; an unknown name names the closest registered one."""
     if name not in _MODELS:
         close = difflib.get_close_matches(name, list(_MODELS), n=1, cutoff=0.0)
-        raise ValueError(f"model.arch={name!r} is invalid: use a registered model, "
-                         f"e.g. {close[0]!r} (see models.list_models())")
+        raise ConfigError(f"model.arch={name!r} is invalid: use a registered model, "
+                          f"e.g. {close[0]!r} (see models.list_models())")
     return _MODELS[name](num_classes=num_classes, **kwargs)

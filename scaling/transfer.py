@@ -201,7 +201,7 @@ def fewshot(train_f, train_y, test_f, test_y, classes: int, shots, draws: int, l
 def validate_targets(config: RunConfig) -> None:
     """What can be checked before any run starts (sweep time): user target folders exist,
     have two classes and both splits; synthetic targets of a real source need a copy of the
-    world. A one-line ValueError naming the target otherwise."""
+    world. A one-line ConfigError naming the target otherwise."""
     from data.target_spec import parse_target, parse_targets
     from data.targets import check_target
 

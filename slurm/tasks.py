@@ -142,7 +142,7 @@ _SRUN = {"train": '--ntasks="$SLURM_NTASKS"', "transfer": '--nodes=1 --ntasks="$
 
 def task_script(sweep_dir: Union[str, Path], phase: str, python: str) -> str:
     if phase not in PHASES:
-        raise ValueError(f"phase={phase!r} is invalid: use one of {PHASES}")
+        raise ConfigError(f"phase={phase!r} is invalid: use one of {PHASES}")
     return _TEMPLATE.format(phase=phase, sweep=shlex.quote(str(Path(sweep_dir).resolve())),
                             python=shlex.quote(python), srun_shape=_SRUN[phase],
                             nocwd=shlex.quote(NOCWD))
