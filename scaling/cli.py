@@ -17,7 +17,7 @@ from typing import Optional
 from jsonargparse import ActionConfigFile
 from jsonargparse import ArgumentParser as _JsonArgParser
 
-from scaling import api
+from scaling import api, logs
 from scaling.errors import ConfigError, RunError, user_message
 
 TRUTHY = {"true", "false", "yes", "no", "1", "0", "on", "off"}
@@ -230,6 +230,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = bool(os.environ.get("SCALING_DEBUG"))
     try:
+        logs.setup()
         command = argv[0] if argv and argv[0] in COMMANDS else None
         if command == "data" and len(argv) > 1 and argv[1] in DATA_ACTIONS:
             options = _bool_options(_function_parser(DATA_ACTIONS[argv[1]]))
