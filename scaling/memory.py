@@ -346,9 +346,6 @@ class LiveTensorTracker:
     def _free(self, key: int) -> None:
         self.current -= self.live.pop(key, 0)
 
-    def reset_peak(self) -> None:
-        self.peak = self.current
-
     def __enter__(self) -> LiveTensorTracker:
         self._mode.__enter__()
         return self

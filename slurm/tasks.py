@@ -178,7 +178,3 @@ def local_argv(sweep_dir: Union[str, Path], run_dir: Path, phase: str) -> list[s
     nproc = res.devices_per_node  # transfer shards features / fine-tunes on one node's ranks
     return ["bash", str(task_script_path(sweep_dir, phase)), "local",
             check_run_id(Path(run_dir).name), str(nproc)]
-
-
-def shell_line(argv: list[str]) -> str:
-    return " ".join(shlex.quote(a) for a in argv)

@@ -1,15 +1,12 @@
-"""Fixtures for the analysis tests: fabricated sweep folders (see analysis_fakes)."""
+"""Fixtures for the analysis tests: fabricated sweep folders (see analysis.fakes)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # so tests import analysis_fakes in any import mode
-
-from analysis_fakes import make_sweep  # noqa: E402
+from analysis.fakes import make_sweep
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import warnings
 
 import pandas as pd
 import pytest
-from analysis_fakes import make_sweep
 
 from analysis import (
     CollectWarning,
@@ -18,6 +17,7 @@ from analysis import (
     run_states,
 )
 from analysis.collect import COLUMNS
+from analysis.fakes import make_sweep
 
 CONTRACT = ["sweep", "run_id", "status", "train_status", "transfer_status", "arch", "depth",
             "width", "cardinality", "base_width", "params", "flops_per_image",

@@ -4,10 +4,10 @@ supervised baseline table shape them for the report."""
 import json
 
 import pandas as pd
-from analysis_fakes import PROTOCOL_OFFSET
 
 from analysis import collect
 from analysis import protocols as P
+from analysis.fakes import PROTOCOL_OFFSET
 
 
 def _add_fields(sweep):
