@@ -134,9 +134,10 @@ class Trainer:
             update_state(self.run_dir, data={"records": config.data.images, "kept": len(pset),
                                              "dropped": pset.dropped, "corrupt": pset.corrupt})
             if pset.corrupt:
-                log.warning("%d of %d records of %s are missing or undecodable (skipped; "
-                            "data.max_corrupt_frac=%s)", pset.corrupt, config.data.images,
-                            config.data.path, config.data.max_corrupt_frac)
+                # within the allowed fraction: a note on stdout, where it always was
+                log.info("warning: %d of %d records of %s are missing or undecodable (skipped; "
+                         "data.max_corrupt_frac=%s)", pset.corrupt, config.data.images,
+                         config.data.path, config.data.max_corrupt_frac)
         config = _resolve_strategy(config, env, self.pset.num_classes)
         self.config, optim = config, config.optim
         torch.manual_seed(config.seed)
