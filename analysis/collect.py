@@ -25,6 +25,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from contract.errors import ConfigError
+
 # The run-id contract of scaling/runfiles.py (SAFE_NAME), repeated so analysis/ stays
 # independent: a run id is one plain folder name, never a path out of runs/.
 _RUN_ID = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}$")
@@ -80,7 +82,7 @@ _RENAMED = {"transfer_wall_s": "wall_s"}   # results column -> transfer file fie
 _MANIFEST_VALUES = ("params", "flops_per_image", "pretrain_flops")
 
 
-class SchemaVersionError(ValueError):
+class SchemaVersionError(ConfigError):
     """A file was written by a newer wsl-scaling than the one reading it."""
 
 
@@ -209,9 +211,9 @@ def _runs(sweep: Path, manifest: pd.DataFrame) -> list[_Run]:
     runs_dir = sweep / "runs"
     for run_id in manifest["run_id"]:
         if not _RUN_ID.match(str(run_id)):
-            raise ValueError(f"{sweep / 'manifest.csv'}: run id {str(run_id)!r} is invalid: "
-                             "use letters, digits and . _ + - (not starting with a dot, "
-                             "no slashes); fix or remove that row")
+            raise ConfigError(f"{sweep / 'manifest.csv'}: run id {str(run_id)!r} is invalid: "
+                              "use letters, digits and . _ + - (not starting with a dot, "
+                              "no slashes); fix or remove that row")
     listed = [_Run(str(r["run_id"]), runs_dir / str(r["run_id"]),
                    {k: (None if _missing(v) else v) for k, v in r.items()})
               for r in manifest.to_dict("records")]

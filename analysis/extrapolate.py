@@ -15,6 +15,7 @@ import pandas as pd
 from analysis.fit import FitResult, _column, _columns, _require, fit_law
 from analysis.laws import Law, get_law
 from analysis.select import direction, frontier
+from contract.errors import ConfigError
 
 
 @dataclass
@@ -119,7 +120,7 @@ def extrapolate(df: pd.DataFrame, x: str | Sequence[str] = "dataset_images", y: 
     levels = np.sort(np.unique(size[np.isfinite(size)]))
     k = (max(1, int(round(holdout * len(levels)))) if 0 < holdout < 1 else int(holdout))
     if k < 1 or len(levels) <= k:
-        raise ValueError(f"holdout={holdout} leaves no runs to fit ({len(levels)} sizes)")
+        raise ConfigError(f"holdout={holdout} leaves no runs to fit ({len(levels)} sizes)")
     cut = levels[-k]
     keep, held = data[size < cut], data[size >= cut]
     result = fit_law(keep, x=x, y=y, law=law, n_boot=n_boot, seed=seed, units=units,

@@ -18,13 +18,15 @@ from pathlib import Path
 
 import yaml
 
+from contract.errors import ConfigError
+
 SCHEMA_VERSION = 1
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "configs" / "findings.yaml"
 """The shipped config (a checkout's ``configs/findings.yaml``); absent in a bare install,
 where the dataclass defaults below (the same values, a test checks it) are used."""
 
 
-class FindingsConfigError(ValueError):
+class FindingsConfigError(ConfigError):
     """A bad findings config: one line naming the field, the value and the fix."""
 
 

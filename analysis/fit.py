@@ -37,6 +37,7 @@ from scipy import optimize, stats
 from analysis.laws import Law, get_law, law_bounds
 from analysis.select import DERIVED, ColumnError, direction, frontier, has_column  # noqa: F401 (re-exported)
 from analysis.select import column as _column
+from contract.errors import ConfigError
 
 
 class FitWarning(UserWarning):
@@ -55,8 +56,8 @@ def _rho(r: np.ndarray, loss: str, delta: float) -> tuple[np.ndarray, np.ndarray
         small = np.abs(r) <= delta
         value = np.where(small, 0.5 * r ** 2, delta * (np.abs(r) - 0.5 * delta))
         return value, np.where(small, r, delta * np.sign(r))
-    raise ValueError(f"loss={loss!r} is not available with method='L-BFGS-B': "
-                     "use 'linear' or 'huber' (or method='trf' for scipy's other losses)")
+    raise ConfigError(f"loss={loss!r} is not available with method='L-BFGS-B': "
+                      "use 'linear' or 'huber' (or method='trf' for scipy's other losses)")
 
 
 def minimise(law: Law, x, y, loss: str = "linear", delta: float = 1.0,
@@ -78,7 +79,7 @@ def minimise(law: Law, x, y, loss: str = "linear", delta: float = 1.0,
         analytic = type(law).jacobian is not Law.jacobian
         method = "L-BFGS-B" if analytic and loss in ("linear", "huber") else "trf"
     if method not in ("trf", "L-BFGS-B"):
-        raise ValueError(f"method={method!r} is invalid: use 'trf' or 'L-BFGS-B'")
+        raise ConfigError(f"method={method!r} is invalid: use 'trf' or 'L-BFGS-B'")
     if method == "L-BFGS-B":
         _rho(np.zeros(1), loss, delta)  # raises for a loss L-BFGS-B cannot take
     x, y = np.asarray(x, float), np.asarray(y, float)
@@ -379,7 +380,7 @@ def fit_xy(x, y, law: str | Law = "loglinear", n_boot: int = 200, seed: int = 0,
     nan_params = {k: math.nan for k in law.params}
     nan_ci = {k: (math.nan, math.nan) for k in law.params}
     if bootstrap not in ("residual", "cases"):
-        raise ValueError(f"bootstrap={bootstrap!r} is invalid: use 'residual' or 'cases'")
+        raise ConfigError(f"bootstrap={bootstrap!r} is invalid: use 'residual' or 'cases'")
     first = x if x.ndim == 1 else x[:, 0] if len(x) else x
     x_range = (float(np.min(first)), float(np.max(first))) if n else (math.nan, math.nan)
     n_x = int(len(np.unique(x, axis=0))) if n else 0

@@ -24,6 +24,7 @@ from analysis.fit import FitResult, fit_law
 from analysis.laws import Law, get_law
 from analysis.select import column as _column
 from analysis.telemetry import cost_model
+from contract.errors import ConfigError
 
 ASSUMPTION = ("Cost = 3 x forward FLOPs/image x images seen, priced at each width's median "
               "measured device-seconds per FLOP in this sweep (same hardware, strategy and "
@@ -79,7 +80,7 @@ def plan(df: pd.DataFrame, budget_hours: float, telemetry: pd.DataFrame,
     are turned back into top-1 percent.
     """
     if not budget_hours > 0:
-        raise ValueError(f"budget_hours={budget_hours} must be > 0")
+        raise ConfigError(f"budget_hours={budget_hours} must be > 0")
     law = get_law(law)
     data = df[df["status"] == "done"] if "status" in df.columns else df
     data = data[_column(data, y).notna()]

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from contract.errors import ConfigError
+
 UNITS = ("percent", "fraction")
 
 DERIVED = {"error": "top1", "top5_error": "top5"}
@@ -21,7 +23,7 @@ DERIVED = {"error": "top1", "top5_error": "top5"}
 `accuracy_units`), the quantity power laws are written for."""
 
 
-class ColumnError(KeyError):
+class ColumnError(ConfigError, KeyError):
     """A column the caller named is not in the table (one line: the name, what the table
     has, and the fix)."""
 
@@ -38,12 +40,12 @@ def accuracy_units(values, units: str | None = None, name: str = "top1") -> str:
     """
     if units is not None:
         if units not in UNITS:
-            raise ValueError(f"units={units!r} is invalid: use 'percent' or 'fraction'")
+            raise ConfigError(f"units={units!r} is invalid: use 'percent' or 'fraction'")
         return units
     v = pd.to_numeric(pd.Series(np.ravel(values)), errors="coerce").dropna()
     if len(v) and (v.min() < 0 or v.max() > 100):
-        raise ValueError(f"column {name!r} holds values in [{v.min():.4g}, {v.max():.4g}]: "
-                         "not an accuracy in percent or as a fraction; pass your own y=")
+        raise ConfigError(f"column {name!r} holds values in [{v.min():.4g}, {v.max():.4g}]: "
+                          "not an accuracy in percent or as a fraction; pass your own y=")
     return "fraction" if not len(v) or v.max() <= 1 else "percent"
 
 
@@ -77,8 +79,8 @@ def direction(best: str | None = None, law=None) -> str:
 
         best = "min" if get_law(law).decreasing else "max"
     if best not in ("min", "max"):
-        raise ValueError(f"best={best!r}: say which run is best per bin, best='min' "
-                         "(errors, losses) or best='max' (accuracies), or pass law=")
+        raise ConfigError(f"best={best!r}: say which run is best per bin, best='min' "
+                          "(errors, losses) or best='max' (accuracies), or pass law=")
     return best
 
 
@@ -92,7 +94,7 @@ def frontier(df: pd.DataFrame, x: str = "pretrain_flops", y: str = "top1", bins:
     index has duplicate labels), sorted by ``x``.
     """
     if bins < 1:
-        raise ValueError(f"bins={bins} must be >= 1")
+        raise ConfigError(f"bins={bins} must be >= 1")
     best = direction(best, law)
     xs = pd.to_numeric(column(df, x), errors="coerce").to_numpy(float)
     ys = pd.to_numeric(column(df, y, units), errors="coerce").to_numpy(float)

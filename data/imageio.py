@@ -20,6 +20,8 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
+from contract.errors import ConfigError
+
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
@@ -71,7 +73,7 @@ def load_synonyms(root: Path) -> dict[str, str]:
     doc = json.loads(path.read_text())
     table = doc.get("synonyms", doc) if isinstance(doc, dict) else None
     if not isinstance(table, dict):
-        raise ValueError(f"{path}: expected {{'synonyms': {{raw: canonical}}}}")
+        raise ConfigError(f"{path}: expected {{'synonyms': {{raw: canonical}}}}")
     return {canonical_spelling(k): canonical_spelling(v) for k, v in table.items()}
 
 

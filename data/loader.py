@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from contract.errors import ConfigError
 from data.rng import hash64
 
 _S_EPOCH = 7
@@ -26,12 +27,12 @@ class ResumableLoader:
     def __init__(self, pset, global_batch: int, rank: int = 0, world_size: int = 1,
                  seed: int = 0, resample: str = "natural"):
         if global_batch < 1 or world_size < 1 or global_batch % world_size:
-            raise ValueError(f"global_batch={global_batch!r} is invalid: use a positive "
-                             f"multiple of the world size ({world_size})")
+            raise ConfigError(f"global_batch={global_batch!r} is invalid: use a positive "
+                              f"multiple of the world size ({world_size})")
         if not 0 <= rank < world_size:
-            raise ValueError(f"rank={rank!r} is invalid: use 0..{world_size - 1}")
+            raise ConfigError(f"rank={rank!r} is invalid: use 0..{world_size - 1}")
         if len(pset) == 0:
-            raise ValueError("the pretraining set is empty: no image kept a vocabulary tag")
+            raise ConfigError("the pretraining set is empty: no image kept a vocabulary tag")
         self.pset, self.global_batch = pset, int(global_batch)
         self.rank, self.world_size = int(rank), int(world_size)
         self.seed, self.resample = int(seed), resample
@@ -87,6 +88,6 @@ class ResumableLoader:
         mine = self.state_dict()
         for key in ("seed", "global_batch", "resample", "num_samples"):
             if key in state and state[key] != mine[key]:
-                raise ValueError(f"loader state {key}={state[key]!r} does not match this run's "
-                                 f"{mine[key]!r}: resuming would change the sample stream")
+                raise ConfigError(f"loader state {key}={state[key]!r} does not match this run's "
+                                  f"{mine[key]!r}: resuming would change the sample stream")
         self.step = int(state["step"])

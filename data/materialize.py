@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.errors import ConfigError
 from data.imageio import encode_png
 from data.pretrain import world_for
 from data.rng import uniform
@@ -140,10 +141,10 @@ def materialize(data_cfg, image_size: int, out: str | Path, fmt: str = "webdatas
     replaces only a previous materialization, never one holding the current folder or
     any path in `protect`."""
     if fmt not in FORMATS:
-        raise ValueError(f"fmt={fmt!r} is invalid: use one of {', '.join(FORMATS)}")
+        raise ConfigError(f"fmt={fmt!r} is invalid: use one of {', '.join(FORMATS)}")
     n = int(data_cfg.images if n is None else n)
     if n < 1 or shard_size < 1:
-        raise ValueError(f"n={n}, shard_size={shard_size} are invalid: use at least 1 each")
+        raise ConfigError(f"n={n}, shard_size={shard_size} are invalid: use at least 1 each")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"out={str(out)!r} is a file: choose a folder")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from contract.errors import ConfigError
 from data.rng import uniform
 from data.vocab import resolve_vocab
 from data.world import SyntheticWorld, _rows_to_csr
@@ -119,7 +120,7 @@ class PretrainSet:
             return torch.ones(len(self), dtype=torch.float64)
         power = {"sqrt": -0.5, "uniform": -1.0}.get(resample)
         if power is None:
-            raise ValueError(f"resample={resample!r} is invalid: use natural, sqrt or uniform")
+            raise ConfigError(f"resample={resample!r} is invalid: use natural, sqrt or uniform")
         per_tag = self.tag_frequency().astype(np.float64)
         per_tag[per_tag > 0] **= power
         counts = np.diff(self.offsets)

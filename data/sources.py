@@ -46,6 +46,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from contract.errors import ConfigError, RunError
 from data.imageio import canonical_spelling, canonical_tags, decode_image, load_synonyms
 from data.pretrain import PretrainSet, finish_tags, vocab_filter
 from data.world_config import world_fields
@@ -190,8 +191,8 @@ def iter_hf(path: str) -> Iterator[Record]:
     for table in _hf_tables(path):
         names = table.schema.names
         if "image" not in names or "tags" not in names:
-            raise ValueError(f"data.path={path!r}: data.source='hf' needs columns 'image' and "
-                             f"'tags'; found {names}")
+            raise ConfigError(f"data.path={path!r}: data.source='hf' needs columns 'image' and "
+                              f"'tags'; found {names}")
         img = table.column("image")
         if hasattr(img, "combine_chunks"):
             img = img.combine_chunks()
@@ -216,7 +217,7 @@ def iter_records(source: str, path: str) -> Iterator[Record]:
         return iter_webdataset(path)
     if source == "hf":
         return iter_hf(path)
-    raise ValueError(f"data.source={source!r} is not a real-data source: use 'hf' or 'webdataset'")
+    raise ConfigError(f"data.source={source!r} is not a real-data source: use 'hf' or 'webdataset'")
 
 
 def read_ref(ref) -> bytes:
@@ -253,22 +254,22 @@ def _resolve_real_vocab(root: Path, tags: list[str], freq: np.ndarray, vocab) ->
     order = np.lexsort((np.arange(len(freq)), -freq))          # by -freq, then id
     if isinstance(vocab, (int, np.integer)) and not isinstance(vocab, bool):
         if vocab > len(order):  # clipping would train K=all under another name and hash
-            raise ValueError(f"data.vocab={vocab!r} is invalid: the first {len(tags)} records "
-                             f"carry only {len(order)} canonical tags: use at most "
-                             f"{len(order)} or 'all'")
+            raise ConfigError(f"data.vocab={vocab!r} is invalid: the first {len(tags)} records "
+                              f"carry only {len(order)} canonical tags: use at most "
+                              f"{len(order)} or 'all'")
         return order[: int(vocab)]
     if vocab == "all":
         return order
     target = str(vocab).split(":", 1)[1]
     path = root / "classes" / f"{target}.txt"
     if not path.is_file():
-        raise ValueError(f"data.vocab={vocab!r} needs the class names of target {target!r}: "
-                         f"write them one per line to {path}")
+        raise ConfigError(f"data.vocab={vocab!r} needs the class names of target {target!r}: "
+                          f"write them one per line to {path}")
     classes = {canonical_spelling(line) for line in path.read_text().splitlines() if line.strip()}
     ids = np.array([i for i, t in enumerate(tags) if t in classes], dtype=np.int64)
     if len(ids) == 0:
-        raise ValueError(f"data.vocab={vocab!r} is invalid: no hashtag in {root} names the "
-                         f"{target!r} classes of {path}")
+        raise ConfigError(f"data.vocab={vocab!r} is invalid: no hashtag in {root} names the "
+                          f"{target!r} classes of {path}")
     return order[np.isin(order, ids)]
 
 
@@ -294,14 +295,14 @@ def build_real_pretrain_set(data_cfg, image_size: int) -> PretrainSet:
         if data_cfg.cache:
             pixels.append(image)
     if seen < N:
-        raise ValueError(f"data.images={N} but data.path={path!r} holds only {seen} samples: "
-                         "use at most that many")
+        raise ConfigError(f"data.images={N} but data.path={path!r} holds only {seen} samples: "
+                          "use at most that many")
     limit = float(getattr(data_cfg, "max_corrupt_frac", 1.0))
     if corrupt > limit * N:
-        raise ValueError(f"data.path={path!r}: {corrupt} of the first {N} records "
-                         f"({corrupt / N:.1%}) have a missing, truncated or undecodable image "
-                         f"or malformed tags, more than data.max_corrupt_frac={limit}: repair "
-                         "the data or raise data.max_corrupt_frac")
+        raise RunError(f"data.path={path!r}: {corrupt} of the first {N} records "
+                       f"({corrupt / N:.1%}) have a missing, truncated or undecodable image "
+                       f"or malformed tags, more than data.max_corrupt_frac={limit}: repair "
+                       "the data or raise data.max_corrupt_frac")
     tags, freq = _tag_table(root, names)
     vocab = _resolve_real_vocab(root, tags, freq, data_cfg.vocab)
     id_of = {t: i for i, t in enumerate(tags)}
@@ -350,10 +351,10 @@ def check_materialized_world(data_cfg) -> None:
     root = source_root(str(data_cfg.path))
     origin = (read_meta(root) or {}).get("materialized_from")
     if not origin:
-        raise ValueError(f"data.source={data_cfg.source!r}: target splits come from the synthetic "
-                         f"world, and {root} was not materialized from it (no meta.json); "
-                         "user-supplied target sets are not supported yet")
+        raise ConfigError(f"data.source={data_cfg.source!r}: target splits come from the synthetic "
+                          f"world, and {root} was not materialized from it (no meta.json); "
+                          "user-supplied target sets are not supported yet")
     world = world_fields(data_cfg.world)
     if origin.get("seed") != int(data_cfg.seed) or origin.get("world") != world:
-        raise ValueError(f"data.seed / data.world differ from the world {root} was materialized "
-                         f"from (seed {origin.get('seed')}): set them as in {root / 'meta.json'}")
+        raise ConfigError(f"data.seed / data.world differ from the world {root} was materialized "
+                          f"from (seed {origin.get('seed')}): set them as in {root / 'meta.json'}")

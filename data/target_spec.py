@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contract.errors import ConfigError
+
 SYNTHETIC = ("fine", "coarse", "novel")
 FORMATS = ("imagefolder", "hf")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
@@ -45,8 +47,8 @@ class TargetSpec:
         return self.format == "synthetic"
 
 
-def _bad(field: str, value: Any, fix: str) -> ValueError:
-    return ValueError(f"{field}={value!r} is invalid: {fix}")
+def _bad(field: str, value: Any, fix: str) -> ConfigError:
+    return ConfigError(f"{field}={value!r} is invalid: {fix}")
 
 
 def _from_mapping(value: dict, field: str) -> TargetSpec:

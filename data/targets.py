@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from contract.errors import ConfigError
 from data.imageio import decode_image
 from data.sources import IMAGE_EXTS
 from data.target_spec import TargetSpec, parse_target
@@ -43,7 +44,7 @@ class TargetSplit:
     bad: int = 0                  # samples skipped: undecodable image or unusable label
 
 
-class TargetError(ValueError):
+class TargetError(ConfigError):
     """A target set that cannot be used (one line naming the target and the fix)."""
 
 

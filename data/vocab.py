@@ -12,6 +12,7 @@ from typing import Union
 
 import numpy as np
 
+from contract.errors import ConfigError
 from data.world import TARGETS, SyntheticWorld
 
 
@@ -21,23 +22,23 @@ def resolve_vocab(world: SyntheticWorld, vocab: Union[int, str]) -> np.ndarray:
     order = np.lexsort((np.arange(len(freq)), -freq))   # by -freq, then id
     if isinstance(vocab, (int, np.integer)) and not isinstance(vocab, bool):
         if vocab < 1:
-            raise ValueError(f"data.vocab={vocab!r} is invalid: use K >= 1")
+            raise ConfigError(f"data.vocab={vocab!r} is invalid: use K >= 1")
         if vocab > len(order):  # clipping would train K=all under another name and hash
-            raise ValueError(f"data.vocab={vocab!r} is invalid: this world has only "
-                             f"{len(order)} canonical tags: use at most {len(order)} or 'all'")
+            raise ConfigError(f"data.vocab={vocab!r} is invalid: this world has only "
+                              f"{len(order)} canonical tags: use at most {len(order)} or 'all'")
         return order[: int(vocab)]
     if vocab == "all":
         return order
     if isinstance(vocab, str) and vocab.startswith("matched:"):
         target = vocab.split(":", 1)[1]
         if target not in TARGETS:
-            raise ValueError(f"data.vocab={vocab!r} is invalid: use matched:<target> with a "
-                             f"target in {', '.join(TARGETS)}")
+            raise ConfigError(f"data.vocab={vocab!r} is invalid: use matched:<target> with a "
+                              f"target in {', '.join(TARGETS)}")
         ids, _ = world.target_classes(target)
         if len(ids) == 0:
-            raise ValueError(f"data.vocab={vocab!r} is invalid: no hashtag names the "
-                             f"{target!r} classes (that is what makes them novel)")
+            raise ConfigError(f"data.vocab={vocab!r} is invalid: no hashtag names the "
+                              f"{target!r} classes (that is what makes them novel)")
         keep = np.isin(order, ids)
         return order[keep]
-    raise ValueError(f"data.vocab={vocab!r} is invalid: use an integer K, 'all' or "
-                     "'matched:<target>'")
+    raise ConfigError(f"data.vocab={vocab!r} is invalid: use an integer K, 'all' or "
+                      "'matched:<target>'")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from contract.errors import ConfigError
 from data import render as _render
 from data.rng import uniform
 from data.world_config import WorldConfig
@@ -257,12 +258,12 @@ class SyntheticWorld:
             return ids, [self.tag_names[i] for i in ids]
         if name == "novel":
             return np.zeros(0, np.int64), [self.concept_name(a) for a in self.novel_attrs]
-        raise ValueError(f"target={name!r} is invalid: use one of {', '.join(TARGETS)}")
+        raise ConfigError(f"target={name!r} is invalid: use one of {', '.join(TARGETS)}")
 
     def target_indices(self, name: str, split: str, n: int) -> np.ndarray:
         if name not in TARGETS or split not in SPLITS:
-            raise ValueError(f"target split {name!r}/{split!r} is invalid: use a target in "
-                             f"{TARGETS} and a split in {SPLITS}")
+            raise ConfigError(f"target split {name!r}/{split!r} is invalid: use a target in "
+                              f"{TARGETS} and a split in {SPLITS}")
         start = (1 + 2 * TARGETS.index(name) + SPLITS.index(split)) * PRETRAIN_LIMIT
         return start + np.arange(n, dtype=np.int64)
 

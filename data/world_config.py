@@ -9,11 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-
-def _check(ok: bool, field: str, value, fix: str) -> None:
-    """One-line error naming the field, the value and the fix (same format as scaling's)."""
-    if not ok:
-        raise ValueError(f"{field}={value!r} is invalid: {fix}")
+from contract.errors import check as _check
 
 
 @dataclass

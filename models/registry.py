@@ -10,6 +10,8 @@ from typing import Protocol
 import torch
 import torch.nn as nn
 
+from contract.errors import ConfigError
+
 
 class Trunk(Protocol):
     """What every registered model offers besides being an `nn.Module`: the feature width,
@@ -41,6 +43,6 @@ def create_model(name: str, num_classes: int = 1000, **kwargs) -> nn.Module:
     """Build a registered model; an unknown name names the closest registered one."""
     if name not in _MODELS:
         close = difflib.get_close_matches(name, list(_MODELS), n=1, cutoff=0.0)
-        raise ValueError(f"model.arch={name!r} is invalid: use a registered model, "
-                         f"e.g. {close[0]!r} (see models.list_models())")
+        raise ConfigError(f"model.arch={name!r} is invalid: use a registered model, "
+                          f"e.g. {close[0]!r} (see models.list_models())")
     return _MODELS[name](num_classes=num_classes, **kwargs)

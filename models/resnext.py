@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 from torchvision.models.resnet import Bottleneck, ResNet
 
+from contract.errors import ConfigError
 from models.registry import register_model
 
 # Blocks per stage of the 4-stage bottleneck networks, by depth (3 convs per block + 2).
@@ -24,15 +25,15 @@ def stage_layers(depth: int, stages: int) -> list[int]:
     """Blocks per stage for a bottleneck depth: the ResNet table for 4 stages, 9k+2 for 3."""
     if stages == 4:
         if depth not in _DEPTHS_4:
-            raise ValueError(f"model.depth={depth!r} is invalid: with 4 stages use one of "
-                             f"{sorted(_DEPTHS_4)}")
+            raise ConfigError(f"model.depth={depth!r} is invalid: with 4 stages use one of "
+                              f"{sorted(_DEPTHS_4)}")
         return list(_DEPTHS_4[depth])
     if stages == 3:
         if depth < 11 or (depth - 2) % 9:
-            raise ValueError(f"model.depth={depth!r} is invalid: with 3 stages use 9k+2 "
-                             "(11, 20, 29, ...)")
+            raise ConfigError(f"model.depth={depth!r} is invalid: with 3 stages use 9k+2 "
+                              "(11, 20, 29, ...)")
         return [(depth - 2) // 9] * 3
-    raise ValueError(f"model.stages={stages!r} is invalid: use 3 or 4")
+    raise ConfigError(f"model.stages={stages!r} is invalid: use 3 or 4")
 
 
 class ResNeXt(ResNet):
@@ -43,9 +44,9 @@ class ResNeXt(ResNet):
                  zero_init_residual: bool = True) -> None:
         nn.Module.__init__(self)
         if stem not in ("imagenet", "small"):
-            raise ValueError(f"model.stem={stem!r} is invalid: use 'imagenet' or 'small'")
+            raise ConfigError(f"model.stem={stem!r} is invalid: use 'imagenet' or 'small'")
         if len(layers) not in (3, 4):
-            raise ValueError(f"layers={layers!r} is invalid: use 3 or 4 stages")
+            raise ConfigError(f"layers={layers!r} is invalid: use 3 or 4 stages")
         self._norm_layer = nn.BatchNorm2d
         self.dilation = 1
         self.groups = cardinality
@@ -114,9 +115,9 @@ def _paper_member(width: int):
         for key, value in list(kwargs.items()):
             if key in fixed:
                 if value != fixed[key]:
-                    raise ValueError(f"model.{key}={value!r} is invalid for "
-                                     f"resnext101_32x{width}d (fixed at {fixed[key]}): "
-                                     "use arch 'resnext' to change it")
+                    raise ConfigError(f"model.{key}={value!r} is invalid for "
+                                      f"resnext101_32x{width}d (fixed at {fixed[key]}): "
+                                      "use arch 'resnext' to change it")
                 kwargs.pop(key)
         return _build(num_classes, stem=stem, **fixed, **kwargs)
 

@@ -80,7 +80,9 @@ def train(config: Union[RunConfig, str], run_dir: Optional[str] = None) -> str:
     cfg, folder = _as_config(config)
     target = run_dir or folder
     if target is None:
-        raise ValueError("train: give run_dir when passing a RunConfig object")
+        from scaling.errors import ConfigError
+
+        raise ConfigError("train: give run_dir when passing a RunConfig object")
     return _train(cfg, target)
 
 
@@ -93,7 +95,9 @@ def transfer(config: Union[RunConfig, str], run_dir: Optional[str] = None) -> di
     cfg, folder = _as_config(config)
     target = run_dir or folder
     if target is None:
-        raise ValueError("transfer: give run_dir when passing a RunConfig object")
+        from scaling.errors import ConfigError
+
+        raise ConfigError("transfer: give run_dir when passing a RunConfig object")
     return _transfer(cfg, target)
 
 

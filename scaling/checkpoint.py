@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import pickle
 import re
 import shutil
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -31,6 +31,8 @@ import torch
 from scaling.dist import DistEnv, all_reduce_max, barrier
 from scaling.errors import RunError
 from scaling.runfiles import atomic_write_text, now_iso
+
+log = logging.getLogger(__name__)
 
 MARKER = "COMPLETE"
 MARKER_SCHEMA = 1
@@ -100,8 +102,7 @@ def choose(root: Path, env: DistEnv) -> Optional[Path]:
             if why is None:
                 step = float(int(candidate.name))
                 break
-            print(f"warning: checkpoint {candidate} skipped: {why}", file=sys.stderr,
-                  flush=True)
+            log.warning("checkpoint %s skipped: %s", candidate, why)
     step = all_reduce_max(step, env)
     return None if step < 0 else root / f"{int(step):09d}"
 

@@ -7,17 +7,20 @@ as with a value (`--dry_run false`). Known errors print one line and exit non-ze
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
 import re
 import sys
+import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from jsonargparse import ActionConfigFile
 from jsonargparse import ArgumentParser as _JsonArgParser
 
-from scaling import api
+from scaling import api, logs
 from scaling.errors import ConfigError, RunError, user_message
 
 TRUTHY = {"true", "false", "yes", "no", "1", "0", "on", "off"}
@@ -106,12 +109,56 @@ def build_parser(only: Optional[str] = None,
     return parser
 
 
-def _bool_options(parser: _JsonArgParser) -> set[str]:
-    out: set[str] = set()
-    for action in parser._actions:
-        if getattr(action, "_typehint", None) is bool or action.type is bool:
-            out.update(action.option_strings)
+# what every (sub)command parser accepts besides its own options
+_COMMON = {"--help": None, "--config": str, "--print_config": None}
+
+
+def _signature_options(fn: Callable) -> dict[str, Any]:
+    """`--param` -> type hint of `fn`'s parameters with a default (the rest are positional)."""
+    hints = typing.get_type_hints(fn)
+    return {f"--{p.name}": hints.get(p.name) for p in inspect.signature(fn).parameters.values()
+            if p.default is not inspect.Parameter.empty}
+
+
+def _dataclass_options(cls, prefix: str = "--") -> dict[str, Any]:
+    """`--a.b` -> type hint of every field of a config dataclass, nested ones dotted (a
+    nested section's own option takes a YAML file of it)."""
+    out: dict[str, Any] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            out[f"{prefix}{f.name}"] = hint
+            out.update(_dataclass_options(hint, f"{prefix}{f.name}."))
+        else:
+            out[f"{prefix}{f.name}"] = hint
     return out
+
+
+def command_options(argv: list[str]) -> dict[str, Any]:
+    """The options (`--x.y` -> type hint) of the (sub)command `argv` starts with, read from
+    the function or the run config dataclass behind it (the parser's tables are private)."""
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    if command is None:
+        return {"--help": None}
+    if command in ("train", "transfer"):
+        from scaling.config import RunConfig
+
+        own = {**_dataclass_options(RunConfig), "--run_dir": Optional[str]}
+    elif command == "collect":
+        own = {"--write": bool}
+    elif command == "data":
+        action = argv[1] if len(argv) > 1 else None
+        if action not in DATA_ACTIONS:
+            return {"--help": None}
+        own = _signature_options(DATA_ACTIONS[action])
+    else:
+        own = _signature_options(getattr(api, command))
+    return {**_COMMON, **own}
+
+
+def _bool_options(argv: list[str]) -> set[str]:
+    return {name for name, hint in command_options(argv).items() if hint is bool}
 
 
 def normalize_bool_flags(argv: list[str], options: set[str]) -> list[str]:
@@ -179,21 +226,10 @@ def _closest(word: str, options) -> str:
     return f": did you mean {match[0]!r}?" if match else ""
 
 
-def _options(parser: _JsonArgParser, argv: list[str]) -> list[str]:
-    """Option names (`--x.y`) of the (sub)command `argv` names, for did-you-mean."""
-    node = parser
-    for token in argv:
-        sub = getattr(node, "_subcommands_action", None)
-        if sub is None or token not in sub.choices:
-            break
-        node = sub.choices[token]
-    return [o for a in node._actions for o in a.option_strings if o.startswith("--")]
-
-
-def parse_error_line(parser: _JsonArgParser, argv: list[str], message: str) -> str:
+def parse_error_line(argv: list[str], message: str) -> str:
     """A jsonargparse error as one line, with the closest valid option or choice."""
     text = " ".join(str(message).split())
-    options = _options(parser, argv)
+    options = list(command_options(argv))
     m = re.search(r"unrecognized arguments: (\S+)", text)
     if m and m.group(1).startswith("--"):
         return text + _closest(m.group(1).split("=")[0], options)
@@ -237,14 +273,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = bool(os.environ.get("SCALING_DEBUG"))
     try:
+        logs.setup()
         command = argv[0] if argv and argv[0] in COMMANDS else None
-        built = None
+        built: Optional[_JsonArgParser] = None
         if command == "data" and len(argv) > 1 and argv[1] in DATA_ACTIONS:
-            options = _bool_options(_function_parser(DATA_ACTIONS[argv[1]]))
-            argv = argv[:2] + normalize_bool_flags(argv[2:], options)
+            argv = argv[:2] + normalize_bool_flags(argv[2:], _bool_options(argv))
         elif command:
-            built = COMMANDS[command]()
-            argv = [command] + normalize_bool_flags(argv[1:], _bool_options(built))
+            argv = [command] + normalize_bool_flags(argv[1:], _bool_options(argv))
         if command in ("train", "transfer"):
             _check_run_config_files(argv)
         # a known command parses with its own parser only; anything else sees them all
@@ -255,7 +290,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             if debug:
                 raise
             hint = f" (see `scaling {command} --help`)" if command else " (see `scaling --help`)"
-            return _fail(parse_error_line(parser, argv, str(exc)) + hint, 2)
+            return _fail(parse_error_line(argv, str(exc)) + hint, 2)
         command = cfg.command
         return _execute(command, cfg[command])
     except KeyboardInterrupt:

@@ -584,10 +584,7 @@ def from_dict(cls, data: Optional[dict], prefix: str = ""):
             raise ConfigError(f"unknown field {path!r}: did you mean "
                               f"{(prefix + '.' if prefix else '') + closest(str(key), types)!r}?")
         kwargs[key] = _coerce(value, types[key], path)
-    try:
-        return cls(**kwargs)
-    except ValueError as exc:  # data.world raises plain ValueError in the same format
-        raise ConfigError(str(exc)) from None
+    return cls(**kwargs)  # __post_init__ checks raise ConfigError (data.world's included)
 
 
 def check_types(cls, data, prefix: str = "") -> None:

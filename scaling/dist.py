@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -12,7 +13,10 @@ from typing import Optional
 import torch
 import torch.distributed as tdist
 
+from scaling import logs
 from slurm.environment import JobEnvironment
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,6 +68,7 @@ def setup(device: str = "auto", timeout_s: int = 1800) -> DistEnv:
     fails after it instead of hanging (resources.collective_timeout_s)."""
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     rdv = rendezvous(use_cuda=use_cuda)
+    logs.set_rank(rdv.rank, rdv.world_size)
     if use_cuda:
         torch.cuda.set_device(rdv.local_rank)
         dev = torch.device("cuda", rdv.local_rank)
@@ -73,9 +78,10 @@ def setup(device: str = "auto", timeout_s: int = 1800) -> DistEnv:
         if rdv.source == "slurm":
             os.environ["MASTER_ADDR"] = rdv.master_addr
             os.environ["MASTER_PORT"] = str(rdv.master_port)
-            print(f"wsl-scaling: rank {rdv.rank}/{rdv.world_size} (local {rdv.local_rank}) on "
-                  f"{socket.gethostname()}: {rdv.backend} rendezvous at {rdv.master_addr}:"
-                  f"{rdv.master_port}, collective timeout {timeout_s} s", flush=True)
+            log.info("wsl-scaling: rank %d/%d (local %d) on %s: %s rendezvous at %s:%s, "
+                     "collective timeout %s s", rdv.rank, rdv.world_size, rdv.local_rank,
+                     socket.gethostname(), rdv.backend, rdv.master_addr, rdv.master_port,
+                     timeout_s, extra=logs.ALL_RANKS)
         tdist.init_process_group(rdv.backend, rank=rdv.rank, world_size=rdv.world_size,
                                  timeout=timedelta(seconds=timeout_s))
     return DistEnv(rank=rdv.rank, world_size=rdv.world_size, local_rank=rdv.local_rank,

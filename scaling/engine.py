@@ -10,18 +10,18 @@ size - sees the same data and augmentation as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import shutil
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Optional
 
 import torch
 
-from scaling import checkpoint, dist, recipe
+from scaling import checkpoint, dist, logs, recipe
 from scaling.allocator import pin_heap
 from scaling.config import RunConfig, dump_yaml, support_reason, to_dict
 from scaling.errors import ConfigError, RunError
@@ -42,22 +42,25 @@ from scaling.strategies.base import autocast
 from scaling.telemetry import MetricsLogger, max_mem_bytes, peak_flops, provenance
 from slurm.retry import may_requeue
 
+log = logging.getLogger(__name__)
+
 
 def train(config: RunConfig, run_dir) -> str:
     """Train one run in `run_dir`; returns the final train phase (`done` on success)."""
     run_dir = Path(run_dir)
+    logs.setup()
     restrict_umask()
     private_dir(run_dir)
     pin_heap()
     if read_state(run_dir)["train"] == "done":
-        print(f"{run_dir.name}: train already done, nothing to do")
+        log.info("%s: train already done, nothing to do", run_dir.name)
         return "done"
     env = dist.setup(config.resources.device, config.resources.collective_timeout_s)
     lock, clean = None, False
     try:
         lock = hold_run(run_dir, env, "train")
         if read_state(run_dir)["train"] == "done":  # finished while we waited for the lock
-            print(f"{run_dir.name}: train already done, nothing to do")
+            log.info("%s: train already done, nothing to do", run_dir.name)
             clean = True
             return "done"
         phase = Trainer(config, env, run_dir).fit()
@@ -95,8 +98,8 @@ def record_failure(run_dir: Path, phase: str, exc: BaseException,
     try:
         update_state(run_dir, **{phase: "failed", "error": line or one_line(exc)})
     except OSError as write_exc:
-        print(f"error: {run_dir.name}: {phase} failed ({one_line(exc)}) and state.json could "
-              f"not record it ({one_line(write_exc)})", file=sys.stderr, flush=True)
+        log.error("%s: %s failed (%s) and state.json could not record it (%s)", run_dir.name,
+                  phase, one_line(exc), one_line(write_exc))
 
 
 class Trainer:
@@ -132,9 +135,10 @@ class Trainer:
             update_state(self.run_dir, data={"records": config.data.images, "kept": len(pset),
                                              "dropped": pset.dropped, "corrupt": pset.corrupt})
             if pset.corrupt:
-                print(f"warning: {pset.corrupt} of {config.data.images} records of "
-                      f"{config.data.path} are missing or undecodable (skipped; "
-                      f"data.max_corrupt_frac={config.data.max_corrupt_frac})", flush=True)
+                # within the allowed fraction: a note on stdout, where it always was
+                log.info("warning: %d of %d records of %s are missing or undecodable (skipped; "
+                         "data.max_corrupt_frac=%s)", pset.corrupt, config.data.images,
+                         config.data.path, config.data.max_corrupt_frac)
         config = _resolve_strategy(config, env, self.pset.num_classes)
         self.config, optim = config, config.optim
         torch.manual_seed(config.seed)
@@ -180,14 +184,14 @@ class Trainer:
             self.load_state_dict(checkpoint.load(latest, self.strategy, self.env))
         if latest is not None:  # every rank says where it resumed (multi-node logs)
             where = latest.relative_to(self.run_dir) if self.run_dir else latest.name
-            print(f"wsl-scaling: rank {self.env.rank} on {socket.gethostname()}: resumed "
-                  f"from {where} (step {self.step})", flush=True)
+            log.info("wsl-scaling: rank %d on %s: resumed from %s (step %d)", self.env.rank,
+                     socket.gethostname(), where, self.step, extra=logs.ALL_RANKS)
         if self.env.is_main and self.run_dir is not None:
             update_state(self.run_dir,
                          resumed_from=self.step if latest is not None else None)
-            print(f"{self.run_dir.name}: " + (
-                f"resumed from checkpoint {latest.name} at step {self.step}"
-                if latest is not None else "starting at step 0"), flush=True)
+            log.info("%s: %s", self.run_dir.name,
+                     f"resumed from checkpoint {latest.name} at step {self.step}"
+                     if latest is not None else "starting at step 0")
         return self.step
 
     # ------------------------------------------------------------------------ one step
@@ -296,10 +300,10 @@ class Trainer:
                 checkpoint.save(ckpt_root, self.step, self.strategy, self.state_dict(), env,
                                 config.checkpoint.keep_last)
             if signal_code:
-                print(f"wsl-scaling: rank {env.rank} on {socket.gethostname()}: checkpoint "
-                      f"step {self.step} saved, stopping on "
-                      f"{'SIGUSR2 (preempt)' if signal_code == PREEMPT else 'SIGTERM'}",
-                      flush=True)
+                log.info("wsl-scaling: rank %d on %s: checkpoint step %d saved, stopping on %s",
+                         env.rank, socket.gethostname(), self.step,
+                         "SIGUSR2 (preempt)" if signal_code == PREEMPT else "SIGTERM",
+                         extra=logs.ALL_RANKS)
                 break
         if bar:
             bar.close()
@@ -422,7 +426,7 @@ def _resolve_strategy(config: RunConfig, env: dist.DistEnv, num_classes: int) ->
         for key, value in plan.shard.items():
             setattr(config.shard, key, value)
         if env.is_main:
-            print(f"shard.strategy=auto -> {plan.strategy} {plan.shard}", flush=True)
+            log.info("shard.strategy=auto -> %s %s", plan.strategy, plan.shard)
     reason = support_reason(config.shard.strategy, config.precision, device,
                             config.shard.offload)
     if reason:

@@ -13,6 +13,7 @@ strategy reshards. Checkpoints are removed once the result file is written.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import shutil
 from pathlib import Path
@@ -28,6 +29,8 @@ from scaling.probe import topk
 from scaling.signals import PREEMPT, SignalFlags, requeue_self
 from scaling.strategies import get_strategy, policy
 from scaling.strategies.base import autocast
+
+log = logging.getLogger(__name__)
 
 
 class TransferStopped(Exception):
@@ -92,7 +95,7 @@ def finetune(config: RunConfig, run_dir: Path, env: dist.DistEnv, target: str, t
         loader.load_state_dict(extra["loader"])
         start = extra["step"]
         if env.is_main:
-            print(f"{target}: fine-tuning resumes at step {start}", flush=True)
+            log.info("%s: fine-tuning resumes at step %d", target, start)
     per_rank = ft.global_batch // world
     micro = ft.micro_batch or per_rank
     total = recipe.total_steps(ft)

@@ -18,6 +18,8 @@ import weakref
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+from scaling.errors import ConfigError
+
 GIB = 2 ** 30
 # Memory (GiB) and dense bf16 peak FLOP/s of the GPUs sweeps plan for.
 GPUS = {"H200": (141, 989.4e12), "H100": (80, 989.4e12), "A100": (80, 312e12),
@@ -191,7 +193,7 @@ def estimate(profile: ModelProfile, config, world_size: int, strategy: Optional[
 
     strategy = strategy or config.shard.strategy
     if strategy not in TABLE:
-        raise ValueError(f"no memory model for shard.strategy={strategy!r}")
+        raise ConfigError(f"no memory model for shard.strategy={strategy!r}")
     s = {"zero_stage": config.shard.zero_stage,
          "reshard_after_forward": config.shard.reshard_after_forward,
          "offload": config.shard.offload, **(shard or {})}
@@ -346,9 +348,6 @@ class LiveTensorTracker:
 
     def _free(self, key: int) -> None:
         self.current -= self.live.pop(key, 0)
-
-    def reset_peak(self) -> None:
-        self.peak = self.current
 
     def __enter__(self) -> LiveTensorTracker:
         self._mode.__enter__()

@@ -85,8 +85,10 @@ def read_json(path: Union[str, Path]) -> Optional[dict]:
     payload = json.loads(path.read_text())
     version = payload.get("schema_version", 1) if isinstance(payload, dict) else 1
     if isinstance(version, int) and version > SCHEMA_VERSION:
-        raise ValueError(f"{path}: schema_version={version} is newer than this wsl-scaling "
-                         f"reads ({SCHEMA_VERSION}): upgrade wsl-scaling")
+        from scaling.errors import ConfigError
+
+        raise ConfigError(f"{path}: schema_version={version} is newer than this wsl-scaling "
+                          f"reads ({SCHEMA_VERSION}): upgrade wsl-scaling")
     return payload
 
 

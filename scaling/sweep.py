@@ -32,7 +32,7 @@ from scaling.config import (
     set_path,
     to_dict,
 )
-from scaling.errors import ConfigError
+from scaling.errors import ConfigError, UserError
 from scaling.runfiles import (
     SAFE_NAME,
     atomic_write_text,
@@ -250,7 +250,7 @@ def _check_targets(run_id: str, config: RunConfig, checked: set) -> None:
         return
     try:
         validate_targets(config)
-    except (ValueError, OSError) as exc:
+    except (ConfigError, OSError) as exc:
         raise ConfigError(f"run {run_id}: {' '.join(str(exc).split())}") from None
     checked.add(key)
 
@@ -318,7 +318,7 @@ def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps"
     for run_id, config, _ in runs:
         try:
             estimates[run_id] = _estimates(config, cache)
-        except (ValueError, FileNotFoundError) as exc:  # the data source refuses the config
+        except (UserError, FileNotFoundError) as exc:  # the data source refuses the config
             raise ConfigError(f"run {run_id}: {exc}") from None
 
     # refuse before writing anything: another study under the same name, or a run that is

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import pickle
@@ -29,7 +30,7 @@ from typing import cast
 
 import torch
 
-from scaling import dist, recipe
+from scaling import dist, logs, recipe
 from scaling.config import RunConfig
 from scaling.errors import RunError
 from scaling.probe import fixed_probe, linear_probe
@@ -41,6 +42,8 @@ from scaling.runfiles import (
     write_json,
 )
 from scaling.runlock import RunLocked
+
+log = logging.getLogger(__name__)
 
 EXTRACTIONS = {"count": 0, "images": 0}
 """Feature extractions done by this process (the cache tests and the bench count them)."""
@@ -167,9 +170,10 @@ def _read_dedup(config: RunConfig, run_dir: Path, spec, n_test: int) -> dict | N
     if not spec.synthetic and int(doc.get("n_test", -1)) != config.transfer.test_images:
         # a user set's test images are numbered as loaded with that cap: another cap, other
         # numbers; say so rather than count the wrong images as duplicates
-        print(f"{spec.name}: {path} was written for n_test={doc.get('n_test')}, this run "
-              f"evaluates transfer.test_images={config.transfer.test_images}: no lower bound "
-              f"(rerun `scaling data dedup --n_test {config.transfer.test_images}`)", flush=True)
+        log.warning("%s: %s was written for n_test=%s, this run evaluates "
+                    "transfer.test_images=%d: no lower bound (rerun `scaling data dedup "
+                    "--n_test %d`)", spec.name, path, doc.get("n_test"),
+                    config.transfer.test_images, config.transfer.test_images)
         return None
     return {"duplicates": [int(d) for d in doc["duplicates"]], "path": str(path),
             "n_test": int(doc.get("n_test", n_test))}
@@ -205,7 +209,7 @@ def fewshot(train_f, train_y, test_f, test_y, classes: int, shots, draws: int, l
 def validate_targets(config: RunConfig) -> None:
     """What can be checked before any run starts (sweep time): user target folders exist,
     have two classes and both splits; synthetic targets of a real source need a copy of the
-    world. A one-line ValueError naming the target otherwise."""
+    world. A one-line ConfigError naming the target otherwise."""
     from data.target_spec import parse_target, parse_targets
     from data.targets import check_target
 
@@ -224,13 +228,14 @@ def transfer(config: RunConfig, run_dir) -> dict:
     """Evaluate the trunk of `run_dir` on each target x protocol; writes
     transfer/<target>__<protocol>.json. Collective when launched with several ranks."""
     run_dir = Path(run_dir)
+    logs.setup()
     restrict_umask()
     state = read_state(run_dir)
     if state["train"] != "done" or not (run_dir / "final" / "model.json").is_file():
         raise RunError(f"{run_dir.name}: train phase is {state['train']!r}, not 'done': "
                        "finish `scaling train` first (transfer never reads an unfinished trunk)")
     if state["transfer"] == "done":
-        print(f"{run_dir.name}: transfer already done, nothing to do")
+        log.info("%s: transfer already done, nothing to do", run_dir.name)
         return {}
     env = dist.setup(config.resources.device)
     if env.device.type == "cpu":
@@ -242,7 +247,7 @@ def transfer(config: RunConfig, run_dir) -> dict:
     try:
         lock = hold_run(run_dir, env, "transfer")  # one process per run (scaling/runlock.py)
         if read_state(run_dir)["transfer"] == "done":  # finished while we waited
-            print(f"{run_dir.name}: transfer already done, nothing to do")
+            log.info("%s: transfer already done, nothing to do", run_dir.name)
             return {}
         if env.is_main:
             update_state(run_dir, transfer="running", error=None)
@@ -293,7 +298,7 @@ def _transfer(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> tuple[dict
             te = load_target_split(config.data, size, spec, "test", tc.test_images)
         except (TargetError, OSError, ValueError) as exc:
             errors.append(f"target {spec.name}: {' '.join(str(exc).split())}")
-            print(f"skipping target {spec.name}: {exc}", flush=True)
+            log.warning("skipping target %s: %s", spec.name, exc)
             continue
         classes = len(tr.classes)
         dedup = _read_dedup(config, run_dir, spec, len(te.labels)) if env.is_main else None

@@ -143,7 +143,7 @@ _SRUN = {"train": '--ntasks="$SLURM_NTASKS"', "transfer": '--nodes=1 --ntasks="$
 
 def task_script(sweep_dir: Union[str, Path], phase: str, python: str) -> str:
     if phase not in PHASES:
-        raise ValueError(f"phase={phase!r} is invalid: use one of {PHASES}")
+        raise ConfigError(f"phase={phase!r} is invalid: use one of {PHASES}")
     return _TEMPLATE.format(phase=phase, sweep=shlex.quote(str(Path(sweep_dir).resolve())),
                             python=shlex.quote(python), srun_shape=_SRUN[phase],
                             nocwd=shlex.quote(NOCWD), job_id_sh=SHELL_JOB_ID,
@@ -180,7 +180,3 @@ def local_argv(sweep_dir: Union[str, Path], run_dir: Path, phase: str) -> list[s
     nproc = res.devices_per_node  # transfer shards features / fine-tunes on one node's ranks
     return ["bash", str(task_script_path(sweep_dir, phase)), "local",
             check_run_id(Path(run_dir).name), str(nproc)]
-
-
-def shell_line(argv: list[str]) -> str:
-    return " ".join(shlex.quote(a) for a in argv)

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import importlib
 
+from scaling.errors import ConfigError
 from scaling.strategies.table import TABLE
 
 
 def get_strategy(name: str):
     if name not in TABLE:
-        raise ValueError(f"shard.strategy={name!r} is not available: use one of "
-                         f"{', '.join(sorted(TABLE))} (`auto` is resolved by the sweep "
-                         "or at train start)")
+        raise ConfigError(f"shard.strategy={name!r} is not available: use one of "
+                          f"{', '.join(sorted(TABLE))} (`auto` is resolved by the sweep "
+                          "or at train start)")
     spec = TABLE[name]
     return getattr(importlib.import_module(spec.module), spec.cls)
 

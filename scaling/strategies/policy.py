@@ -24,11 +24,6 @@ def blocks(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, BLOCK_TYPES)]
 
 
-def stem_and_head(model: nn.Module) -> list[nn.Module]:
-    """What the root unit owns besides the blocks (for documentation and the estimator)."""
-    return [m for name, m in model.named_children() if not name.startswith("layer")]
-
-
 def apply_activation_checkpointing(model: nn.Module) -> None:
     """Recompute each block in backward (non-reentrant checkpoint, so FSDP hooks still fire).
 

@@ -1,4 +1,4 @@
-"""Fixtures for the analysis tests: fabricated sweep folders (see analysis_fakes)."""
+"""Fixtures for the analysis tests: fabricated sweep folders (see analysis.fakes)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.analysis.analysis_fakes import make_sweep
+from analysis.fakes import make_sweep
 
 
 @pytest.fixture

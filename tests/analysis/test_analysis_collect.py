@@ -17,7 +17,7 @@ from analysis import (
     run_states,
 )
 from analysis.collect import COLUMNS
-from tests.analysis.analysis_fakes import make_sweep
+from analysis.fakes import make_sweep
 
 CONTRACT = ["sweep", "run_id", "status", "train_status", "transfer_status", "arch", "depth",
             "width", "cardinality", "base_width", "params", "flops_per_image",

@@ -20,8 +20,8 @@ from analysis import (
     get_law,
     register_law,
 )
+from analysis.fakes import true_a, true_b, true_top1
 from analysis.fit import fit_xy, predict_row
-from tests.analysis.analysis_fakes import true_a, true_b, true_top1
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_fit_groups_can_fit_seed_means(df):
 
 
 def test_fit_groups_reports_a_group_it_cannot_fit(tmp_path):
-    from tests.analysis.analysis_fakes import make_sweep
+    from analysis.fakes import make_sweep
     sweep = make_sweep(tmp_path, images=(10_000,), problems=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CollectWarning)

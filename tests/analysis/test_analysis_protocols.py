@@ -7,7 +7,7 @@ import pandas as pd
 
 from analysis import collect
 from analysis import protocols as P
-from tests.analysis.analysis_fakes import PROTOCOL_OFFSET
+from analysis.fakes import PROTOCOL_OFFSET
 
 
 def _add_fields(sweep):

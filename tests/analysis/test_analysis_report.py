@@ -41,7 +41,7 @@ def test_plot_scaling_has_a_log_panel_per_vocab_and_target_with_lines_per_width(
 
 
 def test_plot_scaling_handles_one_width_one_vocab_one_target_and_no_done_runs(tmp_path):
-    from tests.analysis.analysis_fakes import make_sweep
+    from analysis.fakes import make_sweep
     df = _collect(make_sweep(tmp_path, widths=(8,), vocabs=("all",), targets=("fine",),
                              seeds=(0,), problems=False))
     fig = plot_scaling(df, target="fine")
@@ -84,7 +84,7 @@ def test_report_writes_html_with_every_figure_tables_and_files(make):
     # fits.json holds exactly the fits of the sweep's main grid (same bootstrap seed), and
     # they recover the fabricated slope: a report writing wrong or stale numbers fails
     from analysis import main_grid
-    from tests.analysis.analysis_fakes import true_b
+    from analysis.fakes import true_b
 
     again = fit_groups(main_grid(_collect(sweep)), x="dataset_images", y="top1", n_boot=20)
     for f, (_, row) in zip(fits["fits"], again.iterrows()):

@@ -23,6 +23,20 @@ def test_bare_boolean_flags_become_true_and_explicit_values_are_kept():
         ["--local=true", "--retry_failed=true", "x"]
 
 
+def test_options_come_from_the_typed_function_or_config_behind_each_command():
+    """Bare flags and did-you-mean read the signatures and dataclasses, not the parser's
+    private tables: a bool field deep in the run config is a flag, a typo finds its key."""
+    from scaling.cli import _bool_options, parse_error_line
+
+    assert {"--local", "--progress", "--retry_failed"} == _bool_options(["run"])
+    assert {"--logging.progress", "--transfer.finetune.nesterov"} <= _bool_options(["train"])
+    assert "--optim.lr_per_256" not in _bool_options(["train"])
+    assert _bool_options(["data", "materialize"]) == {"--overwrite"}
+    line = parse_error_line(["train", "--optim.lr_per25", "1"],
+                            "unrecognized arguments: --optim.lr_per25 1")
+    assert line.endswith("did you mean '--optim.lr_per_256'?")
+
+
 def test_torch_free_commands_do_not_import_torch(tmp_path):
     sweep = tmp_path / "s"
     (sweep / "runs" / "a").mkdir(parents=True)

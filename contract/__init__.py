@@ -1,0 +1,1 @@
+"""The torch-free contract layer: run-folder files, config dataclasses, errors (docs/design.md)."""
