@@ -521,6 +521,17 @@ def _finding_finetune(df, config) -> Finding:
     return Finding(6, TITLES[6], verdict, [part], meaning)
 
 
+def _hashable(df: pd.DataFrame) -> pd.DataFrame:
+    """List-valued axes (e.g. ``transfer.targets: [[fine, coarse]]``) as tuples, so runs can
+    be matched and grouped on them like on any other design column."""
+    lists = [c for c in df.columns if df[c].dtype == object
+             and df[c].map(lambda v: isinstance(v, list)).any()]
+    if not lists:
+        return df
+    return df.assign(**{c: df[c].map(lambda v: tuple(v) if isinstance(v, list) else v)
+                        for c in lists})
+
+
 def findings(df: pd.DataFrame, config=None) -> Findings:
     """All six verdicts for a results table (`analysis.collect`'s columns).
 
@@ -531,6 +542,7 @@ def findings(df: pd.DataFrame, config=None) -> Findings:
     missing = [c for c in ("seed", "target", "protocol", "top1") if c not in df.columns]
     if missing:
         raise KeyError(f"column(s) {missing} not in the results table; have {list(df.columns)}")
+    df = _hashable(df)
     result = [f(df, config) for f in (_finding_loglinear, _finding_wider, _finding_vocabulary,
                                        _finding_resampling, _finding_label_noise,
                                        _finding_finetune)]
