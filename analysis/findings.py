@@ -315,13 +315,11 @@ def _scaling_rows(df: pd.DataFrame, config: FindingsConfig, target: str, protoco
     # Slopes compared across widths (finding 2) must span the same sizes: fit every width of
     # the scaling grid on the sizes they all have, so a size run at one width only (e.g. a
     # resampling grid's larger set) does not bend that width's line.
-    sizes_of = [set(g["dataset_images"]) for _, g in rows.groupby("width")]
-    grid = [s for s in sizes_of if len(s) >= config.loglinear.min_sizes]
-    common = set.intersection(*grid) if len(grid) > 1 else set()
+    grid = {w: set(g["dataset_images"]) for w, g in rows.groupby("width")}
+    grid = {w: s for w, s in grid.items() if len(s) >= config.loglinear.min_sizes}
+    common = set.intersection(*grid.values()) if len(grid) > 1 else set()
     if len(common) >= config.loglinear.min_sizes:
-        rows = rows[rows["dataset_images"].isin(common) | ~rows["width"].isin(
-            [w for w, g in rows.groupby("width") if len(set(g["dataset_images"])) >=
-             config.loglinear.min_sizes])]
+        rows = rows[rows["dataset_images"].isin(common) | ~rows["width"].isin(list(grid))]
     out = {}
     for width, group in rows.groupby("width", sort=True):
         sizes, seeds = group["dataset_images"].nunique(), group["seed"].nunique()
