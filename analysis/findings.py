@@ -322,6 +322,10 @@ def _scaling_rows(df: pd.DataFrame, config: FindingsConfig, target: str, protoco
         rows = rows[rows["dataset_images"].isin(common) | ~rows["width"].isin(list(grid))]
     out = {}
     for width, group in rows.groupby("width", sort=True):
+        # a seed counts only with every size of its width: a seed run at one size (another
+        # grid's extra seed) adds no slope, and counting it would narrow the t interval
+        full = group.groupby("seed")["dataset_images"].nunique()
+        group = group[group["seed"].isin(full[full == group["dataset_images"].nunique()].index)]
         sizes, seeds = group["dataset_images"].nunique(), group["seed"].nunique()
         problem = ""
         if sizes < config.loglinear.min_sizes:
@@ -379,7 +383,9 @@ def _finding_wider(df, config) -> Finding:
                        f"Needs at least two widths, each with enough sizes and seeds on "
                        f"{c.target}/{c.protocol}; has {len(usable)}.")
     narrow, wide = min(usable), max(usable)
+    both = set(usable[narrow]["seed"]) & set(usable[wide]["seed"])  # seeds paired across widths
     rows = pd.concat([usable[narrow].assign(width=narrow), usable[wide].assign(width=wide)])
+    rows = rows[rows["seed"].isin(both)]
 
     def difference(columns):
         def at(width):

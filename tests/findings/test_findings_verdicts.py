@@ -249,6 +249,21 @@ def test_slopes_are_fitted_on_the_sizes_every_width_shares():
     assert alone[1].parts[0].effect < base[1].parts[-1].effect - 1.0
 
 
+def test_a_seed_without_every_size_does_not_count_toward_the_slopes():
+    # another grid's extra seed run at one size only (a noise grid's 5th clean seed) adds no
+    # slope; counted, it would make 4 seeds look like 5 and narrow the t interval
+    df = table(seeds=(0, 1, 2, 3))
+    base = findings(df, FAST)
+    extra = pd.DataFrame([row(width=16, dataset_images=16000, seed=4, top1=60.0)])
+    result = findings(pd.concat([df, extra], ignore_index=True), FAST)
+    for n in (1, 2):
+        assert [p.seeds for p in result[n].parts if p.rule] == [
+            p.seeds for p in base[n].parts if p.rule]
+        assert [v for p in result[n].parts for v in (p.effect, p.lo, p.hi)] == pytest.approx(
+            [v for p in base[n].parts for v in (p.effect, p.lo, p.hi)])
+    assert max(p.seeds for p in result[2].parts) == 4
+
+
 def test_list_valued_axes_are_matched_like_any_other_column():
     # a sweep axis whose values are lists (transfer.targets: [[fine, coarse, novel]]) reaches
     # the results table as list cells: pairing and grouping must not trip over them
