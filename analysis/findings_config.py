@@ -18,7 +18,9 @@ from pathlib import Path
 
 import yaml
 
-SCHEMA_VERSION = 1
+from contract import versions
+
+SCHEMA_VERSION = versions.FINDINGS_CONFIG  # contract/versions.py
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "configs" / "findings.yaml"
 """The shipped config (a checkout's ``configs/findings.yaml``); absent in a bare install,
 where the dataclass defaults below (the same values, a test checks it) are used."""

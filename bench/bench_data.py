@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from contract.world import WorldConfig
 from data import (
     ResumableLoader,
     SyntheticWorld,
@@ -25,7 +26,6 @@ from data import (
     build_target_split,
     materialize,
 )
-from data.world_config import WorldConfig
 
 
 def _rate(fn, images: int, repeats: int = 3) -> float:

@@ -26,7 +26,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from scaling.strategies.table import TABLE, ideal_bytes, rows  # noqa: E402
+from contract.strategies import TABLE, ideal_bytes, rows  # noqa: E402
 
 SHARDS = dict(rows())
 MODELS = {

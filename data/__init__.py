@@ -1,8 +1,8 @@
 """Weakly labelled datasets: the synthetic world, real formats (HF datasets, WebDataset),
 vocabularies, subsets, resampling, de-duplication, loaders.
 
-Imports are lazy (PEP 562) so that `import data.world_config` (what the torch-free config
-layer needs) never pulls in torch.
+Imports are lazy (PEP 562) so that `import data` never pulls in torch; the world's knobs
+(`WorldConfig`) are the torch-free contract layer's (contract/world.py).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "WorldConfig": "data.world_config",
+    "WorldConfig": "contract.world",
     "SyntheticWorld": "data.world",
     "TARGETS": "data.world",
     "PretrainSet": "data.pretrain",

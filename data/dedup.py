@@ -39,7 +39,9 @@ from typing import Optional
 import numpy as np
 import torch
 
-SCHEMA_VERSION = 1
+from contract import versions
+
+SCHEMA_VERSION = versions.DEDUP  # contract/versions.py
 METHOD = "dct12-rgb-cropviews"
 FEATURE_SIDE = 32
 BLOCK = 12
@@ -164,8 +166,8 @@ def write_duplicates(data_cfg, image_size: int, target: str, out_dir, n_test: in
                      threshold: int = DEFAULT_THRESHOLD, pset=None) -> Path:
     """Find target test images [0, n_test) with near-duplicates among the pretraining set
     and write them to `dedup_path(...)`; returns that path. `pset` reuses a built set."""
+    from contract.targets import parse_target
     from data.pretrain import build_pretrain_set
-    from data.target_spec import parse_target
     from data.targets import load_target_split
 
     spec = parse_target(target, "target")

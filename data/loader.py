@@ -14,10 +14,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from contract import versions
 from data.rng import hash64
 
 _S_EPOCH = 7
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = versions.LOADER_STATE  # contract/versions.py
 
 
 class ResumableLoader:

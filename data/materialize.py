@@ -31,12 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
+from contract import versions
 from data.imageio import encode_png
 from data.pretrain import world_for
 from data.rng import uniform
 from data.world import TARGETS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = versions.DATASET  # contract/versions.py
 MARKER = ".wsl-materialized"
 FORMATS = ("webdataset", "hf")
 _S_SPELLING = 8

@@ -47,11 +47,12 @@ from typing import Optional
 import numpy as np
 import torch
 
+from contract import versions
 from data.imageio import canonical_spelling, canonical_tags, decode_image, load_synonyms
 from data.pretrain import PretrainSet, finish_tags, vocab_filter
 
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp", "ppm", "bmp", "tif", "tiff", "gif")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = versions.DATASET  # contract/versions.py
 _BATCH = 1024
 
 # A record: (reference to re-read the image later, image bytes or None, raw tags or None

@@ -1,6 +1,6 @@
 """Labelled target sets: the synthetic world's and the user's own (image folder, `datasets`).
 
-Layouts read (`data/target_spec.py` says how a config names them):
+Layouts read (`contract/targets.py` says how a config names them):
 
 - imagefolder: `<path>/train/<class>/*` and `<path>/test/<class>/*` (`val` or `validation`
   stand in for test), or `<path>/<class>/*` (one split). Classes are the train split's
@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from contract.targets import TargetSpec, parse_target
 from data.imageio import decode_image
 from data.sources import IMAGE_EXTS
-from data.target_spec import TargetSpec, parse_target
 
 TEST_NAMES = ("test", "val", "validation")
 

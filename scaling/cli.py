@@ -3,16 +3,21 @@
 Torch-free: subcommands import their implementation only when they run. Every subcommand
 takes --config, --print_config and --help; boolean options work bare (`--dry_run`) as well
 as with a value (`--dry_run false`). Known errors print one line and exit non-zero.
+
+Which options a subcommand has is read from where they are declared (the `scaling.api`
+function's signature, the run config's dataclasses), never from the parser's internals.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import sys
+import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from jsonargparse import ActionConfigFile
 from jsonargparse import ArgumentParser as _JsonArgParser
@@ -36,12 +41,23 @@ def _function_parser(fn: Callable) -> ArgumentParser:
     return parser
 
 
-def _run_config_parser(help_text: str) -> ArgumentParser:
-    from scaling.config import RunConfig
+RUN_CONFIG_COMMANDS = ("train", "transfer")
+# options of train/transfer besides the run config's fields
+_RUN_OPTIONS: dict[str, Any] = {"--config": Optional[str], "--run_dir": Optional[str],
+                                "--print_config": bool}
 
-    parser = ArgumentParser(description=help_text)
-    parser.add_argument("--config", action=ActionConfigFile,
+
+def _run_config_parser(help_text: str, prog: Optional[str] = None) -> ArgumentParser:
+    """`train`/`transfer`: jsonargparse types the command-line overrides (one option per
+    run config field); the run config itself is read once, by the contract's reader
+    (`_run_config`), from the --config file with the overrides on top."""
+    from contract.config import RunConfig
+
+    parser = ArgumentParser(description=help_text, prog=prog)
+    parser.add_argument("--config", type=Optional[str], default=None,
                         help="a run's config.yaml (the run folder defaults to its folder)")
+    parser.add_argument("--print_config", type=bool, default=False,
+                        help="print the resolved run config (every field) and exit")
     parser.add_class_arguments(RunConfig, None, fail_untyped=False)
     parser.add_argument("--run_dir", type=Optional[str], default=None,
                         help="run folder (default: the folder of --config)")
@@ -70,6 +86,8 @@ def _attach_data_actions(parser: ArgumentParser) -> None:
 
 
 DATA_ACTIONS = {"materialize": api.materialize, "dedup": api.dedup}
+COMMANDS_HELP = {"train": "Pretrain one run (what each array task runs).",
+                 "transfer": "Probe a finished run's trunk on its targets."}
 
 COMMANDS: dict[str, Callable[[], ArgumentParser]] = {
     "sweep": lambda: _function_parser(api.sweep),
@@ -77,8 +95,8 @@ COMMANDS: dict[str, Callable[[], ArgumentParser]] = {
     "submit": lambda: _function_parser(api.submit),
     "status": lambda: _function_parser(api.status),
     "cancel": lambda: _function_parser(api.cancel),
-    "train": lambda: _run_config_parser("Pretrain one run (what each array task runs)."),
-    "transfer": lambda: _run_config_parser("Probe a finished run's trunk on its targets."),
+    "train": lambda: _run_config_parser(COMMANDS_HELP["train"]),
+    "transfer": lambda: _run_config_parser(COMMANDS_HELP["transfer"]),
     "collect": _collect_parser,
     "fit": lambda: _function_parser(api.fit),
     "report": lambda: _function_parser(api.report),
@@ -99,12 +117,31 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def _bool_options(parser: ArgumentParser) -> set[str]:
-    out = set()
-    for action in parser._actions:
-        if getattr(action, "_typehint", None) is bool or action.type is bool:
-            out.update(action.option_strings)
-    return out
+def _signature_options(fn: Callable) -> dict[str, Any]:
+    """{'--name': type} of the parameters `_function_parser` makes options of."""
+    hints = typing.get_type_hints(fn)
+    return {f"--{name}": hints.get(name) for name in inspect.signature(fn).parameters}
+
+
+def command_options(argv: list[str]) -> dict[str, Any]:
+    """{option: type} of the (sub)command `argv` names, from where its options are declared
+    (for bare boolean flags and did-you-mean); {} when argv names none."""
+    command = argv[0] if argv else None
+    if command in RUN_CONFIG_COMMANDS:
+        from contract.config import field_hints
+
+        return {**_RUN_OPTIONS, **{f"--{k}": v for k, v in field_hints().items()}}
+    if command == "collect":
+        return {"--config": Optional[str], "--write": bool}
+    if command == "data":
+        fn = DATA_ACTIONS.get(argv[1]) if len(argv) > 1 else None
+    else:
+        fn = getattr(api, command) if command in COMMANDS else None
+    return {"--config": Optional[str], **_signature_options(fn)} if fn else {}
+
+
+def _bool_options(argv: list[str]) -> set[str]:
+    return {o for o, hint in command_options(argv).items() if hint in (bool, Optional[bool])}
 
 
 def normalize_bool_flags(argv: list[str], options: set[str]) -> list[str]:
@@ -119,30 +156,43 @@ def normalize_bool_flags(argv: list[str], options: set[str]) -> list[str]:
     return out
 
 
+def _run_config(given: dict):
+    """The run config of `train`/`transfer`: the --config file with the command-line values
+    (typed by the parser) on top, read by the contract's one reader, so the file's values
+    meet exactly the rules `scaling sweep` applies."""
+    from contract.config import load_yaml, merge_overrides, read_run_config
+
+    path = given.get("config")
+    overrides = {k: v for k, v in given.items() if k not in ("config", "run_dir",
+                                                             "print_config", "__path__")}
+    return read_run_config(merge_overrides(load_yaml(path) if path else {}, overrides))
+
+
+def _execute_run_config(command: str, given: dict) -> int:
+    config = _run_config(given)
+    if given.get("print_config"):
+        from contract.config import dump_yaml, to_dict
+
+        print(dump_yaml(to_dict(config)), end="")
+        return 0
+    run_dir = given.get("run_dir")
+    if run_dir is None and given.get("config"):
+        run_dir = str(Path(given["config"]).resolve().parent)
+    if run_dir is None:
+        raise ConfigError(f"{command}: give --config RUN/config.yaml or --run_dir")
+    if command == "train":
+        from scaling.engine import train as _train
+
+        return 0 if _train(config, run_dir) == "done" else 3
+    from contract.runfolder import read_state
+    from scaling.transfer import transfer as _transfer
+
+    _transfer(config, run_dir)
+    return 0 if read_state(run_dir)["transfer"] == "done" else 3
+
+
 def _execute(command: str, cfg) -> int:
     args = {k: v for k, v in vars(cfg).items() if k not in ("config", "__path__")}
-    if command in ("train", "transfer"):
-        from scaling.config import RunConfig, from_dict
-
-        run_dir = args.pop("run_dir", None)
-        paths = cfg.get("config") or []
-        if run_dir is None and paths:
-            run_dir = str(Path(str(paths[-1])).resolve().parent)
-        if run_dir is None:
-            raise ConfigError(f"{command}: give --config RUN/config.yaml or --run_dir")
-        from jsonargparse import Namespace
-
-        plain = Namespace(args).as_dict()
-        config = from_dict(RunConfig, plain)
-        if command == "train":
-            from scaling.engine import train as _train
-
-            return 0 if _train(config, run_dir) == "done" else 3
-        from scaling.runfiles import read_state
-        from scaling.transfer import transfer as _transfer
-
-        _transfer(config, run_dir)
-        return 0 if read_state(run_dir)["transfer"] == "done" else 3
     if command == "data":
         action = args.pop("action")
         sub = {k: v for k, v in vars(args[action]).items() if k not in ("config", "__path__")}
@@ -172,21 +222,10 @@ def _closest(word: str, options) -> str:
     return f": did you mean {match[0]!r}?" if match else ""
 
 
-def _options(parser: _JsonArgParser, argv: list[str]) -> list[str]:
-    """Option names (`--x.y`) of the (sub)command `argv` names, for did-you-mean."""
-    node = parser
-    for token in argv:
-        sub = getattr(node, "_subcommands_action", None)
-        if sub is None or token not in sub.choices:
-            break
-        node = sub.choices[token]
-    return [o for a in node._actions for o in a.option_strings if o.startswith("--")]
-
-
-def parse_error_line(parser: _JsonArgParser, argv: list[str], message: str) -> str:
+def parse_error_line(argv: list[str], message: str) -> str:
     """A jsonargparse error as one line, with the closest valid option or choice."""
     text = " ".join(str(message).split())
-    options = _options(parser, argv)
+    options = list(command_options(argv))
     m = re.search(r"unrecognized arguments: (\S+)", text)
     if m and m.group(1).startswith("--"):
         return text + _closest(m.group(1).split("=")[0], options)
@@ -201,18 +240,6 @@ def parse_error_line(parser: _JsonArgParser, argv: list[str], message: str) -> s
     if m:
         return f"--{m.group(1)}: " + re.sub(r"<class '(\w+)'>", r"\1", m.group(2))
     return text[:400]
-
-
-def _check_run_config_files(argv: list[str]) -> None:
-    """Type-check `train`/`transfer --config` files as strictly as `scaling sweep` does,
-    before the parser (which reads "5" as 5) sees them: one rule, one message."""
-    from scaling.config import RunConfig, check_types, load_yaml
-
-    for i, token in enumerate(argv):
-        path = argv[i + 1] if token == "--config" and i + 1 < len(argv) else (
-            token.split("=", 1)[1] if token.startswith("--config=") else None)
-        if path and Path(path).is_file():
-            check_types(RunConfig, load_yaml(path))
 
 
 def _fail(message: str, code: int) -> int:
@@ -232,20 +259,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         command = argv[0] if argv and argv[0] in COMMANDS else None
         if command == "data" and len(argv) > 1 and argv[1] in DATA_ACTIONS:
-            options = _bool_options(_function_parser(DATA_ACTIONS[argv[1]]))
-            argv = argv[:2] + normalize_bool_flags(argv[2:], options)
+            argv = argv[:2] + normalize_bool_flags(argv[2:], _bool_options(argv[:2]))
         elif command:
-            argv = [command] + normalize_bool_flags(argv[1:], _bool_options(COMMANDS[command]()))
-        if command in ("train", "transfer"):
-            _check_run_config_files(argv)
-        parser = build_parser()
+            argv = [command] + normalize_bool_flags(argv[1:], _bool_options(argv[:1]))
         try:
-            cfg = parser.parse_args(argv)
+            if command in RUN_CONFIG_COMMANDS:
+                # only what the command line gives (defaults=False): the file and the
+                # defaults are the contract reader's
+                parser = _run_config_parser(COMMANDS_HELP[command], prog=f"scaling {command}")
+                given = parser.parse_args(argv[1:], defaults=False).as_dict()
+                return _execute_run_config(command, given)
+            cfg = build_parser().parse_args(argv)
         except ArgumentError as exc:
             if debug:
                 raise
             hint = f" (see `scaling {command} --help`)" if command else " (see `scaling --help`)"
-            return _fail(parse_error_line(parser, argv, str(exc)) + hint, 2)
+            return _fail(parse_error_line(argv, str(exc)) + hint, 2)
         command = cfg.command
         return _execute(command, cfg[command])
     except KeyboardInterrupt:

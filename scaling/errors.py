@@ -10,27 +10,9 @@ from __future__ import annotations
 import errno
 from typing import Optional
 
+from contract.errors import ConfigError, RunError, UserError, check
 
-class UserError(Exception):
-    """Base of every error caused by input or environment rather than by a bug."""
-
-    exit_code = 1
-
-
-class ConfigError(UserError, ValueError):
-    """Bad input caught at the boundary (config load, sweep file, CLI)."""
-
-    exit_code = 2
-
-
-class RunError(UserError, RuntimeError):
-    """A run cannot proceed (e.g. transfer on an unfinished trunk); the message is one line."""
-
-
-def check(ok: bool, field: str, value, fix: str) -> None:
-    """Raise ``ConfigError("field=value is invalid: fix")`` unless ``ok``."""
-    if not ok:
-        raise ConfigError(f"{field}={value!r} is invalid: {fix}")
+__all__ = ["ConfigError", "RunError", "UserError", "check", "user_message"]
 
 
 # OS errors that describe the user's files or machine, not a bug (errno -> the fix)

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from contract.config import RunConfig
 from scaling import checkpoint, dist, recipe
-from scaling.config import RunConfig
 from scaling.errors import RunError
 from scaling.probe import topk
 from scaling.signals import PREEMPT, SignalFlags, requeue_self

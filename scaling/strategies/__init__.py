@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-from scaling.strategies.table import TABLE
+from contract.strategies import TABLE
 
 
 def get_strategy(name: str):

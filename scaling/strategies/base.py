@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from scaling.config import RunConfig
+from contract.config import RunConfig
 from scaling.dist import DistEnv
 
 OptimizerFactory = Callable[[torch.nn.Module], torch.optim.Optimizer]

@@ -84,7 +84,7 @@ def test_sweep_refuses_the_damaged_source_before_writing(tmp_path, capsys, half_
 
 
 def test_max_corrupt_frac_does_not_change_the_config_hash():
-    from scaling.config import RunConfig, config_hash, from_dict
+    from contract.config import RunConfig, config_hash, from_dict
 
     a = from_dict(RunConfig, {"data": {"max_corrupt_frac": 0.01}})
     b = from_dict(RunConfig, {"data": {"max_corrupt_frac": 0.5}})

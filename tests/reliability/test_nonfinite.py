@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers_b import make_run, state
 
-from scaling.config import load_run_config
+from contract.config import load_run_config
 from scaling.errors import RunError
 
 

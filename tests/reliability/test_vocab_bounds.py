@@ -11,8 +11,8 @@ from helpers_b import BASE, cli, write_sweep
 
 
 def test_sweep_refuses_a_vocab_larger_than_the_worlds_tags(tmp_path, capsys):
+    from contract.config import RunConfig, from_dict
     from data.pretrain import world_for
-    from scaling.config import RunConfig, from_dict
 
     config = from_dict(RunConfig, json.loads(json.dumps(BASE)))
     tags = world_for(config.data, config.model.image_size).num_tags
@@ -25,8 +25,8 @@ def test_sweep_refuses_a_vocab_larger_than_the_worlds_tags(tmp_path, capsys):
 
 
 def test_vocab_equal_to_the_tag_count_is_accepted(tmp_path, capsys):
+    from contract.config import RunConfig, from_dict
     from data.pretrain import world_for
-    from scaling.config import RunConfig, from_dict
 
     config = from_dict(RunConfig, json.loads(json.dumps(BASE)))
     tags = world_for(config.data, config.model.image_size).num_tags

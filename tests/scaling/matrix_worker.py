@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 from engine_helpers import TINY  # noqa: E402
 
+from contract.config import RunConfig, from_dict  # noqa: E402
 from scaling import dist  # noqa: E402
-from scaling.config import RunConfig, from_dict  # noqa: E402
 from scaling.engine import Trainer  # noqa: E402
 from scaling.memory import LiveTensorTracker, estimate, profile_config  # noqa: E402
 

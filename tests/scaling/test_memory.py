@@ -10,8 +10,8 @@ import torch
 import yaml
 from engine_helpers import TINY, make_run, run_cells
 
+from contract.config import RunConfig, from_dict, load_run_config
 from scaling import memory
-from scaling.config import RunConfig, from_dict, load_run_config
 
 SHAPES = {  # two CPU shapes: the TINY member, and a 4x wider one at 24 px and batch 32
     "tiny": {"optim__images_seen": 48},

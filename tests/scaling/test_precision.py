@@ -8,9 +8,9 @@ import json
 import pytest
 from engine_helpers import TINY, cell, make_run, run_cells, state, train
 
-from scaling.config import RunConfig, from_dict, support_matrix
+from contract.config import RunConfig, from_dict, support_matrix
+from contract.strategies import TABLE
 from scaling.errors import ConfigError
-from scaling.strategies.table import TABLE
 
 
 def _stage(strategy: str) -> dict:

@@ -31,9 +31,9 @@ from engine_helpers import (
     train_cmd,
 )
 
+from contract.config import RunConfig, from_dict
+from contract.strategies import SHARDED, TABLE, ZERO_SHARDS, ideal_bytes, rows
 from scaling import memory
-from scaling.config import RunConfig, from_dict
-from scaling.strategies.table import SHARDED, TABLE, ZERO_SHARDS, ideal_bytes, rows
 
 ROWS = dict(rows())  # label -> shard section, e.g. deepspeed_z2 -> {strategy, zero_stage}
 # the 20-step `scaling train` runs: every strategy at its most-sharded stage, FSDP2's

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contract.errors import ConfigError
+
 SYNTHETIC = ("fine", "coarse", "novel")
 FORMATS = ("imagefolder", "hf")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
@@ -45,12 +47,12 @@ class TargetSpec:
         return self.format == "synthetic"
 
 
-def _bad(field: str, value: Any, fix: str) -> ValueError:
-    return ValueError(f"{field}={value!r} is invalid: {fix}")
+def _bad(field: str, value: Any, fix: str) -> ConfigError:
+    return ConfigError(f"{field}={value!r} is invalid: {fix}")
 
 
 def parse_target(value: Any, field: str = "transfer.targets") -> TargetSpec:
-    """A TargetSpec from a config entry; a one-line ValueError naming field, value, choices."""
+    """A TargetSpec from a config entry; a one-line ConfigError naming field, value, choices."""
     if isinstance(value, str):
         if value in SYNTHETIC:
             return TargetSpec(name=value)
