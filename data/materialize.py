@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from contract import versions
+from contract.config import DataConfig
 from data.imageio import encode_png
 from data.pretrain import world_for
 from data.rng import uniform
@@ -132,7 +133,7 @@ def check_replaceable(out: Path, protect=()) -> None:
                               "replaces one; choose an empty or new out folder")
 
 
-def materialize(data_cfg, image_size: int, out: str, fmt: str = "webdataset",
+def materialize(data_cfg: DataConfig, image_size: int, out: str, fmt: str = "webdataset",
                 n: int | None = None, shard_size: int = 1000, overwrite: bool = False,
                 protect=()) -> Path:
     """Write world images [0, n) of the world data.seed / data.world name (n defaults to
@@ -180,8 +181,7 @@ def materialize(data_cfg, image_size: int, out: str, fmt: str = "webdataset",
     for target in TARGETS:
         _, class_names = world.target_classes(target)
         (out / "classes" / f"{target}.txt").write_text("\n".join(class_names) + "\n")
-    world_dict = dataclasses.asdict(data_cfg.world) if dataclasses.is_dataclass(data_cfg.world) \
-        else dict(vars(data_cfg.world))
+    world_dict = dataclasses.asdict(data_cfg.world)
     _write_json(out / "meta.json", {
         "schema_version": SCHEMA_VERSION, "format": fmt, "n": n, "image_size": int(image_size),
         "shard_size": int(shard_size), "files": names,

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from contract import versions
+from contract.config import DataConfig
 from data.imageio import canonical_spelling, canonical_tags, decode_image, load_synonyms
 from data.pretrain import PretrainSet, finish_tags, vocab_filter
 
@@ -272,7 +273,7 @@ def _resolve_real_vocab(root: Path, tags: list[str], freq: np.ndarray, vocab) ->
 
 
 # ----- the pretraining set -------------------------------------------------------------------
-def build_real_pretrain_set(data_cfg, image_size: int) -> PretrainSet:
+def build_real_pretrain_set(data_cfg: DataConfig, image_size: int) -> PretrainSet:
     """The first data.images records of data.path as a PretrainSet (see module docstring)."""
     N, S, path = int(data_cfg.images), int(image_size), str(data_cfg.path)
     root = source_root(path)
@@ -295,7 +296,7 @@ def build_real_pretrain_set(data_cfg, image_size: int) -> PretrainSet:
     if seen < N:
         raise ValueError(f"data.images={N} but data.path={path!r} holds only {seen} samples: "
                          "use at most that many")
-    limit = float(getattr(data_cfg, "max_corrupt_frac", 1.0))
+    limit = float(data_cfg.max_corrupt_frac)
     if corrupt > limit * N:
         raise ValueError(f"data.path={path!r}: {corrupt} of the first {N} records "
                          f"({corrupt / N:.1%}) have a missing, truncated or undecodable image "
@@ -343,7 +344,7 @@ def read_meta(root: Path) -> Optional[dict]:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def check_materialized_world(data_cfg) -> None:
+def check_materialized_world(data_cfg: DataConfig) -> None:
     """Target splits of a real source exist only for a copy materialized from the synthetic
     world that data.seed / data.world name (they are that world's target splits)."""
     root = source_root(str(data_cfg.path))
@@ -352,8 +353,7 @@ def check_materialized_world(data_cfg) -> None:
         raise ValueError(f"data.source={data_cfg.source!r}: target splits come from the synthetic "
                          f"world, and {root} was not materialized from it (no meta.json); "
                          "user-supplied target sets are not supported yet")
-    world = dataclasses.asdict(data_cfg.world) if dataclasses.is_dataclass(data_cfg.world) \
-        else dict(vars(data_cfg.world))
+    world = dataclasses.asdict(data_cfg.world)
     if origin.get("seed") != int(data_cfg.seed) or origin.get("world") != world:
         raise ValueError(f"data.seed / data.world differ from the world {root} was materialized "
                          f"from (seed {origin.get('seed')}): set them as in {root / 'meta.json'}")

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from contract.config import DataConfig
 from contract.targets import TargetSpec, parse_target
 from data.imageio import decode_image
 from data.sources import IMAGE_EXTS
@@ -250,7 +251,8 @@ def load_user_split(spec: TargetSpec, image_size: int, split: str, n: int) -> Ta
                        torch.tensor(labels, dtype=torch.int64), classes, bad)
 
 
-def load_target_split(data_cfg, image_size: int, target, split: str, n: int) -> TargetSplit:
+def load_target_split(data_cfg: DataConfig, image_size: int, target, split: str,
+                      n: int) -> TargetSplit:
     """A target split by name or spec: the synthetic world's, or the user's own set."""
     spec = target if isinstance(target, TargetSpec) else parse_target(target)
     if spec.synthetic:
@@ -261,7 +263,7 @@ def load_target_split(data_cfg, image_size: int, target, split: str, n: int) -> 
     return load_user_split(spec, image_size, split, n)
 
 
-def num_classes(data_cfg, image_size: int, target) -> int:
+def num_classes(data_cfg: DataConfig, image_size: int, target) -> int:
     """Classes of a target without rendering or decoding an image."""
     spec = target if isinstance(target, TargetSpec) else parse_target(target)
     if spec.synthetic:

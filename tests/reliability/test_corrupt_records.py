@@ -7,10 +7,11 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from types import SimpleNamespace
 
 import pytest
 from helpers_b import BASE, cli, make_run, set_dotted, state, write_sweep
+
+from contract.config import DataConfig
 
 N = 64
 
@@ -22,7 +23,7 @@ def half_missing(tmp_path_factory):
     from data.world_config import WorldConfig
 
     root = tmp_path_factory.mktemp("wds")
-    cfg = SimpleNamespace(source="synthetic", path=None, images=N, vocab="all",
+    cfg = DataConfig(source="synthetic", path=None, images=N, vocab="all",
                           resample="natural", label_noise=0.0, targets="soft", seed=0,
                           cache=False, world=WorldConfig())
     folder = materialize(cfg, 16, str(root / "wds"), "webdataset", n=N, shard_size=N)

@@ -4,10 +4,11 @@ run that trains `all` under another name and hash."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
 from helpers_b import BASE, cli, write_sweep
+
+from contract.config import DataConfig
 
 
 def test_sweep_refuses_a_vocab_larger_than_the_worlds_tags(tmp_path, capsys):
@@ -41,10 +42,10 @@ def test_real_source_refuses_a_vocab_larger_than_its_tags(tmp_path):
 
     cfg = dict(source="synthetic", path=None, images=64, vocab="all", resample="natural",
                label_noise=0.0, targets="soft", seed=0, cache=False, world=WorldConfig())
-    path = str(materialize(SimpleNamespace(**cfg), 16, str(tmp_path / "wds"), "webdataset",
+    path = str(materialize(DataConfig(**cfg), 16, str(tmp_path / "wds"), "webdataset",
                            n=64, shard_size=64))
     real = dict(cfg, source="webdataset", path=path)
-    tags = build_pretrain_set(SimpleNamespace(**real), 16).num_classes
-    assert build_pretrain_set(SimpleNamespace(**dict(real, vocab=tags)), 16).num_classes == tags
+    tags = build_pretrain_set(DataConfig(**real), 16).num_classes
+    assert build_pretrain_set(DataConfig(**dict(real, vocab=tags)), 16).num_classes == tags
     with pytest.raises(ValueError, match=f"carry only {tags} canonical tags: use at most {tags}"):
-        build_pretrain_set(SimpleNamespace(**dict(real, vocab=tags + 1)), 16)
+        build_pretrain_set(DataConfig(**dict(real, vocab=tags + 1)), 16)
