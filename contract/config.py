@@ -564,12 +564,13 @@ def _coerce(value, hint, path: str):
     return value
 
 
-def from_dict(cls, data: Optional[dict], prefix: str = ""):
-    """Build dataclass ``cls`` from a (possibly partial) mapping; unknown keys are errors."""
+def from_dict(cls, data: Optional[dict], prefix: str = "", root: str = "config"):
+    """Build dataclass ``cls`` from a (possibly partial) mapping; unknown keys are errors.
+    Any typed config (the run config, analysis' findings config) is read by these rules."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}={data!r} is invalid: use a mapping")
+        raise ConfigError(f"{prefix or root}={data!r} is invalid: use a mapping")
     types = _field_types(cls)
     kwargs = {}
     for key, value in data.items():
