@@ -4,7 +4,7 @@
         [--precision fp32] [--model tiny|resnext101_32x8d] [--batch 16] [--steps 10]
         [--image_size 16] [--json OUT.json]
 
-Each strategy row (a stage row of the strategy table, scaling/strategies/table.py, e.g.
+Each strategy row (a stage row of the strategy table, contract/strategies.py, e.g.
 `deepspeed_z2`) trains a fresh run for --steps steps; the table reports the median
 images/s, TFLOP/s and MFU (docs/design.md definition) of the logged steps after the first two,
 and the most-loaded rank's parameter + gradient + optimizer bytes relative to ddp and to

@@ -204,7 +204,7 @@ class ShardConfig:
     """How the model is spread over ranks; one module per strategy in scaling/strategies/."""
 
     strategy: str = "ddp"
-    """A row of the strategy table (scaling/strategies/table.py) or `auto`."""
+    """A row of the strategy table (contract/strategies.py) or `auto`."""
     zero_stage: int = 3
     """ZeRO stage; the stages each strategy accepts, and what each shards, are its table
     row's (deepspeed 1, 2, 3; fairscale 1, 2; fsdp2 2, 3; fsdp1 0, 2, 3; ddp ignores it)."""
@@ -282,7 +282,7 @@ def _check_overrides(given: dict, allowed: dict, where: str) -> None:
 # ------------------------------------------------------------------------ support matrix
 # (strategy, precision, device) -> None when supported, else the reason it is refused; the
 # refused cells and offload support are rows of the strategy table
-# (scaling/strategies/table.py). Every supported CPU cell is exercised by
+# (contract/strategies.py). Every supported CPU cell is exercised by
 # tests/scaling/test_precision.py and every GPU cell by its gpu-marked twin; README
 # "Sharding strategies and the support matrix" publishes this table as measured.
 
