@@ -1,4 +1,4 @@
-"""Errors users see: one line naming the field, the value and the fix (stdlib only).
+"""The user-error types (stdlib only): bad input or a run that cannot proceed, one line each.
 
 `UserError` marks bad input or a run that cannot proceed: the CLI prints it as one line
 and exits non-zero. Anything else is a bug and keeps its traceback.
