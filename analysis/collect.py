@@ -27,7 +27,7 @@ from contract import runfolder, versions
 from contract.atomic import atomic_path
 from contract.config import read_run_config
 from contract.errors import ConfigError
-from contract.runfolder import MISSING, PHASES, RunEntry, is_stale, newer_schema, run_status
+from contract.runfolder import MISSING, RunEntry, is_stale, newer_schema, run_status
 
 SCHEMA_VERSION = versions.RESULTS
 """The newest results.parquet schema this version reads (contract/versions.py)."""
@@ -37,8 +37,6 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when pre
 RESULTS_FILE = "results.parquet"
 _PARQUET_KEY = b"wsl_scaling.schema_version"
 
-__all__ = ["PHASES", "MISSING", "CORRUPT", "collect", "run_states", "read_metrics",
-           "load_results", "write_results"]
 CORRUPT = "corrupt"
 """Status of a row whose state, config or transfer file could not be read."""
 
