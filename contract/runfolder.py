@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ STALE_AFTER_S = 300
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}$")
 
 
-def check_run_id(run_id: str, where: str = "") -> str:
+def check_run_id(run_id: Any, where: str = "") -> str:
     """`run_id` if it is a plain folder name, else a one-line ConfigError naming `where`."""
     if not isinstance(run_id, str) or not SAFE_NAME.match(run_id):
         raise ConfigError(f"{where + ': ' if where else ''}run id {run_id!r} is invalid: use "
@@ -160,7 +161,7 @@ def parse_metrics_line(line: str) -> Optional[dict]:
     return record if isinstance(record, dict) else None
 
 
-def read_metrics(run_dir: Union[str, Path]) -> list[dict]:
+def read_metrics(run_dir: Union[str, os.PathLike]) -> list[dict]:
     """A run's metrics.jsonl records in order; unreadable lines are skipped, so this works
     on running and preempted runs; [] before the first log step."""
     try:
