@@ -54,8 +54,8 @@ def main(argv=None) -> None:
             world.render_pretrain(idx[s:s + B])
 
     cfg = DataConfig(source="synthetic", path=None, images=n, vocab="all",
-                          resample="natural", label_noise=0.0, targets="soft", seed=0,
-                          cache=True, world=WorldConfig())
+                     resample="natural", label_noise=0.0, targets="soft", seed=0,
+                     cache=True, world=WorldConfig())
     rows = [("render pretrain (numpy)", f"batch {B}", _rate(render, n)),
             ("tags (canonical, CSR)", f"{n} images",
              _rate(lambda: world.pretrain_tags_csr(idx), n)),
@@ -85,7 +85,7 @@ def main(argv=None) -> None:
             rows.append((f"build {fmt} set (decode + cache)", f"{n} images",
                          _rate(lambda: build_pretrain_set(real, S), n, 1)))
         real = DataConfig(**{**vars(cfg), "source": "webdataset", "cache": False,
-                                  "path": os.path.join(tmp, "webdataset")})
+                              "path": os.path.join(tmp, "webdataset")})
         loader = ResumableLoader(build_pretrain_set(real, S), B, 0, 1, 0, "natural")
         steps = max(1, n // B // 4)
         rows.append(("ResumableLoader webdataset uncached", f"batch {B}",

@@ -11,7 +11,7 @@ from data.world_config import WorldConfig
 @pytest.fixture(scope="module")
 def pset():
     c = DataConfig(source="synthetic", path=None, images=300, vocab=40, resample="natural",
-                        label_noise=0.0, targets="soft", seed=0, cache=True, world=WorldConfig())
+                   label_noise=0.0, targets="soft", seed=0, cache=True, world=WorldConfig())
     return build_pretrain_set(c, 16)
 
 

@@ -24,8 +24,8 @@ def half_missing(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("wds")
     cfg = DataConfig(source="synthetic", path=None, images=N, vocab="all",
-                          resample="natural", label_noise=0.0, targets="soft", seed=0,
-                          cache=False, world=WorldConfig())
+                     resample="natural", label_noise=0.0, targets="soft", seed=0,
+                     cache=False, world=WorldConfig())
     folder = materialize(cfg, 16, str(root / "wds"), "webdataset", n=N, shard_size=N)
     shard = next(folder.glob("*.tar"))
     with tarfile.open(shard) as tf:
