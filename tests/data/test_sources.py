@@ -5,7 +5,8 @@ import json
 import os
 import shutil
 import tarfile
-from types import SimpleNamespace
+
+from contract.config import DataConfig
 
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 
@@ -27,7 +28,7 @@ def cfg(**kw):
     base = dict(source="synthetic", path=None, images=N, vocab=30, resample="natural",
                 label_noise=0.0, targets="soft", seed=0, cache=True, world=WorldConfig())
     base.update(kw)
-    return SimpleNamespace(**base)
+    return DataConfig(**base)
 
 
 @pytest.fixture(scope="module")

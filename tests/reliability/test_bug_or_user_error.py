@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers_b import clean_env, error_line, fake_sweep, scaling, write_sweep
+
+from tests.reliability.helpers_b import clean_env, error_line, fake_sweep, scaling, write_sweep
 
 # `scaling status SWEEP` with the table builder replaced by one that raises EXC
 _PATCHED_STATUS = """
@@ -53,7 +54,7 @@ def test_bad_model_depth_from_models_is_one_line_exit_2(tmp_path):
     """models/ checks its input with contract.errors.ConfigError: still one line."""
     import copy
 
-    from helpers_b import BASE, set_dotted
+    from tests.reliability.helpers_b import BASE, set_dotted
 
     base = set_dotted(copy.deepcopy(BASE), "model.depth", 7)
     proc = scaling("sweep", write_sweep(tmp_path, base=base), "--root", tmp_path / "sweeps")

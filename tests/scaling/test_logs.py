@@ -9,10 +9,10 @@ import subprocess
 import sys
 
 import pytest
-from engine_helpers import env, make_run
 
 from scaling import logs
 from scaling.runfiles import update_state
+from tests.helpers.engine import env, make_run
 
 
 @pytest.fixture

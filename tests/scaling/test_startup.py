@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from engine_helpers import TINY, make_run
 
+from contract.config import RunConfig, from_dict
 from scaling import cli, memory
-from scaling.config import RunConfig, from_dict
 from scaling.telemetry import MetricsLogger
+from tests.helpers.engine import TINY, make_run
 
 
 def test_scaling_train_builds_one_run_config_parser(tmp_path, monkeypatch):

@@ -8,13 +8,12 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-from slurm_helpers import write_sweep
-
-from scaling.runfiles import PHASES, read_state
+from contract.runfolder import PHASES, read_state
 from slurm import local
 from slurm.profile import load_profile
 from slurm.retry import may_requeue, next_phase, should_run
 from slurm.submit import plan
+from tests.helpers.slurm_runs import write_sweep
 
 
 def test_unfinished_phases_rerun_failed_ones_only_on_request_and_done_never():
