@@ -315,13 +315,11 @@ def _scaling_rows(df: pd.DataFrame, config: FindingsConfig, target: str, protoco
     # Slopes compared across widths (finding 2) must span the same sizes: fit every width of
     # the scaling grid on the sizes they all have, so a size run at one width only (e.g. a
     # resampling grid's larger set) does not bend that width's line.
-    sizes_of = [set(g["dataset_images"]) for _, g in rows.groupby("width")]
-    grid = [s for s in sizes_of if len(s) >= config.loglinear.min_sizes]
-    common = set.intersection(*grid) if len(grid) > 1 else set()
+    grid = {w: set(g["dataset_images"]) for w, g in rows.groupby("width")}
+    grid = {w: s for w, s in grid.items() if len(s) >= config.loglinear.min_sizes}
+    common = set.intersection(*grid.values()) if len(grid) > 1 else set()
     if len(common) >= config.loglinear.min_sizes:
-        rows = rows[rows["dataset_images"].isin(common) | ~rows["width"].isin(
-            [w for w, g in rows.groupby("width") if len(set(g["dataset_images"])) >=
-             config.loglinear.min_sizes])]
+        rows = rows[rows["dataset_images"].isin(common) | ~rows["width"].isin(list(grid))]
     out = {}
     for width, group in rows.groupby("width", sort=True):
         sizes, seeds = group["dataset_images"].nunique(), group["seed"].nunique()
@@ -521,6 +519,17 @@ def _finding_finetune(df, config) -> Finding:
     return Finding(6, TITLES[6], verdict, [part], meaning)
 
 
+def _hashable(df: pd.DataFrame) -> pd.DataFrame:
+    """List-valued axes (e.g. ``transfer.targets: [[fine, coarse]]``) as tuples, so runs can
+    be matched and grouped on them like on any other design column."""
+    lists = [c for c in df.columns if df[c].dtype == object
+             and df[c].map(lambda v: isinstance(v, list)).any()]
+    if not lists:
+        return df
+    return df.assign(**{c: df[c].map(lambda v: tuple(v) if isinstance(v, list) else v)
+                        for c in lists})
+
+
 def findings(df: pd.DataFrame, config=None) -> Findings:
     """All six verdicts for a results table (`analysis.collect`'s columns).
 
@@ -531,6 +540,7 @@ def findings(df: pd.DataFrame, config=None) -> Findings:
     missing = [c for c in ("seed", "target", "protocol", "top1") if c not in df.columns]
     if missing:
         raise KeyError(f"column(s) {missing} not in the results table; have {list(df.columns)}")
+    df = _hashable(df)
     result = [f(df, config) for f in (_finding_loglinear, _finding_wider, _finding_vocabulary,
                                        _finding_resampling, _finding_label_noise,
                                        _finding_finetune)]

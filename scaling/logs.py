@@ -36,14 +36,13 @@ def rank_and_world() -> tuple[int, int]:
     """The rank set by `set_rank`, else the launcher's variables (torchrun, then srun)."""
     if _rank is not None and _world is not None:
         return _rank, _world
-    for rank_var, world_var in (("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS")):
-        rank, world = os.environ.get(rank_var), os.environ.get(world_var)
-        if rank is not None and world is not None:
-            try:
-                return int(rank), int(world)
-            except ValueError:
-                continue
-    return 0, 1
+    from slurm.environment import JobEnvironment
+
+    try:
+        env = JobEnvironment.from_env()
+    except ValueError:  # a garbled launcher variable: dist.setup reports it; log as rank 0
+        return 0, 1
+    return env.rank, env.world_size
 
 
 class _RankZero(logging.Filter):

@@ -247,3 +247,11 @@ def test_slopes_are_fitted_on_the_sizes_every_width_shares():
     # with one width there is nothing to compare: all its sizes are fitted
     alone = findings(pd.concat([df[df.width == 16], pd.DataFrame(extra)]), FAST)
     assert alone[1].parts[0].effect < base[1].parts[-1].effect - 1.0
+
+
+def test_list_valued_axes_are_matched_like_any_other_column():
+    # a sweep axis whose values are lists (transfer.targets: [[fine, coarse, novel]]) reaches
+    # the results table as list cells: pairing and grouping must not trip over them
+    df = table().assign(**{"transfer.targets": [["fine", "coarse"]] * len(table())})
+    result = findings(df, FAST)
+    assert [result.verdicts[n] for n in (1, 2, 3, 4, 5)] == [HOLDS] * 5
