@@ -268,6 +268,31 @@ def transfer(config: RunConfig, run_dir) -> dict:
     return results
 
 
+FLOOR_CACHE_VERSION = 1
+"""Bump when the random trunk or the probe changes: cached floors then no longer match."""
+
+
+def _floor_file(config: RunConfig, run_dir: Path, spec, n_train: int,
+                n_test: int) -> Path | None:
+    """Where a sweep keeps the floor of one (architecture, run seed, world, target, split
+    sizes): `<sweep>/floors/<key>.json`. The random trunk and the target images depend on
+    nothing else, so runs that differ only in pretraining data or recipe share one floor
+    (a paper-mini sweep probes 6 random trunks instead of 39). None outside a sweep folder
+    (no manifest.csv beside runs/), where nothing is shared."""
+    sweep = run_dir.parent.parent
+    if run_dir.parent.name != "runs" or not (sweep / "manifest.csv").is_file():
+        return None
+    meta = read_json(run_dir / "final" / "model.json")
+    data = config.data
+    key = {"version": FLOOR_CACHE_VERSION, "torch": torch.__version__, "model": meta,
+           "seed": config.seed, "source": data.source, "path": data.path,
+           "world_seed": data.seed, "world": vars(data.world),
+           "train": _spec_key(spec, "train", n_train, config.model.image_size, "floor"),
+           "n_test": n_test}
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    return sweep / "floors" / f"{spec.name}-{digest[:16]}.json"
+
+
 def _spec_key(spec, split: str, n: int, size: int, which: str) -> dict:
     return {"target": vars(spec), "split": split, "n": n, "image_size": size, "trunk": which}
 
@@ -307,7 +332,10 @@ def _transfer(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> tuple[dict
             before = EXTRACTIONS["count"]
             cache = out_dir / "features"
             models = {"trunk": trunk}
-            if tc.floor and "linear" in todo:
+            floor_file = (_floor_file(config, run_dir, spec, len(tr.labels), len(te.labels))
+                          if tc.floor else None)
+            known_floor = read_json(floor_file) if floor_file is not None else None
+            if tc.floor and "linear" in todo and known_floor is None:
                 if floor is None:
                     floor = load_trunk(run_dir, random_init=True, seed=config.seed).to(device)
                     floor = floor.to(memory_format=torch.channels_last)
@@ -345,7 +373,12 @@ def _transfer(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> tuple[dict
                     base = linear_probe(feats["floor", "train"], tr.labels,
                                         feats["floor", "test"], te.labels, classes,
                                         seed=config.seed)
-                    record.update(floor_top1=base["top1"], floor_top5=base["top5"])
+                    known_floor = {"floor_top1": base["top1"], "floor_top5": base["top5"]}
+                    if floor_file is not None:
+                        write_json(floor_file, known_floor)
+                if tc.floor and known_floor is not None:
+                    record.update(floor_top1=known_floor["floor_top1"],
+                                  floor_top5=known_floor["floor_top5"])
             else:  # fewshot
                 train_f, test_f = feats["trunk", "train"], feats["trunk", "test"]
                 out = fewshot(train_f, tr.labels, test_f, te.labels, classes,
