@@ -14,10 +14,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,21 +23,20 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from contract import runfolder, versions
+from contract.atomic import atomic_path
+from contract.config import read_run_config
 from contract.errors import ConfigError
+from contract.runfolder import MISSING, RunEntry, is_stale, newer_schema, run_status
 
-# The run-id contract of scaling/runfiles.py (SAFE_NAME), repeated so analysis/ stays
-# independent: a run id is one plain folder name, never a path out of runs/.
-_RUN_ID = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}$")
-
-SCHEMA_VERSION = 1
-"""The newest file schema this version reads (all run JSON files and results.parquet)."""
+SCHEMA_VERSION = versions.RESULTS
+"""The newest results.parquet schema this version reads (contract/versions.py)."""
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10x faster
 
 RESULTS_FILE = "results.parquet"
 _PARQUET_KEY = b"wsl_scaling.schema_version"
 
-PHASES = ("pending", "running", "done", "failed", "preempted", "cancelled")
 CORRUPT = "corrupt"
 """Status of a row whose state, config or transfer file could not be read."""
 
@@ -92,17 +89,16 @@ class CollectWarning(UserWarning):
 
 # --------------------------------------------------------------------------- file readers
 
-def _check_version(obj: Any, path: Path) -> str | None:
+def _check_version(obj: Any, path: Path, known: int) -> str | None:
     """Return a problem string for a malformed object; raise for a newer schema."""
     if not isinstance(obj, dict):
         return f"{path.name}: expected a mapping, found {type(obj).__name__}"
     version = obj.get("schema_version", 1)
     if not isinstance(version, int):
         return f"{path.name}: schema_version {version!r} is not an integer"
-    if version > SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"{path}: schema_version {version} is newer than this wsl-scaling reads "
-            f"(<= {SCHEMA_VERSION}); upgrade wsl-scaling to analyse this sweep")
+    newer = newer_schema(path, version, known)
+    if newer:
+        raise SchemaVersionError(newer)
     return None
 
 
@@ -120,12 +116,12 @@ def read_json(path: Path) -> tuple[dict | None, str | None]:
         return None, f"{path.name}: unreadable ({e.__class__.__name__})"
     except json.JSONDecodeError as e:
         return None, f"{path.name}: corrupt JSON ({e.msg} at line {e.lineno})"
-    problem = _check_version(obj, path)
+    problem = _check_version(obj, path, versions.RUN_FILES)
     return (None, problem) if problem else (obj, None)
 
 
 def read_yaml(path: Path) -> tuple[dict | None, str | None]:
-    """Like `read_json` for a YAML file (run configs)."""
+    """Like `read_json` for a YAML file (sweep files, run configs)."""
     path = Path(path)
     try:
         obj = yaml.load(path.read_text(), Loader=_YAML_LOADER)
@@ -135,29 +131,31 @@ def read_yaml(path: Path) -> tuple[dict | None, str | None]:
         return None, f"{path.name}: unreadable ({e.__class__.__name__})"
     except yaml.YAMLError as e:
         return None, f"{path.name}: corrupt YAML ({str(e).splitlines()[0]})"
-    problem = _check_version(obj, path)
+    problem = _check_version(obj, path, versions.RUN_CONFIG)
     return (None, problem) if problem else (obj, None)
+
+
+def read_config(path: Path) -> tuple[dict | None, str | None]:
+    """A run's config.yaml as ``(mapping, problem)``, judged by the contract's one reader
+    (contract.config.read_run_config): a config `scaling train` or `scaling sweep` would
+    refuse is a problem with the same one-line message, and its values are not used."""
+    config, problem = read_yaml(path)
+    if config is None:
+        return None, problem
+    try:
+        read_run_config(config)
+    except ConfigError as exc:
+        return None, f"{path.name}: {exc}"
+    return config, None
 
 
 def read_metrics(run_dir: str | os.PathLike) -> pd.DataFrame:
     """A run's ``metrics.jsonl`` as a DataFrame (one row per logged step).
 
     A line that does not parse (typically the last one of a run killed mid-write) is
-    skipped, so this works on running and preempted runs.
+    skipped, so this works on running and preempted runs (contract.runfolder.read_metrics).
     """
-    rows = []
-    try:
-        lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
-    except FileNotFoundError:
-        lines = []
-    for line in lines:
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(obj, dict):
-            rows.append(obj)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(runfolder.read_metrics(run_dir))
 
 
 def _dotted(config: dict | None, field: str) -> Any:
@@ -174,13 +172,6 @@ def _missing(value: Any) -> bool:
 
 
 # --------------------------------------------------------------------------- one sweep
-
-@dataclass
-class _Run:
-    run_id: str
-    path: Path
-    manifest: dict
-
 
 def _sweep_name(sweep: Path) -> str:
     spec, _ = read_yaml(sweep / "sweep.yaml")
@@ -206,24 +197,15 @@ def _read_manifest(sweep: Path) -> pd.DataFrame:
     return manifest
 
 
-def _runs(sweep: Path, manifest: pd.DataFrame) -> list[_Run]:
-    """Runs in manifest order, then any run folder the manifest does not list."""
-    runs_dir = sweep / "runs"
-    for run_id in manifest["run_id"]:
-        if not _RUN_ID.match(str(run_id)):
-            raise ConfigError(f"{sweep / 'manifest.csv'}: run id {str(run_id)!r} is invalid: "
-                              "use letters, digits and . _ + - (not starting with a dot, "
-                              "no slashes); fix or remove that row")
-    listed = [_Run(str(r["run_id"]), runs_dir / str(r["run_id"]),
-                   {k: (None if _missing(v) else v) for k, v in r.items()})
-              for r in manifest.to_dict("records")]
-    known = {r.run_id for r in listed}
-    extra = sorted(p.name for p in runs_dir.iterdir() if p.is_dir() and _RUN_ID.match(p.name)) \
-        if runs_dir.is_dir() else []
-    return listed + [_Run(name, runs_dir / name, {}) for name in extra if name not in known]
+def _runs(sweep: Path, manifest: pd.DataFrame) -> list[RunEntry]:
+    """The contract's run listing (contract.runfolder.list_runs: manifest order, missing
+    folders kept, then unlisted folders), each with its manifest row as pandas typed it."""
+    rows = [{k: (None if _missing(v) else v) for k, v in r.items()}
+            for r in manifest.to_dict("records")]
+    return runfolder.list_runs(sweep, rows)
 
 
-def iter_runs(sweep_dirs) -> Iterator[tuple[str, _Run]]:
+def iter_runs(sweep_dirs) -> Iterator[tuple[str, RunEntry]]:
     """(sweep name, run) for every run of every sweep folder; a missing folder is an error."""
     for sweep_dir in sweep_dirs:
         sweep = Path(sweep_dir)
@@ -234,26 +216,22 @@ def iter_runs(sweep_dirs) -> Iterator[tuple[str, _Run]]:
             yield name, run
 
 
-def _status(train: str | None, transfer: str | None) -> str:
-    if train == "done":
-        return "done" if transfer == "done" else (transfer or "pending")
-    return train or "pending"
-
-
-def _run_rows(sweep_name: str, run: _Run, axes: list[str]) -> list[dict]:
-    config, config_problem = read_yaml(run.path / "config.yaml")
+def _run_rows(sweep_name: str, run: RunEntry, axes: list[str]) -> list[dict]:
+    config, config_problem = read_config(run.path / "config.yaml")
     state, state_problem = read_json(run.path / "state.json")
     provenance, _ = read_json(run.path / "provenance.json")
     problems = [p for p in (config_problem, state_problem) if p]
 
     train = transfer = None
-    if state is not None:
+    if run.missing:
+        train = transfer = MISSING  # listed in manifest.csv, folder gone: kept, not dropped
+    elif state is not None:
         train, transfer = state.get("train") or "pending", state.get("transfer") or "pending"
     elif state_problem is None:
         train = transfer = "pending"  # never started
     base = {
         "sweep": sweep_name, "run_id": run.run_id,
-        "status": CORRUPT if problems else _status(train, transfer),
+        "status": CORRUPT if problems else run_status(train, transfer),
         "train_status": train, "transfer_status": transfer,
         "git_sha": (provenance or {}).get("git_sha"),
     }
@@ -379,12 +357,8 @@ def write_results(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     metadata = dict(table.schema.metadata or {})
     metadata[_PARQUET_KEY] = str(SCHEMA_VERSION).encode()
     table = table.replace_schema_metadata(metadata)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -411,7 +385,8 @@ def _data_count(state: dict, key: str) -> float:
     return float(value) if isinstance(value, int) and not isinstance(value, bool) else math.nan
 
 
-def run_states(*sweep_dirs: str | os.PathLike, stale_after_s: float = 300.0) -> pd.DataFrame:
+def run_states(*sweep_dirs: str | os.PathLike,
+               stale_after_s: float = runfolder.STALE_AFTER_S) -> pd.DataFrame:
     """One row per run: its phases, attempts, progress, last error and liveness.
 
     ``data_records`` / ``corrupt_records``: the N records the run's source was asked for
@@ -419,14 +394,15 @@ def run_states(*sweep_dirs: str | os.PathLike, stale_after_s: float = 300.0) -> 
     the run started).
 
     ``stale`` is True for a running phase whose heartbeat is older than ``stale_after_s``
-    (the job probably died without writing a final state). ``error`` also carries the
+    or unreadable (the job probably died without writing a final state): the contract's
+    rule (contract.runfolder.is_stale), the one `scaling status` applies. ``error`` also carries the
     reason a state, config or transfer file could not be read.
     """
     rows = []
     now = datetime.now(timezone.utc)
     for name, run in iter_runs(sweep_dirs):
         state, problem = read_json(run.path / "state.json")
-        config, config_problem = read_yaml(run.path / "config.yaml")
+        config, config_problem = read_config(run.path / "config.yaml")
         transfer_dir = run.path / "transfer"
         transfer_problems = [p for f in sorted(transfer_dir.glob("*.json"))
                              for p in [read_json(f)[1]] if p] if transfer_dir.is_dir() else []
@@ -434,13 +410,13 @@ def run_states(*sweep_dirs: str | os.PathLike, stale_after_s: float = 300.0) -> 
         state = state or {}
         train = state.get("train") or (None if problem else "pending")
         transfer = state.get("transfer") or (None if problem else "pending")
+        if run.missing:
+            train = transfer = MISSING
         heartbeat = pd.to_datetime(state.get("heartbeat"), utc=True, errors="coerce")
-        running = "running" in (train, transfer)
-        stale = bool(running and pd.notna(heartbeat)
-                     and (now - heartbeat).total_seconds() > stale_after_s)
+        stale = is_stale(state, now, stale_after_s)
         rows.append({
             "sweep": name, "run_id": run.run_id,
-            "status": CORRUPT if problems else _status(train, transfer),
+            "status": CORRUPT if problems else run_status(train, transfer),
             "train_status": train, "transfer_status": transfer,
             "attempts": state.get("attempts"), "images_seen": state.get("images_seen"),
             "planned_images": _dotted(config, "optim.images_seen")

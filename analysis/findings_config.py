@@ -9,18 +9,18 @@ plots. `load_findings_config` is strict: an unknown or mistyped field is a one-l
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import os
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Union
 
 import yaml
 
+from contract import versions
+from contract.config import from_dict
 from contract.errors import ConfigError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = versions.FINDINGS_CONFIG  # contract/versions.py
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "configs" / "findings.yaml"
 """The shipped config (a checkout's ``configs/findings.yaml``); absent in a bare install,
 where the dataclass defaults below (the same values, a test checks it) are used."""
@@ -40,7 +40,10 @@ class Baseline:
     """The main grid every finding compares within: each finding frees only its own axis
     (vocabulary for 3, resampling for 4, label noise for 5) and holds the others here."""
 
-    vocab: str = "all"
+    vocab: Union[int, str] = "all"
+
+    def __post_init__(self) -> None:
+        self.vocab = str(self.vocab)  # a vocab value as results.parquet writes it: text
     resample: str = "natural"
     label_noise: float = 0.0
 
@@ -80,17 +83,19 @@ class Vocabulary:
     fine_target: str = "fine"
     coarse_target: str = "coarse"
     protocol: str = "linear"
-    large: str = "largest"
+    large: Union[int, str] = "largest"
     """A vocab value, or ``largest``: ``all`` if run, else the biggest integer K."""
-    small: str = "smallest"
+    small: Union[int, str] = "smallest"
     """A vocab value, or ``smallest``: the smallest integer K run."""
     min_gain: float = 0.0
-    matched: str = "matched:coarse"
-    full: str = "all"
+    matched: Union[int, str] = "matched:coarse"
+    full: Union[int, str] = "all"
     tolerance: float = 1.0
     """Points of top-1 the matched vocabulary may lose and still count as at least as good."""
 
     def __post_init__(self) -> None:
+        for name in ("large", "small", "matched", "full"):  # vocab values: text, like results
+            setattr(self, name, str(getattr(self, name)))
         _check(self.tolerance >= 0, "vocabulary.tolerance", self.tolerance, "use points >= 0")
 
 
@@ -169,43 +174,6 @@ class FindingsConfig:
                "use at least 2 (an interval over seeds needs two)")
 
 
-def _coerce(value, hint, path: str):
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, path)
-    if hint is bool:
-        ok = isinstance(value, bool)
-    elif hint is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif hint is str:
-        ok = isinstance(value, (str, int)) and not isinstance(value, bool)  # vocab: 1000
-        value = str(value) if ok else value
-    elif hint is list:
-        ok = isinstance(value, list)
-    else:
-        ok = True
-    _check(ok, path, value, f"use a {getattr(hint, '__name__', hint)}")
-    return value
-
-
-def _build(cls, data, prefix: str = ""):
-    _check(isinstance(data, dict), prefix or "findings config", data, "use a mapping")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if key not in names:
-            near = difflib.get_close_matches(str(key), names, n=1, cutoff=0.0)
-            raise FindingsConfigError(
-                f"unknown field {path!r}: did you mean "
-                f"{(prefix + '.' if prefix else '') + (near[0] if near else '')!r}?")
-        kwargs[key] = _coerce(value, hints[key], path)
-    return cls(**kwargs)
-
-
 def load_findings_config(source: str | os.PathLike | dict | FindingsConfig | None = None
                          ) -> FindingsConfig:
     """A `FindingsConfig` from a YAML path, a mapping, or None (`DEFAULT_PATH` when it
@@ -223,4 +191,9 @@ def load_findings_config(source: str | os.PathLike | dict | FindingsConfig | Non
         except yaml.YAMLError as e:
             first = str(e).splitlines()[0]
             raise FindingsConfigError(f"{path}: not valid YAML ({first})") from None
-    return _build(FindingsConfig, source)
+    try:  # the run config's strict reader: one rule for every typed config
+        return from_dict(FindingsConfig, source, root="findings config")
+    except FindingsConfigError:
+        raise
+    except ConfigError as exc:
+        raise FindingsConfigError(str(exc)) from None

@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.collect import SCHEMA_VERSION, CollectWarning, collect
+from contract.atomic import atomic_write_text
 
 TEMPLATE = Path(__file__).parent / "templates" / "report.ipynb"
 
@@ -103,7 +104,7 @@ def _runs_only_template(out: Path) -> Path:
         "plot. The table below says which runs stopped and why."]}
     nb["cells"] = cells[:3] + [note] + cells[runs:]
     path = out / ".runs-only-template.ipynb"
-    _atomic_write(path, json.dumps(nb))
+    atomic_write_text(path, json.dumps(nb))
     return path
 
 
@@ -134,17 +135,7 @@ def _export_html(notebook: Path) -> Path:
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
     body, _ = exporter.from_filename(str(notebook))
-    return _atomic_write(notebook.with_suffix(".html"), body)
-
-
-def _atomic_write(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write_text(notebook.with_suffix(".html"), body)
 
 
 # --------------------------------------------------------------------------- notebook helpers
@@ -191,7 +182,7 @@ def write_fits(fits: pd.DataFrame, path: str | os.PathLike, extra: dict | None =
     doc.update({name: _records(table) for name, table in (extra or {}).items()})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return _atomic_write(path, json.dumps(doc, indent=1) + "\n")
+    return atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
 
 
 def write_findings(result, path: str | os.PathLike, **meta) -> Path:
@@ -201,7 +192,7 @@ def write_findings(result, path: str | os.PathLike, **meta) -> Path:
            **result.to_dict()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return _atomic_write(path, json.dumps(doc, indent=1) + "\n")
+    return atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
 
 
 def slope_table(fits: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:

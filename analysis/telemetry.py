@@ -14,7 +14,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from analysis.collect import _dotted, iter_runs, read_json, read_metrics, read_yaml
+from analysis.collect import _dotted, iter_runs, read_config, read_json, read_metrics
 
 TELEMETRY_COLUMNS = ["sweep", "run_id", "train_status", "width", "params", "flops_per_image",
                      "images_seen", "pretrain_flops", "devices", "steps", "images_per_s",
@@ -55,7 +55,7 @@ def telemetry(*sweep_dirs: str | os.PathLike) -> pd.DataFrame:
     """
     rows = []
     for name, run in iter_runs(sweep_dirs):
-        config, _ = read_yaml(run.path / "config.yaml")
+        config, _ = read_config(run.path / "config.yaml")
         state, _ = read_json(run.path / "state.json")
         metrics = read_metrics(run.path)
         m = run.manifest

@@ -13,11 +13,12 @@ import argparse
 import os
 import tempfile
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import torch
 
+from contract.config import DataConfig
+from contract.world import WorldConfig
 from data import (
     ResumableLoader,
     SyntheticWorld,
@@ -25,7 +26,6 @@ from data import (
     build_target_split,
 )
 from data.materialize import materialize
-from data.world_config import WorldConfig
 
 
 def _rate(fn, images: int, repeats: int = 3) -> float:
@@ -53,9 +53,9 @@ def main(argv=None) -> None:
         for s in range(0, n, B):
             world.render_pretrain(idx[s:s + B])
 
-    cfg = SimpleNamespace(source="synthetic", path=None, images=n, vocab="all",
-                          resample="natural", label_noise=0.0, targets="soft", seed=0,
-                          cache=True, world=WorldConfig())
+    cfg = DataConfig(source="synthetic", path=None, images=n, vocab="all",
+                     resample="natural", label_noise=0.0, targets="soft", seed=0,
+                     cache=True, world=WorldConfig())
     rows = [("render pretrain (numpy)", f"batch {B}", _rate(render, n)),
             ("tags (canonical, CSR)", f"{n} images",
              _rate(lambda: world.pretrain_tags_csr(idx), n)),
@@ -69,7 +69,7 @@ def main(argv=None) -> None:
         steps = max(1, n // B)
         rows.append((f"ResumableLoader cached ({resample})", f"batch {B}",
                      _rate(lambda: [loader.next_batch() for _ in range(steps)], steps * B)))
-    uncached = build_pretrain_set(SimpleNamespace(**{**vars(cfg), "cache": False}), S)
+    uncached = build_pretrain_set(DataConfig(**{**vars(cfg), "cache": False}), S)
     loader = ResumableLoader(uncached, B, 0, 1, 0, "natural")
     steps = max(1, n // B // 4)
     rows.append(("ResumableLoader uncached (render)", f"batch {B}",
@@ -81,11 +81,11 @@ def main(argv=None) -> None:
             out = os.path.join(tmp, fmt)
             rows.append((f"materialize {fmt}", f"{n} images", _rate(
                 lambda: materialize(cfg, S, out, fmt, n=n, overwrite=True), n, 1)))
-            real = SimpleNamespace(**{**vars(cfg), "source": fmt, "path": out})
+            real = DataConfig(**{**vars(cfg), "source": fmt, "path": out})
             rows.append((f"build {fmt} set (decode + cache)", f"{n} images",
                          _rate(lambda: build_pretrain_set(real, S), n, 1)))
-        real = SimpleNamespace(**{**vars(cfg), "source": "webdataset", "cache": False,
-                                  "path": os.path.join(tmp, "webdataset")})
+        real = DataConfig(**{**vars(cfg), "source": "webdataset", "cache": False,
+                              "path": os.path.join(tmp, "webdataset")})
         loader = ResumableLoader(build_pretrain_set(real, S), B, 0, 1, 0, "natural")
         steps = max(1, n // B // 4)
         rows.append(("ResumableLoader webdataset uncached", f"batch {B}",

@@ -4,7 +4,7 @@
         [--precision fp32] [--model tiny|resnext101_32x8d] [--batch 16] [--steps 10]
         [--image_size 16] [--json OUT.json]
 
-Each strategy row (a stage row of the strategy table, scaling/strategies/table.py, e.g.
+Each strategy row (a stage row of the strategy table, contract/strategies.py, e.g.
 `deepspeed_z2`) trains a fresh run for --steps steps; the table reports the median
 images/s, TFLOP/s and MFU (docs/design.md definition) of the logged steps after the first two,
 and the most-loaded rank's parameter + gradient + optimizer bytes relative to ddp and to
@@ -27,7 +27,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from scaling.strategies.table import TABLE, ideal_bytes, rows  # noqa: E402
+from contract.strategies import TABLE, ideal_bytes, rows  # noqa: E402
 
 SHARDS = dict(rows())
 MODELS: dict[str, dict[str, Any]] = {

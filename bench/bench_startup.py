@@ -90,7 +90,7 @@ def run_config(batch: int) -> dict:
 
 
 def model_spec(config: dict) -> dict:
-    from scaling.config import RunConfig, from_dict
+    from contract.config import RunConfig, from_dict
     from scaling.recipe import model_kwargs
 
     rc = from_dict(RunConfig, config)

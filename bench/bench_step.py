@@ -39,7 +39,7 @@ CELLS: dict[str, dict[str, Any]] = {
 
 
 def run_config(shard: dict, world: int, batch: int, width: int, cache: bool, precision: str):
-    from scaling.config import RunConfig, from_dict
+    from contract.config import RunConfig, from_dict
 
     return from_dict(RunConfig, {
         "name": "bench-step", "seed": 0, "precision": precision,

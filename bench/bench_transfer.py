@@ -21,8 +21,8 @@ from typing import cast
 import torch
 
 import scaling.transfer as T
+from contract.config import RunConfig, from_dict, load_yaml
 from scaling import dist
-from scaling.config import RunConfig, from_dict, load_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -41,7 +41,7 @@ BF16_PEAK = {"H200": 989.4e12, "H100": 989.4e12, "A100": 312e12, "L40S": 362e12,
 
 def engine_config(model: dict, shard: dict, batch: int, device: str, channels_last: bool,
                   compile_: bool, precision: str):
-    from scaling.config import RunConfig, from_dict
+    from contract.config import RunConfig, from_dict
 
     return from_dict(RunConfig, {
         "name": "gpu-bench", "seed": 0, "precision": precision,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from contract.config import load_run_config
 from data.coverage import coverage
-from scaling.config import load_run_config
 
 
 def main(argv=None) -> None:

@@ -1,10 +1,10 @@
 """Weakly labelled datasets: the synthetic world, real formats (HF datasets, WebDataset),
 vocabularies, subsets, resampling, de-duplication, loaders.
 
-Imports are lazy (PEP 562) so that `import data.world_config` (what the torch-free config
-layer needs) never pulls in torch. No export shares a submodule's name: importing the
-submodule would replace the export with the module (`materialize` is therefore imported
-from `data.materialize`).
+Imports are lazy (PEP 562) so that `import data` never pulls in torch; the world's knobs
+(`WorldConfig`) are the torch-free contract layer's (contract/world.py). No export shares a
+submodule's name: importing the submodule would replace the export with the module
+(`materialize` is therefore imported from `data.materialize`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "WorldConfig": "data.world_config",
+    "WorldConfig": "contract.world",
     "SyntheticWorld": "data.world",
     "TARGETS": "data.world",
     "PretrainSet": "data.pretrain",

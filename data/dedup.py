@@ -38,9 +38,11 @@ from typing import Optional
 import numpy as np
 import torch
 
-from data.world_config import world_fields
+from contract import versions
+from contract.config import DataConfig
+from contract.world import world_fields
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = versions.DEDUP  # contract/versions.py
 METHOD = "dct12-rgb-cropviews"
 FEATURE_SIDE = 32
 BLOCK = 12
@@ -133,7 +135,7 @@ def find_duplicates(pretrain, targets: torch.Tensor, threshold: float = DEFAULT_
 
 
 # ----- per (dataset, target) files -----------------------------------------------------------
-def _dataset_spec(data_cfg, image_size: int) -> dict:
+def _dataset_spec(data_cfg: DataConfig, image_size: int) -> dict:
     world = world_fields(data_cfg.world)
     world_hash = hashlib.sha1(json.dumps(world, sort_keys=True).encode()).hexdigest()[:8]
     return {"source": data_cfg.source, "path": data_cfg.path, "seed": int(data_cfg.seed),
@@ -141,7 +143,7 @@ def _dataset_spec(data_cfg, image_size: int) -> dict:
             "world_hash": world_hash}
 
 
-def dataset_key(data_cfg, image_size: int) -> str:
+def dataset_key(data_cfg: DataConfig, image_size: int) -> str:
     """Names one pretraining image set: source, where it lives, N and image size
     (vocabulary, resampling and noise do not change which images it holds)."""
     spec = _dataset_spec(data_cfg, image_size)
@@ -150,22 +152,22 @@ def dataset_key(data_cfg, image_size: int) -> str:
     else:
         where = hashlib.sha1(str(Path(spec["path"]).resolve()).encode()).hexdigest()[:8]
     key = f"{spec['source']}-{where}-n{spec['images']}-px{spec['image_size']}"
-    supervised = getattr(data_cfg, "supervised", None)
+    supervised = data_cfg.supervised
     if supervised:   # the supervised baseline pretrains on other images: another set
         key += "-sup" + hashlib.sha1(str(supervised).encode()).hexdigest()[:8]
     return key
 
 
-def dedup_path(data_cfg, image_size: int, target: str, out_dir) -> Path:
+def dedup_path(data_cfg: DataConfig, image_size: int, target: str, out_dir) -> Path:
     return Path(out_dir) / "dedup" / f"{dataset_key(data_cfg, image_size)}__{target}.json"
 
 
-def write_duplicates(data_cfg, image_size: int, target: str, out_dir, n_test: int,
+def write_duplicates(data_cfg: DataConfig, image_size: int, target: str, out_dir, n_test: int,
                      threshold: float = DEFAULT_THRESHOLD, pset=None) -> Path:
     """Find target test images [0, n_test) with near-duplicates among the pretraining set
     and write them to `dedup_path(...)`; returns that path. `pset` reuses a built set."""
+    from contract.targets import parse_target
     from data.pretrain import build_pretrain_set
-    from data.target_spec import parse_target
     from data.targets import load_target_split
 
     spec = parse_target(target, "target")

@@ -14,11 +14,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from contract import versions
 from contract.errors import ConfigError
 from data.rng import hash64
 
 _S_EPOCH = 7
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = versions.LOADER_STATE  # contract/versions.py
 
 
 class ResumableLoader:

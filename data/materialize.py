@@ -30,14 +30,16 @@ from pathlib import Path
 
 import numpy as np
 
+from contract import versions
+from contract.config import DataConfig
 from contract.errors import ConfigError
+from contract.world import world_fields
 from data.imageio import encode_png
 from data.pretrain import world_for
 from data.rng import uniform
 from data.world import TARGETS
-from data.world_config import world_fields
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = versions.DATASET  # contract/versions.py
 MARKER = ".wsl-materialized"
 FORMATS = ("webdataset", "hf")
 _S_SPELLING = 8
@@ -132,7 +134,7 @@ def check_replaceable(out: Path, protect=()) -> None:
                               "replaces one; choose an empty or new out folder")
 
 
-def materialize(data_cfg, image_size: int, out: str | Path, fmt: str = "webdataset",
+def materialize(data_cfg: DataConfig, image_size: int, out: str | Path, fmt: str = "webdataset",
                 n: int | None = None, shard_size: int = 1000, overwrite: bool = False,
                 protect=()) -> Path:
     """Write world images [0, n) of the world data.seed / data.world name (n defaults to

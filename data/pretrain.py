@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from contract.config import DataConfig
 from contract.errors import ConfigError
 from data.rng import uniform
 from data.vocab import resolve_vocab
@@ -33,7 +34,7 @@ _CHUNK = 1 << 16
 _WORLDS: dict[tuple, SyntheticWorld] = {}
 
 
-def world_for(data_cfg, image_size: int) -> SyntheticWorld:
+def world_for(data_cfg: DataConfig, image_size: int) -> SyntheticWorld:
     """The world a DataConfig-like object names, memoised (it holds a noise bank)."""
     key = (repr(data_cfg.world), int(data_cfg.seed), int(image_size))
     if key not in _WORLDS:
@@ -172,9 +173,9 @@ def finish_tags(seed: int, indices: np.ndarray, counts: list[np.ndarray],
     return offsets, flat
 
 
-def build_pretrain_set(data_cfg, image_size: int) -> PretrainSet:
-    """The N-image set a DataConfig-like object names (duck-typed on its field names)."""
-    if getattr(data_cfg, "supervised", None):
+def build_pretrain_set(data_cfg: DataConfig, image_size: int) -> PretrainSet:
+    """The N-image set a run's `data` section names."""
+    if data_cfg.supervised:
         return build_supervised_set(data_cfg, image_size)
     if data_cfg.source != "synthetic":
         from data.sources import build_real_pretrain_set
@@ -203,12 +204,12 @@ def build_pretrain_set(data_cfg, image_size: int) -> PretrainSet:
                        cache=bool(data_cfg.cache), resample=data_cfg.resample, world=world)
 
 
-def build_target_split(data_cfg, image_size: int, target: str, split: str, n: int):
+def build_target_split(data_cfg: DataConfig, image_size: int, target: str, split: str, n: int):
     """(uint8 images (n,3,H,W), int64 labels (n,), class names) of a clean target split.
 
     Target splits are the synthetic world's. A real source has them only when it was
     materialized from the world data.seed / data.world name; otherwise a clear error."""
-    if getattr(data_cfg, "source", "synthetic") != "synthetic":
+    if data_cfg.source != "synthetic":
         from data.sources import check_materialized_world
 
         check_materialized_world(data_cfg)
@@ -216,7 +217,7 @@ def build_target_split(data_cfg, image_size: int, target: str, split: str, n: in
     return torch.from_numpy(images), torch.from_numpy(labels), names
 
 
-def build_supervised_set(data_cfg, image_size: int) -> PretrainSet:
+def build_supervised_set(data_cfg: DataConfig, image_size: int) -> PretrainSet:
     """The supervised baseline's pretraining set: the first data.images images of the
     `data.supervised` target's train split with their clean labels (one tag each, the
     classes as vocabulary); label noise applies as to hashtags. data.vocab and

@@ -46,13 +46,15 @@ from typing import Optional
 import numpy as np
 import torch
 
+from contract import versions
+from contract.config import DataConfig
 from contract.errors import ConfigError, RunError
+from contract.world import world_fields
 from data.imageio import canonical_spelling, canonical_tags, decode_image, load_synonyms
 from data.pretrain import PretrainSet, finish_tags, vocab_filter
-from data.world_config import world_fields
 
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp", "ppm", "bmp", "tif", "tiff", "gif")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = versions.DATASET  # contract/versions.py
 _BATCH = 1024
 
 # A record: (reference to re-read the image later, image bytes or None, raw tags or None
@@ -274,7 +276,7 @@ def _resolve_real_vocab(root: Path, tags: list[str], freq: np.ndarray, vocab) ->
 
 
 # ----- the pretraining set -------------------------------------------------------------------
-def build_real_pretrain_set(data_cfg, image_size: int) -> PretrainSet:
+def build_real_pretrain_set(data_cfg: DataConfig, image_size: int) -> PretrainSet:
     """The first data.images records of data.path as a PretrainSet (see module docstring)."""
     N, S, path = int(data_cfg.images), int(image_size), str(data_cfg.path)
     root = source_root(path)
@@ -297,7 +299,7 @@ def build_real_pretrain_set(data_cfg, image_size: int) -> PretrainSet:
     if seen < N:
         raise ConfigError(f"data.images={N} but data.path={path!r} holds only {seen} samples: "
                           "use at most that many")
-    limit = float(getattr(data_cfg, "max_corrupt_frac", 1.0))
+    limit = float(data_cfg.max_corrupt_frac)
     if corrupt > limit * N:
         raise RunError(f"data.path={path!r}: {corrupt} of the first {N} records "
                        f"({corrupt / N:.1%}) have a missing, truncated or undecodable image "
@@ -345,7 +347,7 @@ def read_meta(root: Path) -> Optional[dict]:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def check_materialized_world(data_cfg) -> None:
+def check_materialized_world(data_cfg: DataConfig) -> None:
     """Target splits of a real source exist only for a copy materialized from the synthetic
     world that data.seed / data.world name (they are that world's target splits)."""
     root = source_root(str(data_cfg.path))

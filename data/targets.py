@@ -1,6 +1,6 @@
 """Labelled target sets: the synthetic world's and the user's own (image folder, `datasets`).
 
-Layouts read (`data/target_spec.py` says how a config names them):
+Layouts read (`contract/targets.py` says how a config names them):
 
 - imagefolder: `<path>/train/<class>/*` and `<path>/test/<class>/*` (`val` or `validation`
   stand in for test), or `<path>/<class>/*` (one split). Classes are the train split's
@@ -28,10 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from contract.config import DataConfig
 from contract.errors import ConfigError
+from contract.targets import TargetSpec, parse_target
 from data.imageio import decode_image
 from data.sources import IMAGE_EXTS
-from data.target_spec import TargetSpec, parse_target
 
 TEST_NAMES = ("test", "val", "validation")
 
@@ -258,7 +259,8 @@ def load_user_split(spec: TargetSpec, image_size: int, split: str, n: int) -> Ta
                        torch.tensor(labels, dtype=torch.int64), classes, bad)
 
 
-def load_target_split(data_cfg, image_size: int, target, split: str, n: int) -> TargetSplit:
+def load_target_split(data_cfg: DataConfig, image_size: int, target, split: str,
+                      n: int) -> TargetSplit:
     """A target split by name or spec: the synthetic world's, or the user's own set."""
     spec = target if isinstance(target, TargetSpec) else parse_target(target)
     if spec.synthetic:
@@ -269,7 +271,7 @@ def load_target_split(data_cfg, image_size: int, target, split: str, n: int) -> 
     return load_user_split(spec, image_size, split, n)
 
 
-def num_classes(data_cfg, image_size: int, target) -> int:
+def num_classes(data_cfg: DataConfig, image_size: int, target) -> int:
     """Classes of a target without rendering or decoding an image."""
     spec = target if isinstance(target, TargetSpec) else parse_target(target)
     if spec.synthetic:

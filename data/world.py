@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from contract.errors import ConfigError
+from contract.world import WorldConfig
 from data import render as _render
 from data.rng import uniform
-from data.world_config import WorldConfig
 
 TARGETS = ("fine", "coarse", "novel")
 SPLITS = ("train", "test")

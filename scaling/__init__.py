@@ -3,6 +3,7 @@
 Everything here is importable without torch; each function imports its engine on call.
 """
 
+from contract.config import RunConfig, load_run_config
 from scaling.api import (
                          collect,
                          demo,
@@ -16,7 +17,6 @@ from scaling.api import (
                          train,
                          transfer,
 )
-from scaling.config import RunConfig, load_run_config
 from scaling.errors import ConfigError, RunError
 
 __all__ = ["RunConfig", "load_run_config", "ConfigError", "RunError", "expand_sweep", "sweep",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Union
 
-from scaling.config import RunConfig, load_run_config
+from contract.config import RunConfig, load_run_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ def sweep(sweep_file: str, root: str = "sweeps") -> Path:
     from scaling.sweep import expand_sweep
 
     out = expand_sweep(sweep_file, root)
-    from scaling.runfiles import read_manifest
+    from contract.runfolder import read_manifest
 
     print(f"{out}: {len(read_manifest(out / 'manifest.csv'))} runs")
     return out
@@ -132,8 +132,8 @@ def status(sweep_dir: str) -> list[dict]:
     Args:
         sweep_dir: a sweep folder.
     """
+    from contract.runfolder import require_sweep
     from scaling.errors import RunError
-    from scaling.runfiles import require_sweep
     from slurm.status import print_table, status_rows
 
     require_sweep(sweep_dir)

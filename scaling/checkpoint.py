@@ -28,14 +28,16 @@ from typing import Optional
 
 import torch
 
+from contract import versions
+from contract.atomic import atomic_write_text
+from contract.runfolder import now_iso
 from scaling.dist import DistEnv, all_reduce_max, barrier
 from scaling.errors import RunError
-from scaling.runfiles import atomic_write_text, now_iso
 
 log = logging.getLogger(__name__)
 
 MARKER = "COMPLETE"
-MARKER_SCHEMA = 1
+MARKER_SCHEMA = versions.CHECKPOINT_MARKER
 
 
 def _step_dirs(root: Path) -> list[Path]:

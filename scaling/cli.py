@@ -3,11 +3,13 @@
 Torch-free: subcommands import their implementation only when they run. Every subcommand
 takes --config, --print_config and --help; boolean options work bare (`--dry_run`) as well
 as with a value (`--dry_run false`). Known errors print one line and exit non-zero.
+
+Which options a subcommand has is read from where they are declared (the `scaling.api`
+function's signature, the run config's dataclasses), never from the parser's internals.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import os
 import re
@@ -39,12 +41,23 @@ def _function_parser(fn: Callable) -> _JsonArgParser:
     return parser
 
 
-def _run_config_parser(help_text: str) -> _JsonArgParser:
-    from scaling.config import RunConfig
+RUN_CONFIG_COMMANDS = ("train", "transfer")
+# options of train/transfer besides the run config's fields
+_RUN_OPTIONS: dict[str, Any] = {"--config": Optional[str], "--run_dir": Optional[str],
+                                "--print_config": bool}
 
-    parser = ArgumentParser(description=help_text)
-    parser.add_argument("--config", action=ActionConfigFile,
+
+def _run_config_parser(help_text: str, prog: Optional[str] = None) -> _JsonArgParser:
+    """`train`/`transfer`: jsonargparse types the command-line overrides (one option per
+    run config field); the run config itself is read once, by the contract's reader
+    (`_run_config`), from the --config file with the overrides on top."""
+    from contract.config import RunConfig
+
+    parser = ArgumentParser(description=help_text, prog=prog)
+    parser.add_argument("--config", type=Optional[str], default=None,
                         help="a run's config.yaml (the run folder defaults to its folder)")
+    parser.add_argument("--print_config", type=bool, default=False,
+                        help="print the resolved run config (every field) and exit")
     parser.add_class_arguments(RunConfig, None, fail_untyped=False)
     parser.add_argument("--run_dir", type=Optional[str], default=None,
                         help="run folder (default: the folder of --config)")
@@ -74,6 +87,8 @@ def _attach_data_actions(parser: _JsonArgParser) -> None:
 
 
 DATA_ACTIONS: dict[str, Callable] = {"materialize": api.materialize, "dedup": api.dedup}
+COMMANDS_HELP = {"train": "Pretrain one run (what each array task runs).",
+                 "transfer": "Probe a finished run's trunk on its targets."}
 
 COMMANDS: dict[str, Callable[[], _JsonArgParser]] = {
     "sweep": lambda: _function_parser(api.sweep),
@@ -81,8 +96,8 @@ COMMANDS: dict[str, Callable[[], _JsonArgParser]] = {
     "submit": lambda: _function_parser(api.submit),
     "status": lambda: _function_parser(api.status),
     "cancel": lambda: _function_parser(api.cancel),
-    "train": lambda: _run_config_parser("Pretrain one run (what each array task runs)."),
-    "transfer": lambda: _run_config_parser("Probe a finished run's trunk on its targets."),
+    "train": lambda: _run_config_parser(COMMANDS_HELP["train"]),
+    "transfer": lambda: _run_config_parser(COMMANDS_HELP["transfer"]),
     "collect": _collect_parser,
     "fit": lambda: _function_parser(api.fit),
     "report": lambda: _function_parser(api.report),
@@ -95,7 +110,7 @@ def build_parser(only: Optional[str] = None,
                  built: Optional[_JsonArgParser] = None) -> _JsonArgParser:
     """The whole CLI, or with `only` just that subcommand (`built`: its parser, already
     made): building the run-config parser of train/transfer costs a few tenths of a second
-    each, which every `scaling train` would otherwise pay for every subcommand."""
+    each, which every command would otherwise pay for every subcommand."""
     parser = ArgumentParser(prog="scaling", description="wsl-scaling: how weakly supervised "
                             "pretraining scales, from sweep file to report.")
     sub = parser.add_subcommands(required=True, dest="command")
@@ -110,7 +125,7 @@ def build_parser(only: Optional[str] = None,
 
 
 # what every (sub)command parser accepts besides its own options
-_COMMON = {"--help": None, "--config": str, "--print_config": None}
+_COMMON: dict[str, Any] = {"--help": None, "--config": Optional[str], "--print_config": None}
 
 
 def _signature_options(fn: Callable) -> dict[str, Any]:
@@ -120,31 +135,17 @@ def _signature_options(fn: Callable) -> dict[str, Any]:
             if p.default is not inspect.Parameter.empty}
 
 
-def _dataclass_options(cls, prefix: str = "--") -> dict[str, Any]:
-    """`--a.b` -> type hint of every field of a config dataclass, nested ones dotted (a
-    nested section's own option takes a YAML file of it)."""
-    out: dict[str, Any] = {}
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
-            out[f"{prefix}{f.name}"] = hint
-            out.update(_dataclass_options(hint, f"{prefix}{f.name}."))
-        else:
-            out[f"{prefix}{f.name}"] = hint
-    return out
-
-
 def command_options(argv: list[str]) -> dict[str, Any]:
-    """The options (`--x.y` -> type hint) of the (sub)command `argv` starts with, read from
-    the function or the run config dataclass behind it (the parser's tables are private)."""
+    """{option: type} of the (sub)command `argv` starts with, from where its options are
+    declared (the `scaling.api` function, the run config's dataclasses), for bare boolean
+    flags and did-you-mean (the parser's tables are private)."""
     command = argv[0] if argv and argv[0] in COMMANDS else None
     if command is None:
         return {"--help": None}
-    if command in ("train", "transfer"):
-        from scaling.config import RunConfig
+    if command in RUN_CONFIG_COMMANDS:
+        from contract.config import field_hints
 
-        own = {**_dataclass_options(RunConfig), "--run_dir": Optional[str]}
+        own = {**_RUN_OPTIONS, **{f"--{k}": v for k, v in field_hints().items()}}
     elif command == "collect":
         own = {"--write": bool}
     elif command == "data":
@@ -158,7 +159,7 @@ def command_options(argv: list[str]) -> dict[str, Any]:
 
 
 def _bool_options(argv: list[str]) -> set[str]:
-    return {name for name, hint in command_options(argv).items() if hint is bool}
+    return {o for o, hint in command_options(argv).items() if hint in (bool, Optional[bool])}
 
 
 def normalize_bool_flags(argv: list[str], options: set[str]) -> list[str]:
@@ -173,30 +174,43 @@ def normalize_bool_flags(argv: list[str], options: set[str]) -> list[str]:
     return out
 
 
+def _run_config(given: dict):
+    """The run config of `train`/`transfer`: the --config file with the command-line values
+    (typed by the parser) on top, read by the contract's one reader, so the file's values
+    meet exactly the rules `scaling sweep` applies."""
+    from contract.config import load_yaml, merge_overrides, read_run_config
+
+    path = given.get("config")
+    overrides = {k: v for k, v in given.items() if k not in ("config", "run_dir",
+                                                             "print_config", "__path__")}
+    return read_run_config(merge_overrides(load_yaml(path) if path else {}, overrides))
+
+
+def _execute_run_config(command: str, given: dict) -> int:
+    config = _run_config(given)
+    if given.get("print_config"):
+        from contract.config import dump_yaml, to_dict
+
+        print(dump_yaml(to_dict(config)), end="")
+        return 0
+    run_dir = given.get("run_dir")
+    if run_dir is None and given.get("config"):
+        run_dir = str(Path(given["config"]).resolve().parent)
+    if run_dir is None:
+        raise ConfigError(f"{command}: give --config RUN/config.yaml or --run_dir")
+    if command == "train":
+        from scaling.engine import train as _train
+
+        return 0 if _train(config, run_dir) == "done" else 3
+    from contract.runfolder import read_state
+    from scaling.transfer import transfer as _transfer
+
+    _transfer(config, run_dir)
+    return 0 if read_state(run_dir)["transfer"] == "done" else 3
+
+
 def _execute(command: str, cfg) -> int:
     args = {k: v for k, v in vars(cfg).items() if k not in ("config", "__path__")}
-    if command in ("train", "transfer"):
-        from scaling.config import RunConfig, from_dict
-
-        run_dir = args.pop("run_dir", None)
-        paths = cfg.get("config") or []
-        if run_dir is None and paths:
-            run_dir = str(Path(str(paths[-1])).resolve().parent)
-        if run_dir is None:
-            raise ConfigError(f"{command}: give --config RUN/config.yaml or --run_dir")
-        from jsonargparse import Namespace
-
-        plain = Namespace(args).as_dict()
-        config = from_dict(RunConfig, plain)
-        if command == "train":
-            from scaling.engine import train as _train
-
-            return 0 if _train(config, run_dir) == "done" else 3
-        from scaling.runfiles import read_state
-        from scaling.transfer import transfer as _transfer
-
-        _transfer(config, run_dir)
-        return 0 if read_state(run_dir)["transfer"] == "done" else 3
     if command == "data":
         action = args.pop("action")
         sub = {k: v for k, v in vars(args[action]).items() if k not in ("config", "__path__")}
@@ -246,18 +260,6 @@ def parse_error_line(argv: list[str], message: str) -> str:
     return text[:400]
 
 
-def _check_run_config_files(argv: list[str]) -> None:
-    """Type-check `train`/`transfer --config` files as strictly as `scaling sweep` does,
-    before the parser (which reads "5" as 5) sees them: one rule, one message."""
-    from scaling.config import RunConfig, check_types, load_yaml
-
-    for i, token in enumerate(argv):
-        path = argv[i + 1] if token == "--config" and i + 1 < len(argv) else (
-            token.split("=", 1)[1] if token.startswith("--config=") else None)
-        if path and Path(path).is_file():
-            check_types(RunConfig, load_yaml(path))
-
-
 def _fail(message: str, code: int) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
@@ -275,17 +277,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         logs.setup()
         command = argv[0] if argv and argv[0] in COMMANDS else None
-        built: Optional[_JsonArgParser] = None
         if command == "data" and len(argv) > 1 and argv[1] in DATA_ACTIONS:
-            argv = argv[:2] + normalize_bool_flags(argv[2:], _bool_options(argv))
+            argv = argv[:2] + normalize_bool_flags(argv[2:], _bool_options(argv[:2]))
         elif command:
-            argv = [command] + normalize_bool_flags(argv[1:], _bool_options(argv))
-        if command in ("train", "transfer"):
-            _check_run_config_files(argv)
-        # a known command parses with its own parser only; anything else sees them all
-        parser = build_parser(command, built if command != "data" else None)
+            argv = [command] + normalize_bool_flags(argv[1:], _bool_options(argv[:1]))
         try:
-            cfg = parser.parse_args(argv)
+            if command in RUN_CONFIG_COMMANDS:
+                # only what the command line gives (defaults=False): the file and the
+                # defaults are the contract reader's
+                parser = _run_config_parser(COMMANDS_HELP[command], prog=f"scaling {command}")
+                given = parser.parse_args(argv[1:], defaults=False).as_dict()
+                return _execute_run_config(command, given)
+            # a known command parses with its own parser only; anything else sees them all
+            cfg = build_parser(command).parse_args(argv)
         except ArgumentError as exc:
             if debug:
                 raise

@@ -21,19 +21,17 @@ from typing import Optional
 
 import torch
 
+from contract.atomic import atomic_write_text
+from contract.config import RunConfig, dump_yaml, support_reason, to_dict
+from contract.runfolder import now_iso, read_state, write_json
 from scaling import checkpoint, dist, logs, recipe
 from scaling.allocator import pin_heap
-from scaling.config import RunConfig, dump_yaml, support_reason, to_dict
 from scaling.errors import ConfigError, RunError
 from scaling.runfiles import (
-    atomic_write_text,
-    now_iso,
     one_line,
     private_dir,
-    read_state,
     restrict_umask,
     update_state,
-    write_json,
 )
 from scaling.runlock import RunLock, RunLocked
 from scaling.signals import PREEMPT, SignalFlags, requeue_self

@@ -22,8 +22,8 @@ from typing import cast
 import numpy as np
 import torch
 
+from contract.config import RunConfig
 from scaling import checkpoint, dist, recipe
-from scaling.config import RunConfig
 from scaling.errors import RunError
 from scaling.probe import topk
 from scaling.signals import PREEMPT, SignalFlags, requeue_self

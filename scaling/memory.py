@@ -189,7 +189,7 @@ def estimate(profile: ModelProfile, config, world_size: int, strategy: Optional[
 
     `at_rest`: only what a rank still holds after backward, before the step (what
     `Strategy.memory_report` measures): no transient buffers, activations or inputs."""
-    from scaling.strategies.table import BUFFERS, FULL, TABLE
+    from contract.strategies import BUFFERS, FULL, TABLE
 
     strategy = strategy or config.shard.strategy
     if strategy not in TABLE:
@@ -271,7 +271,7 @@ class Plan:
 def choose(profile: ModelProfile, config, max_nodes: int = 64) -> Plan:
     """`auto`: the least-communication strategy that fits, at the configured devices per
     node, adding nodes (powers of two) only when nothing fits on fewer."""
-    from scaling.config import support_reason
+    from contract.config import support_reason
 
     cap = device_capacity(config) * HEADROOM
     per_node = config.resources.devices_per_node

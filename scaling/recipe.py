@@ -9,7 +9,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from scaling.config import OptimConfig, RunConfig
+from contract.config import OptimConfig, RunConfig
 
 MEAN, STD = 0.5, 0.25  # the synthetic world's pixels are centred; real data gets the same
 

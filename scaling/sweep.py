@@ -20,28 +20,22 @@ import json
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from scaling.config import (
+from contract.atomic import atomic_write_text
+from contract.config import (
     RunConfig,
     check_field_path,
     closest,
     config_hash,
     dump_yaml,
-    from_dict,
     get_path,
     load_yaml,
+    read_run_config,
     set_path,
     to_dict,
 )
+from contract.runfolder import SAFE_NAME, read_json, read_manifest, read_state, write_json
 from scaling.errors import ConfigError, UserError
-from scaling.runfiles import (
-    SAFE_NAME,
-    atomic_write_text,
-    private_dir,
-    read_json,
-    read_manifest,
-    read_state,
-    write_json,
-)
+from scaling.runfiles import private_dir
 
 SWEEP_KEYS = ("name", "description", "base", "axes", "zip", "seeds", "grids")
 GRID_KEYS = ("axes", "zip")
@@ -193,7 +187,7 @@ def expand(spec: dict, base: dict) -> tuple[list[tuple[str, RunConfig, dict]], l
                                       "values or use fewer axes")
                 data["name"] = run_id
                 try:
-                    config = from_dict(RunConfig, data)
+                    config = read_run_config(data)
                 except ConfigError as exc:
                     raise ConfigError(f"run {run_id}: {exc}") from None
                 digest = config_hash(config)
@@ -331,7 +325,7 @@ def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps"
         if why and (run_dir / "config.yaml").is_file():
             old = load_yaml(run_dir / "config.yaml")
             new = to_dict(config)
-            if config_hash(from_dict(RunConfig, old)) != config_hash(config):
+            if config_hash(read_run_config(old)) != config_hash(config):
                 diff = _first_difference(old, new)
                 raise ConfigError(f"run {run_id} {why} and its config would change "
                                   f"({diff}): use a new sweep name, or remove that run "

@@ -17,6 +17,9 @@ from typing import Optional
 
 import torch
 
+from contract.atomic import atomic_write_text
+from contract.runfolder import parse_metrics_line
+
 # Dense peak FLOP/s by GPU name fragment: (bf16/fp16 tensor core, tf32, fp32 CUDA cores).
 GPU_PEAKS = {
     "H200": (989.4e12, 494.7e12, 66.9e12),
@@ -178,12 +181,11 @@ class MetricsLogger:
             return
         keep = []
         for line in self.path.read_text().splitlines():
-            try:
-                if json.loads(line)["step"] <= step:
-                    keep.append(line)
-            except (json.JSONDecodeError, KeyError):
-                continue  # a line cut by a kill
-        self.path.write_text("".join(f"{line}\n" for line in keep))
+            record = parse_metrics_line(line)  # None: a line cut by a kill
+            if record is not None and isinstance(record.get("step"), int) \
+                    and record["step"] <= step:
+                keep.append(line)
+        atomic_write_text(self.path, "".join(f"{line}\n" for line in keep))
 
     def log(self, record: dict) -> None:
         with self.path.open("a") as handle:
@@ -197,19 +199,6 @@ class MetricsLogger:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
 
 
 def provenance(start: str, end: Optional[str] = None) -> dict:

@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import pickle
 import time
 from pathlib import Path
@@ -30,17 +29,13 @@ from typing import cast
 
 import torch
 
+from contract.atomic import atomic_path
+from contract.config import RunConfig
+from contract.runfolder import read_json, read_state, write_json
 from scaling import dist, logs, recipe
-from scaling.config import RunConfig
 from scaling.errors import RunError
 from scaling.probe import fixed_probe, linear_probe
-from scaling.runfiles import (
-    read_json,
-    read_state,
-    restrict_umask,
-    update_state,
-    write_json,
-)
+from scaling.runfiles import restrict_umask, update_state
 from scaling.runlock import RunLocked
 
 log = logging.getLogger(__name__)
@@ -93,10 +88,8 @@ def extract_features(model, images: torch.Tensor, device: torch.device, batch: i
 
 
 def _atomic_save(payload: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def cached_features(model, images: torch.Tensor, device: torch.device, path: Path,
@@ -210,7 +203,7 @@ def validate_targets(config: RunConfig) -> None:
     """What can be checked before any run starts (sweep time): user target folders exist,
     have two classes and both splits; synthetic targets of a real source need a copy of the
     world. A one-line ConfigError naming the target otherwise."""
-    from data.target_spec import parse_target, parse_targets
+    from contract.targets import parse_target, parse_targets
     from data.targets import check_target
 
     specs = parse_targets(config.transfer.targets)
@@ -305,7 +298,7 @@ def _spec_key(spec, split: str, n: int, size: int, which: str) -> dict:
 
 
 def _transfer(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> tuple[dict, list]:
-    from data.target_spec import parse_targets
+    from contract.targets import parse_targets
     from data.targets import TargetError, load_target_split
 
     tc, size, device = config.transfer, config.model.image_size, env.device

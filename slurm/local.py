@@ -21,8 +21,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Optional, Union
 
+from contract.runfolder import MISSING, list_runs, read_state
 from scaling.errors import ConfigError, RunError
-from scaling.runfiles import list_runs, one_line, read_state
+from scaling.runfiles import one_line
 from slurm.environment import without_slurm
 from slurm.retry import next_phase
 from slurm.tasks import local_argv, run_resources, write_task_scripts
@@ -192,16 +193,20 @@ def run_local(sweep_dir: Union[str, Path], parallel: int = 2, retry_failed: bool
               progress: bool = True, cores: Optional[int] = None) -> dict[str, str]:
     """Run every unfinished run of `sweep_dir` here; returns {run_id: train/transfer phase}."""
     sweep_dir = Path(sweep_dir)
-    runs = list_runs(sweep_dir)
-    if not runs:
+    entries = list_runs(sweep_dir)
+    if not entries:
         raise FileNotFoundError(f"{sweep_dir}: no runs found: expand a sweep file first "
                                 "(`scaling sweep SWEEP.yaml`)")
+    runs = [r.path for r in entries if not r.missing]
+    missing = [r.run_id for r in entries if r.missing]
     write_task_scripts(sweep_dir, sys.executable)
     pool = CpuPool(cores or len(os.sched_getaffinity(0)))
     todo = [r for r in runs if next_phase(read_state(r), retry_failed) is not None]
     skipped = len(runs) - len(todo)
     print(f"{sweep_dir.name}: {len(todo)} runs to do, {skipped} already finished or failed "
-          f"(--retry_failed reruns failed ones); {parallel} at a time", flush=True)
+          f"(--retry_failed reruns failed ones); {parallel} at a time"
+          + (f"; {len(missing)} listed in manifest.csv have no folder ({missing[0]}...): "
+             "`scaling sweep` again recreates them" if missing else ""), flush=True)
     bar = None
     if progress and todo:
         from tqdm import tqdm
@@ -240,7 +245,8 @@ def run_local(sweep_dir: Union[str, Path], parallel: int = 2, retry_failed: bool
         raise RunError(f"{len(failures)} of {len(runs)} runs did not finish: {first} "
                        f"({st['train']}/{st['transfer']}); {first}: {why}; logs in "
                        f"{sweep_dir / 'logs'}")
-    return {r.name: f"{read_state(r)['train']}/{read_state(r)['transfer']}" for r in runs}
+    phases = {r.name: f"{read_state(r)['train']}/{read_state(r)['transfer']}" for r in runs}
+    return {**phases, **{run_id: f"{MISSING}/{MISSING}" for run_id in missing}}
 
 
 def _install_stop_handlers() -> dict:

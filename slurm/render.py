@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from contract.atomic import atomic_write_text
 from scaling.errors import ConfigError
-from scaling.runfiles import atomic_write_text
 from slurm.profile import Profile
 from slurm.tasks import NOCWD, TaskResources, check_run_id, task_script_path
 

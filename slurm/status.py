@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Union
 
+from contract.runfolder import MISSING, is_stale, list_runs, read_state
 from scaling.errors import RunError
-from scaling.runfiles import is_stale, list_runs, read_state
 from slurm import query
 from slurm.submit import read_jobs, recorded_tasks
 
@@ -60,7 +60,14 @@ def status_rows(sweep_dir: Union[str, Path], problems: Optional[list] = None
     for job, task, run_id, phase in tasks:
         by_run.setdefault(run_id, []).append((phase, f"{job}_{task}"))
     rows = []
-    for run_dir in list_runs(sweep_dir):
+    for run in list_runs(sweep_dir):
+        if run.missing:  # listed in manifest.csv, folder gone: shown, never dropped
+            rows.append({"run_id": run.run_id, "train": MISSING, "transfer": MISSING,
+                         "attempts": 0, "job": "-", "slurm": "", "stale": "",
+                         "error": f"{run.path} is missing: run `scaling sweep` again to "
+                                  "recreate it"})
+            continue
+        run_dir = run.path
         state = read_state(run_dir)
         recorded = by_run.get(run_dir.name, [])
         # the task of the phase the run is in: its train task until the trunk is done

@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Union
 
+from contract.runfolder import list_runs, now_iso, read_json, read_state, write_json
 from scaling.errors import ConfigError, RunError
-from scaling.runfiles import list_runs, now_iso, read_json, read_state, write_json
 from slurm import query
 from slurm.profile import load_profile
 from slurm.render import ArrayJob, Plan, group_arrays, render_array, render_finish, shape_of
@@ -66,8 +66,11 @@ def plan(sweep_dir: Path, profile, retry_failed: bool, active: dict) -> Plan:
     train: dict = {}
     transfer_only: dict = {}
     skipped = {}
-    for run_dir in runs:
-        run_id = check_run_id(run_dir.name)
+    for run in runs:
+        run_id, run_dir = check_run_id(run.run_id), run.path
+        if run.missing:
+            skipped[run_id] = "its folder is missing (`scaling sweep` again recreates it)"
+            continue
         shape = shape_of(run_resources(run_dir), profile, run_id)
         state = read_state(run_dir)
         phase = next_phase(state, retry_failed)

@@ -23,16 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
-import yaml
-
-from scaling.config import ResourcesConfig
+from contract.atomic import atomic_write_text
+from contract.config import load_run_config
+from contract.runfolder import SAFE_NAME
+from contract.runfolder import check_run_id as _check_run_id
 from scaling.errors import ConfigError
-from scaling.runfiles import SAFE_NAME, atomic_write_text
-from scaling.runfiles import check_run_id as _check_run_id
 from slurm.environment import SHELL_JOB_ID, SHELL_RESTARTS
 
 PHASES = ("train", "transfer")
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on 60 configs
 RUN_ID = SAFE_NAME
 NOCWD = ('import runpy, sys; sys.path[:1] = [] if sys.path[:1] == [""] else sys.path[:1]; '
          'runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)')
@@ -56,22 +54,14 @@ class TaskResources:
 
 
 def run_resources(run_dir: Path) -> TaskResources:
-    """resources of a run's config.yaml, read with PyYAML (no torch) and validated."""
+    """resources of a run's config.yaml, read (no torch) by the contract's one reader, so
+    the executors accept and refuse exactly what `scaling sweep` and `scaling train` do;
+    a refusal names the file."""
     path = Path(run_dir) / "config.yaml"
     try:
-        config = yaml.load(path.read_text(), Loader=_Loader) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    raw = config.get("resources") or {}
-    known = {k for k in ResourcesConfig.__dataclass_fields__}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown field 'resources.{unknown[0]}'")
-    ints = set(TaskResources.__dataclass_fields__) - {"device"}
-    for key, value in raw.items():
-        if key in ints and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ConfigError(f"{path}: resources.{key}={value!r} is invalid: use a whole number")
-    res = ResourcesConfig(**raw)  # its __post_init__ checks ranges, naming the field
+        res = load_run_config(path).resources
+    except ConfigError as exc:
+        raise ConfigError(str(exc) if str(path) in str(exc) else f"{path}: {exc}") from None
     return TaskResources(**{k: getattr(res, k) for k in TaskResources.__dataclass_fields__})
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import importlib
 
+from contract.strategies import TABLE
 from scaling.errors import ConfigError
-from scaling.strategies.table import TABLE
 
 
 def get_strategy(name: str):

@@ -15,8 +15,8 @@ from typing import cast
 
 import torch
 
+from contract.config import RunConfig
 from models import Trunk
-from scaling.config import RunConfig
 from scaling.dist import DistEnv
 
 OptimizerFactory = Callable[[torch.nn.Module], torch.optim.Optimizer]

@@ -15,13 +15,13 @@ backgrounds and shapes), which is why the descriptor keeps colour and crop views
 
 import io
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageEnhance
 
+from contract.config import DataConfig
 from data import (
     build_pretrain_set,
     build_target_split,
@@ -39,7 +39,7 @@ def cfg(**kw):
     base = dict(source="synthetic", path=None, images=2000, vocab="all", resample="natural",
                 label_noise=0.0, targets="soft", seed=0, cache=True, world=WorldConfig())
     base.update(kw)
-    return SimpleNamespace(**base)
+    return DataConfig(**base)
 
 
 def near_duplicate(img: torch.Tensor, rng) -> torch.Tensor:

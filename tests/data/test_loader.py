@@ -1,18 +1,17 @@
 """ResumableLoader: a deterministic global stream, exact resume at any world size."""
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 
+from contract.config import DataConfig
 from data import ResumableLoader, build_pretrain_set
 from data.world_config import WorldConfig
 
 
 @pytest.fixture(scope="module")
 def pset():
-    c = SimpleNamespace(source="synthetic", path=None, images=300, vocab=40, resample="natural",
-                        label_noise=0.0, targets="soft", seed=0, cache=True, world=WorldConfig())
+    c = DataConfig(source="synthetic", path=None, images=300, vocab=40, resample="natural",
+                   label_noise=0.0, targets="soft", seed=0, cache=True, world=WorldConfig())
     return build_pretrain_set(c, 16)
 
 

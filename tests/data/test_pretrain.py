@@ -1,11 +1,10 @@
 """Pretraining sets: nesting, vocabularies, dropped images, soft targets, noise, resampling."""
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
 
+from contract.config import DataConfig
 from data import build_pretrain_set, build_target_split
 from data.pretrain import world_for
 from data.world_config import WorldConfig
@@ -15,7 +14,7 @@ def cfg(**kw):
     base = dict(source="synthetic", path=None, images=3000, vocab="all", resample="natural",
                 label_noise=0.0, targets="soft", seed=0, cache=False, world=WorldConfig())
     base.update(kw)
-    return SimpleNamespace(**base)
+    return DataConfig(**base)
 
 
 def test_smaller_sets_are_prefixes_of_larger_ones():

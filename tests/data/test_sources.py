@@ -5,7 +5,8 @@ import json
 import os
 import shutil
 import tarfile
-from types import SimpleNamespace
+
+from contract.config import DataConfig
 
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 
@@ -27,7 +28,7 @@ def cfg(**kw):
     base = dict(source="synthetic", path=None, images=N, vocab=30, resample="natural",
                 label_noise=0.0, targets="soft", seed=0, cache=True, world=WorldConfig())
     base.update(kw)
-    return SimpleNamespace(**base)
+    return DataConfig(**base)
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +134,8 @@ def test_webdataset_skips_and_counts_corrupt_samples(copies, tmp_path):
         tf.addfile(info, io.BytesIO(b"{oops"))
     (d / "shard-000004.tar").write_bytes((d / "shard-000000.tar").read_bytes()[:700])
     # corrupt: truncated png, non-image, readme.txt (no image), bad json, the broken shard
-    _check_bad(cfg(source="webdataset", path=str(d), images=N + 7 + 1, vocab="all"),
+    _check_bad(cfg(source="webdataset", path=str(d), images=N + 7 + 1, vocab="all",
+                   max_corrupt_frac=1.0),
                corrupt=5, good_rgb=(5, 5, 250))
 
 
@@ -145,7 +147,8 @@ def test_hf_skips_and_counts_corrupt_samples(tmp_path):
     rows = [{"image": {"bytes": b, "path": None}, "tags": t} for _, b, t in BAD]
     (tmp_path / "hf").mkdir()
     datasets.Dataset.from_list(rows, features=feats).to_parquet(str(tmp_path / "hf" / "a.parquet"))
-    pset = _check_bad(cfg(source="hf", path=str(tmp_path / "hf"), images=5, vocab="all"),
+    pset = _check_bad(cfg(source="hf", path=str(tmp_path / "hf"), images=5, vocab="all",
+                          max_corrupt_frac=1.0),
                       corrupt=2, good_rgb=(5, 5, 250))
     assert pset.tag_names == ["cat", "dog"]            # no vocab.json: by count, then name
 

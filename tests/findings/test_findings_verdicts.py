@@ -209,7 +209,7 @@ def test_shipped_config_is_the_default():
 @pytest.mark.parametrize("bad, message", [
     ({"loglinear": {"min_slop": 0}},
      "unknown field 'loglinear.min_slop': did you mean 'loglinear.min_slope'?"),
-    ({"level": "high"}, "level='high' is invalid: use a float"),
+    ({"level": "high"}, "level='high' is invalid: use a number"),
     ({"label_noise": {"low": 0.3}}, "label_noise.low=0.3 is invalid: use clean < low < high"),
     ({"min_seeds": 1}, "min_seeds=1 is invalid"),
     ({"resampling": {"schemes": []}}, "resampling.schemes=[] is invalid"),

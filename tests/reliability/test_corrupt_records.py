@@ -7,10 +7,10 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from types import SimpleNamespace
 
 import pytest
 
+from contract.config import DataConfig
 from tests.reliability.helpers_b import BASE, cli, make_run, set_dotted, state, write_sweep
 
 N = 64
@@ -23,9 +23,9 @@ def half_missing(tmp_path_factory):
     from data.world_config import WorldConfig
 
     root = tmp_path_factory.mktemp("wds")
-    cfg = SimpleNamespace(source="synthetic", path=None, images=N, vocab="all",
-                          resample="natural", label_noise=0.0, targets="soft", seed=0,
-                          cache=False, world=WorldConfig())
+    cfg = DataConfig(source="synthetic", path=None, images=N, vocab="all",
+                     resample="natural", label_noise=0.0, targets="soft", seed=0,
+                     cache=False, world=WorldConfig())
     folder = materialize(cfg, 16, str(root / "wds"), "webdataset", n=N, shard_size=N)
     shard = next(folder.glob("*.tar"))
     with tarfile.open(shard) as tf:
@@ -85,7 +85,7 @@ def test_sweep_refuses_the_damaged_source_before_writing(tmp_path, capsys, half_
 
 
 def test_max_corrupt_frac_does_not_change_the_config_hash():
-    from scaling.config import RunConfig, config_hash, from_dict
+    from contract.config import RunConfig, config_hash, from_dict
 
     a = from_dict(RunConfig, {"data": {"max_corrupt_frac": 0.01}})
     b = from_dict(RunConfig, {"data": {"max_corrupt_frac": 0.5}})

@@ -26,7 +26,8 @@ def test_parse_error_did_you_mean_for_commands_and_config_keys(tmp_path, capsys)
     run = make_run(tmp_path)
     (run / "config.yaml").write_text("optim: {lr_per25: 1}\n")
     code, _, line = cli(capsys, "train", "--config", run / "config.yaml")
-    assert code == 2 and "'optim.lr_per25'" in line and "did you mean '--optim.lr_per_256'" in line
+    # a key in a file is named as `scaling sweep` names it (one reader, one message)
+    assert code == 2 and "'optim.lr_per25'" in line and "did you mean 'optim.lr_per_256'" in line
     code, _, line = cli(capsys, "data", "materialise", "x", "y")
     assert code == 2 and "did you mean 'materialize'?" in line
 
@@ -69,7 +70,7 @@ def test_status_reads_a_corrupt_state_json_as_failed_naming_the_file(tmp_path, c
 
 
 def test_a_stale_running_heartbeat_that_is_not_a_time_shows_stale(tmp_path, capsys):
-    from scaling.runfiles import is_stale
+    from contract.runfolder import is_stale
 
     assert is_stale({"train": "running", "heartbeat": "2025-01-01T00:00:00"})  # naive: UTC
     assert not is_stale({"train": "done", "heartbeat": "garbage"})

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from scaling.config import load_run_config
+from contract.config import load_run_config
 from scaling.errors import RunError
 from tests.reliability.helpers_b import make_run, state
 

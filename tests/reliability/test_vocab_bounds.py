@@ -4,16 +4,16 @@ run that trains `all` under another name and hash."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
 
+from contract.config import DataConfig
 from tests.reliability.helpers_b import BASE, cli, write_sweep
 
 
 def test_sweep_refuses_a_vocab_larger_than_the_worlds_tags(tmp_path, capsys):
+    from contract.config import RunConfig, from_dict
     from data.pretrain import world_for
-    from scaling.config import RunConfig, from_dict
 
     config = from_dict(RunConfig, json.loads(json.dumps(BASE)))
     tags = world_for(config.data, config.model.image_size).num_tags
@@ -26,8 +26,8 @@ def test_sweep_refuses_a_vocab_larger_than_the_worlds_tags(tmp_path, capsys):
 
 
 def test_vocab_equal_to_the_tag_count_is_accepted(tmp_path, capsys):
+    from contract.config import RunConfig, from_dict
     from data.pretrain import world_for
-    from scaling.config import RunConfig, from_dict
 
     config = from_dict(RunConfig, json.loads(json.dumps(BASE)))
     tags = world_for(config.data, config.model.image_size).num_tags
@@ -43,10 +43,10 @@ def test_real_source_refuses_a_vocab_larger_than_its_tags(tmp_path):
 
     cfg = dict(source="synthetic", path=None, images=64, vocab="all", resample="natural",
                label_noise=0.0, targets="soft", seed=0, cache=False, world=WorldConfig())
-    path = str(materialize(SimpleNamespace(**cfg), 16, str(tmp_path / "wds"), "webdataset",
+    path = str(materialize(DataConfig(**cfg), 16, str(tmp_path / "wds"), "webdataset",
                            n=64, shard_size=64))
     real = dict(cfg, source="webdataset", path=path)
-    tags = build_pretrain_set(SimpleNamespace(**real), 16).num_classes
-    assert build_pretrain_set(SimpleNamespace(**dict(real, vocab=tags)), 16).num_classes == tags
+    tags = build_pretrain_set(DataConfig(**real), 16).num_classes
+    assert build_pretrain_set(DataConfig(**dict(real, vocab=tags)), 16).num_classes == tags
     with pytest.raises(ValueError, match=f"carry only {tags} canonical tags: use at most {tags}"):
-        build_pretrain_set(SimpleNamespace(**dict(real, vocab=tags + 1)), 16)
+        build_pretrain_set(DataConfig(**dict(real, vocab=tags + 1)), 16)

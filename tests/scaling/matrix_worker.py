@@ -17,8 +17,8 @@ import traceback
 
 import torch
 
+from contract.config import RunConfig, from_dict
 from scaling import dist
-from scaling.config import RunConfig, from_dict
 from scaling.engine import Trainer
 from scaling.memory import LiveTensorTracker, estimate, profile_config
 from tests.helpers.engine import TINY

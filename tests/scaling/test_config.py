@@ -1,6 +1,6 @@
 import pytest
 
-from scaling.config import RunConfig, config_hash, field_paths, from_dict, load_run_config, to_dict
+from contract.config import RunConfig, config_hash, field_paths, from_dict, load_run_config, to_dict
 from scaling.errors import ConfigError
 
 

@@ -51,8 +51,8 @@ def _check_throughput_figures(run, records):
     a wrong peak fails, unlike `0 < mfu < 1`."""
     import pytest
 
+    from contract.config import load_run_config
     from models import create_model, forward_flops
-    from scaling.config import load_run_config
     from scaling.recipe import model_kwargs
 
     config = load_run_config(run / "config.yaml")

@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
+from contract.config import RunConfig, from_dict, load_run_config
 from scaling import memory
-from scaling.config import RunConfig, from_dict, load_run_config
 from tests.helpers.engine import TINY, make_run, run_cells
 
 SHAPES = {  # two CPU shapes: the TINY member, and a 4x wider one at 24 px and batch 32

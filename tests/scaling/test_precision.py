@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from scaling.config import RunConfig, from_dict, support_matrix
+from contract.config import RunConfig, from_dict, support_matrix
+from contract.strategies import TABLE
 from scaling.errors import ConfigError
-from scaling.strategies.table import TABLE
 from tests.helpers.engine import TINY, cell, make_run, run_cells, state, train
 
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from scaling.config import OptimConfig
+from contract.config import OptimConfig
 from scaling.probe import linear_probe, topk
 from scaling.recipe import augment, lr_factor, total_steps
 

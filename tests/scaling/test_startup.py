@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from contract.config import RunConfig, from_dict
 from scaling import cli, memory
-from scaling.config import RunConfig, from_dict
 from scaling.telemetry import MetricsLogger
 from tests.helpers.engine import TINY, make_run
 

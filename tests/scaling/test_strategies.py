@@ -1,6 +1,6 @@
 """Every strategy against the ddp reference, for real: 2 gloo ranks.
 
-Every stage row of the strategy table (scaling/strategies/table.py) trains 3 steps in one
+Every stage row of the strategy table (contract/strategies.py) trains 3 steps in one
 torchrun (tests/scaling/matrix_worker.py): its losses match ddp's and the parameter +
 gradient + optimizer bytes each rank holds are held to the row's ideal from both sides.
 One module-scoped set of 20-step runs through `scaling train` (TINY config) feeds the
@@ -20,9 +20,9 @@ import pytest
 import torch
 import yaml
 
+from contract.config import RunConfig, from_dict
+from contract.strategies import SHARDED, TABLE, ZERO_SHARDS, ideal_bytes, rows
 from scaling import memory
-from scaling.config import RunConfig, from_dict
-from scaling.strategies.table import SHARDED, TABLE, ZERO_SHARDS, ideal_bytes, rows
 from tests.helpers.engine import (
     TINY,
     cell,

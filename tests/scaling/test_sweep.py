@@ -3,7 +3,7 @@ import csv
 import pytest
 import yaml
 
-from scaling.config import load_run_config
+from contract.config import load_run_config
 from scaling.errors import ConfigError
 from scaling.runfiles import update_state
 from scaling.sweep import expand_sweep

@@ -16,9 +16,9 @@ import torch
 import yaml
 
 import scaling.transfer as T
-from scaling.config import RunConfig, from_dict, load_run_config
+from contract.config import RunConfig, from_dict, load_run_config
+from contract.runfolder import read_state
 from scaling.errors import ConfigError
-from scaling.runfiles import read_state
 from tests.helpers.engine import TINY, env, make_run
 from tests.scaling.transfer_helpers import (
     CLASSES,
@@ -347,7 +347,7 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path):
 
 
 def test_a_single_split_is_carved_deterministically_and_stably(tmp_path):
-    from data.target_spec import parse_target
+    from contract.targets import parse_target
     from data.targets import _folder_items
 
     pets = make_imagefolder(tmp_path / "pets", per_class=40, splits=("",))
@@ -418,7 +418,7 @@ def test_the_supervised_baseline_pretrains_on_the_targets_clean_labels(tmp_path)
     sweep = tmp_path / "b.yaml"
     sweep.write_text(yaml.safe_dump({"name": "b", "base": base,
                                      "axes": {"data.supervised": [None, "coarse"]}}))
-    from scaling.runfiles import read_manifest
+    from contract.runfolder import read_manifest
     from scaling.sweep import expand_sweep
 
     rows = {r["run_id"]: r for r in read_manifest(expand_sweep(sweep, tmp_path) / "manifest.csv")}

@@ -33,7 +33,8 @@ def paper_grid(root: Path, gpu: bool = True) -> Path:
                 vname = str(v).replace(":", "-")
                 runs[f"w{w}-n{n}-v{vname}-s0"] = {
                     "model.width_per_group": w, "data.images": n, "data.vocab": v,
-                    "optim.global_batch": 8192, "resources": res}
+                    "optim.global_batch": 8192, "optim.images_seen": 10 * n,
+                    "data.cache": False, "resources": res}  # a config `train` would run
     return write_sweep(root, "paper-grid", runs)
 
 

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-from scaling.runfiles import PHASES, read_state
+from contract.runfolder import PHASES, read_state
 from slurm import local
 from slurm.profile import load_profile
 from slurm.retry import may_requeue, next_phase, should_run

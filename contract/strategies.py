@@ -1,6 +1,6 @@
 """The strategy table: one torch-free row per sharding strategy, read by everything that
 needs to know about strategies - config validation and the support matrix
-(scaling/config.py), the memory estimator (scaling/memory.py), the registry
+(contract/config.py), the memory estimator (scaling/memory.py), the registry
 (`get_strategy`), the tests and the benches. Adding a strategy is one `StrategySpec` here
 plus its module.
 

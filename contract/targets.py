@@ -77,7 +77,7 @@ def _from_mapping(value: dict, field: str) -> TargetSpec:
 
 
 def parse_target(value: Any, field: str = "transfer.targets") -> TargetSpec:
-    """A TargetSpec from a config entry; a one-line ValueError naming field, value, choices."""
+    """A TargetSpec from a config entry; a one-line ConfigError naming field, value, choices."""
     if isinstance(value, str):
         if value in SYNTHETIC:
             return TargetSpec(name=value)

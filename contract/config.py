@@ -2,8 +2,9 @@
 
 Nested dataclasses, one per docs/design.md section; each `__post_init__` rejects bad values with
 a one-line `ConfigError` naming the field, the value and the fix, so a bad sweep fails at
-`scaling sweep`, not an hour into a Slurm job. `from_dict` is strict: an unknown key is an
-error naming the closest valid field.
+`scaling sweep`, not an hour into a Slurm job. `read_run_config` is the one reader every
+step uses; it is strict: an integer field takes integers only ("5" and 5.0 are refused) and
+an unknown key is an error naming the closest valid field.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from typing import Any, Optional, Union
 
 import yaml
 
-from data.target_spec import parse_target, parse_targets
-from data.world_config import WorldConfig
-from scaling.errors import ConfigError, check
-from scaling.strategies.table import NAMES as STRATEGIES
-from scaling.strategies.table import TABLE
-
-SCHEMA_VERSION = 1
+from contract.errors import ConfigError, check
+from contract.strategies import NAMES as STRATEGIES
+from contract.strategies import TABLE
+from contract.targets import parse_target, parse_targets
+from contract.versions import RUN_CONFIG as SCHEMA_VERSION
+from contract.world import WorldConfig
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 RESAMPLES = ("natural", "sqrt", "uniform")
@@ -112,10 +112,7 @@ class DataConfig:
         check(self.source in ("synthetic", "hf", "webdataset"), "data.source", self.source,
               "use 'synthetic', 'hf' or 'webdataset'")
         if self.supervised is not None:
-            try:
-                parse_target(self.supervised, "data.supervised")
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from None
+            parse_target(self.supervised, "data.supervised")
         check(self.source == "synthetic" or bool(self.path), "data.path", self.path,
               f"set data.path for data.source={self.source!r}")
         check(self.images >= 1, "data.images", self.images, "use at least 1 image")
@@ -210,7 +207,7 @@ class ShardConfig:
     """How the model is spread over ranks; one module per strategy in scaling/strategies/."""
 
     strategy: str = "ddp"
-    """A row of the strategy table (scaling/strategies/table.py) or `auto`."""
+    """A row of the strategy table (contract/strategies.py) or `auto`."""
     zero_stage: int = 3
     """ZeRO stage; the stages each strategy accepts, and what each shards, are its table
     row's (deepspeed 1, 2, 3; fairscale 1, 2; fsdp2 2, 3; fsdp1 0, 2, 3; ddp ignores it)."""
@@ -288,7 +285,7 @@ def _check_overrides(given: dict, allowed: dict, where: str) -> None:
 # ------------------------------------------------------------------------ support matrix
 # (strategy, precision, device) -> None when supported, else the reason it is refused; the
 # refused cells and offload support are rows of the strategy table
-# (scaling/strategies/table.py). Every supported CPU cell is exercised by
+# (contract/strategies.py). Every supported CPU cell is exercised by
 # tests/scaling/test_precision.py and every GPU cell by its gpu-marked twin; README
 # "Sharding strategies and the support matrix" publishes this table as measured.
 
@@ -388,7 +385,7 @@ class TransferConfig:
     """Target tasks: the synthetic world's `fine`, `coarse`, `novel`; a user image folder
     (`imagefolder:<folder>`, one sub-folder per class) or Hugging Face `datasets` folder
     (`hf:<folder>`, image + label columns); or a mapping {name, format, path, image_column,
-    label_column, test_fraction} (data/target_spec.py)."""
+    label_column, test_fraction} (contract/targets.py)."""
     protocols: list = field(default_factory=lambda: ["linear"])
     """`linear`: logistic regression on frozen pooled features (the paper's feature
     transfer); `finetune`: the whole network trained on the target (transfer.finetune);
@@ -413,10 +410,7 @@ class TransferConfig:
     def __post_init__(self) -> None:
         check(isinstance(self.targets, list) and len(self.targets) >= 1, "transfer.targets",
               self.targets, "name at least one target")
-        try:
-            parse_targets(self.targets)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        parse_targets(self.targets)
         check(len(self.protocols) >= 1, "transfer.protocols", self.protocols,
               f"name at least one of {', '.join(PROTOCOLS)}")
         for proto in self.protocols:
@@ -573,12 +567,13 @@ def _coerce(value, hint, path: str):
     return value
 
 
-def from_dict(cls, data: Optional[dict], prefix: str = ""):
-    """Build dataclass ``cls`` from a (possibly partial) mapping; unknown keys are errors."""
+def from_dict(cls, data: Optional[dict], prefix: str = "", root: str = "config"):
+    """Build dataclass ``cls`` from a (possibly partial) mapping; unknown keys are errors.
+    Any typed config (the run config, analysis' findings config) is read by these rules."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}={data!r} is invalid: use a mapping")
+        raise ConfigError(f"{prefix or root}={data!r} is invalid: use a mapping")
     types = _field_types(cls)
     kwargs = {}
     for key, value in data.items():
@@ -587,39 +582,44 @@ def from_dict(cls, data: Optional[dict], prefix: str = ""):
             raise ConfigError(f"unknown field {path!r}: did you mean "
                               f"{(prefix + '.' if prefix else '') + closest(str(key), types)!r}?")
         kwargs[key] = _coerce(value, types[key], path)
-    return cls(**kwargs)  # __post_init__ checks raise ConfigError (data.world's included)
-
-
-def check_types(cls, data, prefix: str = "") -> None:
-    """Check a (partial) config mapping's value types as strictly as `from_dict` does,
-    without the cross-field checks: `scaling train --config` runs it on the file, so a
-    quoted "5" is refused there exactly as `scaling sweep` refuses it."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}={data!r} is invalid: use a mapping")
-    types = _field_types(cls)
-    for key, value in data.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if key not in types:
-            continue  # the parser names unknown keys with its own did-you-mean
-        if dataclasses.is_dataclass(types[key]):
-            check_types(types[key], value if value is not None else {}, path)
-        else:
-            _coerce(value, types[key], path)
+    return cls(**kwargs)  # __post_init__ checks raise ConfigError (the world's included)
 
 
 def to_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
-def field_paths(cls=RunConfig, prefix: str = "") -> list[str]:
-    """Every dotted field name (e.g. `model.width_per_group`), for sweep-axis validation."""
-    out = []
+def field_hints(cls=RunConfig, prefix: str = "") -> dict[str, Any]:
+    """{dotted field name: its type} of every leaf field (e.g. `model.width_per_group`)."""
+    out: dict[str, Any] = {}
     for name, hint in _field_types(cls).items():
         path = f"{prefix}{name}"
         if dataclasses.is_dataclass(hint):
-            out.extend(field_paths(hint, path + "."))
+            out.update(field_hints(hint, path + "."))
         else:
-            out.append(path)
+            out[path] = hint
+    return out
+
+
+def field_paths(cls=RunConfig, prefix: str = "") -> list[str]:
+    """Every dotted field name (e.g. `model.width_per_group`), for sweep-axis validation."""
+    return list(field_hints(cls, prefix))
+
+
+def merge_overrides(data: dict, overrides: dict, cls=RunConfig) -> dict:
+    """`data` with `overrides` on top, section by section (a config section is merged, any
+    other value, lists and mappings included, is replaced): how `scaling train --config
+    FILE --optim.images_seen N` combines the file and the command line before the one
+    reader sees them."""
+    out = dict(data)
+    types = _field_types(cls)
+    for key, value in overrides.items():
+        hint = types.get(key)
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict) \
+                and isinstance(out.get(key), dict):
+            out[key] = merge_overrides(out[key], value, hint)
+        else:
+            out[key] = value
     return out
 
 
@@ -664,7 +664,7 @@ def load_yaml(path: Union[str, Path]) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist: check the path")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_Loader) or {}
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
                           ) from None
@@ -677,11 +677,21 @@ def load_yaml(path: Union[str, Path]) -> dict:
     return data
 
 
+def read_run_config(data: Optional[dict]) -> RunConfig:
+    """The one reader of a run config (docs/design.md, "Run config"): `scaling sweep`,
+    `scaling train`/`transfer` (file and command-line values merged), the Slurm and local
+    executors (`slurm.tasks.run_resources`) and `scaling collect` all build it here, so a
+    value is accepted or refused, with the same one-line ConfigError, by all of them."""
+    return from_dict(RunConfig, data)
+
+
 def load_run_config(path: Union[str, Path]) -> RunConfig:
-    return from_dict(RunConfig, load_yaml(path))
+    """`read_run_config` of a config.yaml."""
+    return read_run_config(load_yaml(path))
 
 
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: ~10x faster per run
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def dump_yaml(data: dict) -> str:

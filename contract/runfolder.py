@@ -1,0 +1,227 @@
+"""The run folder and the sweep folder as files (docs/design.md, "The sweep folder"): run
+ids, state.json phases and the stale-heartbeat rule, schema-checked JSON reads and writes,
+metrics.jsonl records and the run listing. Every reader of a sweep (`scaling status`,
+the local executor, `scaling submit`, `scaling collect`) lists runs and judges their
+phases with these functions, so they cannot disagree. Stdlib only."""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from contract import versions
+from contract.atomic import atomic_write_text
+from contract.errors import ConfigError
+
+PHASES = ("pending", "running", "done", "failed", "preempted", "cancelled")
+"""What state.json's `train` and `transfer` hold."""
+MISSING = "missing"
+"""Not a phase: the status of a run that manifest.csv lists but whose folder is gone."""
+STALE_AFTER_S = 300
+"""A running phase whose heartbeat is older than this is reported stale."""
+# A run id (and a sweep name) is one plain folder name: it goes into paths, task lists and
+# shell lines, so nothing that could climb out of runs/ or mean something to a shell.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}$")
+
+
+def check_run_id(run_id: Any, where: str = "") -> str:
+    """`run_id` if it is a plain folder name, else a one-line ConfigError naming `where`."""
+    if not isinstance(run_id, str) or not SAFE_NAME.match(run_id):
+        raise ConfigError(f"{where + ': ' if where else ''}run id {run_id!r} is invalid: use "
+                          "letters, digits and . _ + - (not starting with a dot, no slashes)")
+    return run_id
+
+
+def now_iso() -> str:
+    """The time format of every timestamp in the run folder (heartbeats included)."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------------------- JSON files
+
+def write_json(path: Union[str, Path], payload: dict) -> None:
+    """A run-folder JSON file, atomically, stamped with its schema version."""
+    payload = {"schema_version": versions.RUN_FILES, **payload}
+    atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=False, default=str) + "\n")
+
+
+def newer_schema(path: Union[str, Path], version: Any, known: int) -> Optional[str]:
+    """The one-line refusal of a file from a newer wsl-scaling, or None."""
+    if versions.newer_than_known(version, known):
+        return (f"{path}: schema_version {version} is newer than this wsl-scaling reads "
+                f"(<= {known}): upgrade wsl-scaling")
+    return None
+
+
+def read_json(path: Union[str, Path]) -> Optional[dict]:
+    """None when missing; a newer schema_version than this code knows is a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    payload = json.loads(path.read_text())
+    version = payload.get("schema_version", 1) if isinstance(payload, dict) else 1
+    problem = newer_schema(path, version, versions.RUN_FILES)
+    if problem:
+        raise ConfigError(problem)
+    return payload
+
+
+# ---------------------------------------------------------------------------- state.json
+
+def default_state() -> dict[str, Any]:
+    return {"train": "pending", "transfer": "pending", "attempts": 0, "images_seen": 0,
+            "error": None, "heartbeat": None, "job": None, "host": None, "resumed_from": None}
+
+
+# state.json field -> the types it may hold (a file with another is read as corrupt)
+_STATE_TYPES = {"train": (str,), "transfer": (str,), "attempts": (int,),
+                "images_seen": (int,), "error": (str, type(None)),
+                "heartbeat": (str, type(None)), "job": (str, type(None)),
+                "host": (str, type(None))}
+
+
+def state_problem(payload: Any) -> Optional[str]:
+    """Why a state.json payload is not one (wrong types, unknown phase), or None."""
+    if not isinstance(payload, dict):
+        return f"holds {type(payload).__name__}, not a mapping"
+    for key, kinds in _STATE_TYPES.items():
+        value = payload.get(key)
+        if key in payload and (not isinstance(value, kinds) or isinstance(value, bool)):
+            return f"{key}={value!r} has the wrong type"
+        if key in ("train", "transfer") and key in payload and value not in PHASES:
+            return f"{key}={value!r} is not a phase"
+    beat = payload.get("heartbeat")
+    if beat and parse_heartbeat(beat) is None:
+        return f"heartbeat={beat!r} is not an ISO time"
+    return None
+
+
+def read_state(run_dir: Union[str, Path]) -> dict[str, Any]:
+    """The run's state.json over the defaults. A corrupt, non-UTF-8 or wrong-typed file
+    reads as `failed` with an error naming the file (never a traceback in `status`/`run`);
+    the next writer replaces it."""
+    state = default_state()
+    path = Path(run_dir) / "state.json"
+    try:
+        payload = read_json(path) or {}
+        problem = state_problem(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError) as exc:
+        problem = f"is not readable JSON ({type(exc).__name__})"
+    if problem:
+        state.update(train="failed", error=f"{path} is corrupt: {problem}")
+        return state
+    state.update(payload)
+    return state
+
+
+def parse_heartbeat(text: Any) -> Optional[_dt.datetime]:
+    """A state.json heartbeat as an aware datetime, or None when it is not one."""
+    try:
+        beat = _dt.datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    return beat if beat.tzinfo else beat.replace(tzinfo=_dt.timezone.utc)
+
+
+def is_stale(state: dict, now: Optional[_dt.datetime] = None,
+             stale_after_s: float = STALE_AFTER_S) -> bool:
+    """A running phase whose heartbeat is older than `stale_after_s`, or unreadable
+    (nobody vouches for it): the job probably died without writing a final state."""
+    if "running" not in (state.get("train"), state.get("transfer")) or not state.get("heartbeat"):
+        return False
+    beat = parse_heartbeat(state["heartbeat"])
+    if beat is None:
+        return True
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return (now - beat).total_seconds() > stale_after_s
+
+
+def run_status(train: Optional[str], transfer: Optional[str]) -> str:
+    """One word for a run: `done` when both phases are, else the phase it is in."""
+    if train == "done":
+        return "done" if transfer == "done" else (transfer or "pending")
+    return train or "pending"
+
+
+# ---------------------------------------------------------------------------- metrics.jsonl
+
+def parse_metrics_line(line: str) -> Optional[dict]:
+    """One metrics.jsonl record, or None for a line that is not one (typically the last
+    line of a run killed mid-write)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def read_metrics(run_dir: Union[str, os.PathLike]) -> list[dict]:
+    """A run's metrics.jsonl records in order; unreadable lines are skipped, so this works
+    on running and preempted runs; [] before the first log step."""
+    try:
+        lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [r for r in map(parse_metrics_line, lines) if r is not None]
+
+
+# ---------------------------------------------------------------------------- the sweep folder
+
+def read_manifest(path: Union[str, Path]) -> list[dict]:
+    """manifest.csv's rows as {column: text}; [] when there is none."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@dataclass
+class RunEntry:
+    """One run of a sweep: its id, folder and manifest row (empty for a folder the
+    manifest does not list)."""
+
+    run_id: str
+    path: Path
+    manifest: dict = field(default_factory=dict)
+
+    @property
+    def missing(self) -> bool:
+        """Listed in manifest.csv, but the folder is gone (status `missing`)."""
+        return not self.path.is_dir()
+
+
+def list_runs(sweep_dir: Union[str, Path], rows: Optional[list[dict]] = None
+              ) -> list[RunEntry]:
+    """Every run of a sweep, losing none: manifest.csv's rows in order (a row whose folder
+    is gone is kept, `missing`), then run folders the manifest does not list, by name. A
+    row whose run id is not a plain folder name is a one-line ConfigError. `rows`: the
+    manifest as the caller already read it (default: `read_manifest`)."""
+    sweep_dir = Path(sweep_dir)
+    runs = sweep_dir / "runs"
+    where = str(sweep_dir / "manifest.csv")
+    if rows is None:
+        rows = read_manifest(sweep_dir / "manifest.csv")
+    listed = [RunEntry(check_run_id(row.get("run_id"), where), runs / row["run_id"], row)
+              for row in rows]
+    known = {r.run_id for r in listed}
+    extra = sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name not in known
+                   and SAFE_NAME.match(p.name)) if runs.is_dir() else []
+    return listed + [RunEntry(name, runs / name) for name in extra]
+
+
+def require_sweep(sweep_dir: Union[str, Path]) -> Path:
+    """The folder, or a one-line error when it is not a sweep folder (`scaling sweep`
+    writes manifest.csv and runs/), so a typo never reads or writes somewhere else."""
+    sweep_dir = Path(sweep_dir)
+    if not (sweep_dir / "manifest.csv").is_file() and not (sweep_dir / "runs").is_dir():
+        what = "does not exist" if not sweep_dir.exists() else "is not a sweep folder"
+        raise ConfigError(f"{sweep_dir} {what} (no manifest.csv or runs/): give a folder "
+                          "made by `scaling sweep`")
+    return sweep_dir
