@@ -117,7 +117,8 @@ def test_paper_mini_runs_the_finding_grids_on_an_untuned_world(tmp_path, repo_ro
                for c in configs)
     finetuned = [c for c in configs if "finetune" in c.transfer.protocols]  # finding 6
     assert len(finetuned) == 3 and all("linear" in c.transfer.protocols for c in finetuned)
-    # at least 3 seeds at every point; 4 on the width x size grid, 5 on the noise grid
+    # at least 3 seeds at every point; 4 on the width x size grid, 5 on the vocabulary,
+    # resampling and noise grids
     seeds: dict = {}
     for c in configs:
         point = (c.model.width_per_group, c.data.images, str(c.data.vocab), c.data.resample,
@@ -128,4 +129,7 @@ def test_paper_mini_runs_the_finding_grids_on_an_untuned_world(tmp_path, repo_ro
                      ("linear",)]) == 4
     assert len(seeds[16, 16000, "all", "natural", 0.1, ("fine", "coarse", "novel"),
                      ("linear",)]) == 5
-    assert len(configs) == 50
+    assert len(seeds[16, 192000, "all", "sqrt", 0.0, ("fine",), ("linear",)]) == 5
+    assert len(seeds[16, 16000, "64", "natural", 0.0, ("fine", "coarse", "novel"),
+                     ("linear",)]) == 5
+    assert len(configs) == 58
