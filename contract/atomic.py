@@ -29,7 +29,9 @@ def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(name)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would have made
+        # mkstemp's 0600 -> what open() would make, but never writable by group or others,
+        # whatever the umask (a run's files must not be editable by another user)
+        os.chmod(tmp, 0o666 & ~(_umask() | 0o022))
         yield tmp
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())

@@ -18,9 +18,9 @@ def test_scaling_train_builds_one_run_config_parser(tmp_path, monkeypatch):
     built = []
     make = cli._run_config_parser
 
-    def counting(help_text):
+    def counting(help_text, **kwargs):
         built.append(help_text)
-        return make(help_text)
+        return make(help_text, **kwargs)
 
     monkeypatch.setattr(cli, "_run_config_parser", counting)
     monkeypatch.setattr(cli, "_execute", lambda command, cfg: 0)  # parse only, no training
