@@ -34,7 +34,7 @@ import ratio  # noqa: E402
 def grid(n_runs: int) -> dict:
     """A sweep spec of about n_runs runs: 5 widths x 4 vocabularies x 10 sizes x seeds."""
     seeds = max(1, math.ceil(n_runs / 200))
-    return {"widths": (4, 8, 16, 32, 48), "vocabs": (100, 300, 1000, "all"),
+    return {"widths": (4, 8, 16, 32, 48), "vocabs": (16, 64, 256, "all"),
             "images": tuple(int(10 ** (3 + k / 3)) for k in range(10)),
             "seeds": tuple(range(seeds))} if n_runs >= 200 else \
         {"widths": (4, 16), "vocabs": (100, "all"),

@@ -18,12 +18,10 @@ import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_sweep import PAPER_GRID  # noqa: E402
+from bench_sweep import write_paper_grid  # noqa: E402
 
 CHILD = """import sys, time
 t0 = time.perf_counter()
@@ -40,11 +38,11 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        (tmp / "paper.yaml").write_text(yaml.safe_dump(PAPER_GRID))
+        paper = write_paper_grid(tmp)
         from scaling.sweep import expand_sweep  # imports torch; not timed
 
         t0 = time.perf_counter()
-        sweep = expand_sweep(tmp / "paper.yaml", tmp / "sweeps")
+        sweep = expand_sweep(paper, tmp / "sweeps")
         expand_s = time.perf_counter() - t0
         runs = len(list((sweep / "runs").iterdir()))
 
@@ -78,7 +76,6 @@ def main(argv=None) -> int:
     print(f"scripts checked with bash -n: {len(scripts)}, invalid: {bad or 'none'}; "
           f"torch imported by submit --dry_run: {torch_seen}")
     return 1 if bad or torch_seen else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
