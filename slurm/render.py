@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Optional
 
 from contract.atomic import atomic_write_text
+from contract.config import ResourcesConfig
 from scaling.errors import ConfigError
 from slurm.profile import Profile
-from slurm.tasks import NOCWD, TaskResources, check_run_id, task_script_path
+from slurm.tasks import NOCWD, check_run_id, task_script_path
 
 SBATCH_PATH = re.compile(r"^[A-Za-z0-9_./+@:=,-]+$")  # what a `#SBATCH --output=` line can hold
 
@@ -45,7 +46,7 @@ class Shape:
                 f"-m{self.mem_gb}g-t{self.time_min}")
 
 
-def shape_of(res: TaskResources, profile: Profile, run_id: str) -> Shape:
+def shape_of(res: ResourcesConfig, profile: Profile, run_id: str) -> Shape:
     if profile.gpus is None and res.device == "cuda":
         raise ConfigError(f"run {run_id}: resources.device=cuda but profile {profile.source} is "
                           "CPU-only (gpus: null): use a GPU profile (--profile) or device: cpu")

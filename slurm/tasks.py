@@ -19,12 +19,11 @@ packages; `-P` would do it but needs Python 3.11). Torch-free.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
 from contract.atomic import atomic_write_text
-from contract.config import load_run_config
+from contract.config import ResourcesConfig, load_run_config
 from contract.runfolder import SAFE_NAME
 from contract.runfolder import check_run_id as _check_run_id
 from scaling.errors import ConfigError
@@ -38,22 +37,7 @@ NOCWD = ('import runpy, sys; sys.path[:1] = [] if sys.path[:1] == [""] else sys.
 directory on sys.path, so a `data/` or `models/` folder there never shadows the package."""
 
 
-@dataclass
-class TaskResources:
-    nodes: int = 1
-    devices_per_node: int = 1
-    cpus_per_rank: int = 1
-    device: str = "auto"
-    mem_gb: int = 8
-    time_min: int = 60
-    max_attempts: int = 3
-
-    @property
-    def world_size(self) -> int:
-        return self.nodes * self.devices_per_node
-
-
-def run_resources(run_dir: Path) -> TaskResources:
+def run_resources(run_dir: Path) -> ResourcesConfig:
     """resources of a run's config.yaml, read (no torch) by the contract's one reader, so
     the executors accept and refuse exactly what `scaling sweep` and `scaling train` do;
     a refusal names the file."""
@@ -62,7 +46,7 @@ def run_resources(run_dir: Path) -> TaskResources:
         res = load_run_config(path).resources
     except ConfigError as exc:
         raise ConfigError(str(exc) if str(path) in str(exc) else f"{path}: {exc}") from None
-    return TaskResources(**{k: getattr(res, k) for k in TaskResources.__dataclass_fields__})
+    return res
 
 
 def check_run_id(run_id: str) -> str:
