@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,9 +34,10 @@ PAPER_32X8D: dict[str, Any] = {
 TINY: dict[str, Any] = {
     "arch": "resnext", "depth": 11, "stages": 3, "cardinality": 4, "width_per_group": 4,
     "base_width": 16, "stem": "small", "image_size": 32}
-BATCH = {"H200": 256, "H100": 192, "A100": 128, "L40S": 96, "A10": 48}
+BATCH = {"H200": 192, "H100": 128, "A100": 128, "L40S": 96, "A10": 48}
 """Per-GPU batch for 32x8d at 224 px in bf16 (activations dominate: ~0.35 GiB per image
-with the default allocator), by device name fragment; other devices use 64."""
+with the default allocator), by device name fragment, leaving room for the other cases'
+resident weights and optimizer state; other devices use 64."""
 BF16_PEAK = {"H200": 989.4e12, "H100": 989.4e12, "A100": 312e12, "L40S": 362e12,
              "A10": 125e12}
 
@@ -90,7 +93,15 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--batch", type=int, default=0, help="0: from the table by device")
     ap.add_argument("--no_compile", action="store_true")
+    ap.add_argument("--budget_s", type=float, default=200.0,
+                    help="the compiled cases start only if this much minus the time spent "
+                         "leaves --compile_s")
+    ap.add_argument("--compile_s", type=float, default=60.0)
+    ap.add_argument("--only", default="",
+                    help="a regular expression: run only the cases it finds in their label "
+                         "(the baseline 'plain channels_last' always runs)")
     a = ap.parse_args(argv)
+    started = time.monotonic()
 
     import torch
 
@@ -153,7 +164,14 @@ def main(argv=None) -> int:
               True, False)]
     if not a.no_compile:
         specs.append(("engine ddp channels_last compiled", {"strategy": "ddp"}, True, True))
-    failures = {}
+    wanted = re.compile(a.only) if a.only else None
+
+    def chosen(label: str) -> bool:
+        return wanted is None or label == "plain channels_last" or bool(wanted.search(label))
+
+    specs = [spec for spec in specs if chosen(spec[0])]
+    failures: dict[str, str] = {}
+    compiled: dict[str, Callable[[], float]] = {}
     classes = None
     for label, shard, cl, comp in specs:
         try:
@@ -167,38 +185,86 @@ def main(argv=None) -> int:
         x, y = batch_for(cl, classes)
         yy = torch.nn.functional.one_hot(y, classes).float()
         cases[label] = rate_of(label, t.train_step, x, yy)
+        if comp:
+            compiled[label] = cases[label]
     classes = classes or 1000
     for label, cl, comp in [("plain NCHW", False, False), ("plain channels_last", True, False)] + (
             [] if a.no_compile else [("plain channels_last compiled", True, True)]):
+        if not chosen(label):
+            continue
         x, y = batch_for(cl, classes)
         cases[label] = rate_of(label, plain_step(model_cfg, classes, device, cl, comp,
                                                  precision), x, y)
+        if comp:
+            compiled[label] = cases[label]
 
-    samples = ratio.interleave(cases, rounds, warmup=1)
     baseline = "plain channels_last"
-    rows = ratio.ratios(samples, baseline, {k: 1.0 for k in samples if k.startswith("engine")})
-    lines = [f"device: {name}; torch {torch.__version__}; ResNeXt {model_cfg['depth']} "
-             f"32x{model_cfg['width_per_group']}d-like at {size} px, batch {batch}, {precision}",
-             f"{'case':<40s} {'img/s':>8s} {'MFU':>6s} {'peak GiB':>9s}"]
-    table = []
-    for label, values in samples.items():
-        ips = sorted(values)[len(values) // 2]
-        mfu = 3 * fwd_flops * ips / peak if peak == peak else float("nan")
-        gib = memory.get(label, 0) / 2 ** 30
-        table.append({"case": label, "images_per_s": ips, "mfu": mfu, "peak_mem_gib": gib})
-        lines.append(f"{label:<40s} {ips:8.1f} {mfu:6.3f} {gib:9.2f}")
-    print("\n".join(lines))
-    print()
-    print(ratio.table(f"each case against '{baseline}' (median of {rounds} interleaved "
-                      "rounds)", rows))
-    for label, why in failures.items():
-        print(f"FAILED {label}: {why}")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu_bench.json").write_text(json.dumps({
-        "device": name, "torch": torch.__version__, "batch": batch, "model": model_cfg,
-        "forward_flops_per_image": fwd_flops, "peak_flops": peak, "cases": table,
-        "ratios": [r.__dict__ for r in rows], "failures": failures}, indent=1))
+    tables: list[str] = []
+    table: list[dict[str, Any]] = []
+    ratio_rows: list[Any] = []
+
+    def measure(phase: str, phase_cases: dict[str, Callable[[], float]]) -> None:
+        """Warm each case up alone (an out-of-memory or a compile error drops that case,
+        recorded, instead of ending the script), time the rest interleaved, then print
+        and save everything measured so far: a later phase that runs out of time or
+        memory leaves this one on disk."""
+        live = {}
+        for label, fn in phase_cases.items():
+            try:
+                fn()
+                live[label] = fn
+            except Exception as exc:
+                failures[label] = f"{type(exc).__name__}: {exc}"[:300]
+                if cuda:
+                    torch.cuda.empty_cache()
+        if baseline not in live:
+            return
+        samples = ratio.interleave(live, rounds, warmup=0)
+        rows = ratio.ratios(samples, baseline,
+                            {k: 1.0 for k in samples if k.startswith("engine")})
+        lines = [f"{phase}: device {name}; torch {torch.__version__}; ResNeXt "
+                 f"{model_cfg['depth']} 32x{model_cfg['width_per_group']}d-like at {size} px, "
+                 f"batch {batch}, {precision}",
+                 f"{'case':<40s} {'img/s':>8s} {'MFU':>6s} {'peak GiB':>9s}"]
+        for label, values in samples.items():
+            ips = sorted(values)[len(values) // 2]
+            mfu = 3 * fwd_flops * ips / peak if peak == peak else float("nan")
+            gib = memory.get(label, 0) / 2 ** 30
+            row = {"case": label, "phase": phase, "images_per_s": ips, "mfu": mfu,
+                   "peak_mem_gib": gib}
+            table[:] = [r for r in table if r["case"] != label] + [row]
+            lines.append(f"{label:<40s} {ips:8.1f} {mfu:6.3f} {gib:9.2f}")
+        ratio_rows.extend(r for r in rows if r.case != baseline or phase == "eager")
+        tables.append("\n".join(lines) + "\n\n" + ratio.table(
+            f"{phase}: each case against '{baseline}' (median of {rounds} interleaved "
+            "rounds)", rows))
+        print(tables[-1], flush=True)
+        for label in phase_cases:
+            if label in failures:
+                print(f"FAILED {label}: {failures[label]}", flush=True)
+        write_json()
+
+    def write_json() -> None:
+        (out / "gpu_bench.json").write_text(json.dumps({
+            "device": name, "torch": torch.__version__, "batch": batch, "model": model_cfg,
+            "forward_flops_per_image": fwd_flops, "peak_flops": peak, "cases": table,
+            "ratios": [r.__dict__ for r in ratio_rows], "failures": failures,
+            "skipped": skipped}, indent=1))
+
+    skipped: dict[str, str] = {}
+    eager = {k: v for k, v in cases.items() if k not in compiled}
+    measure("eager", eager)
+    left = a.budget_s - (time.monotonic() - started)
+    if compiled and left < a.compile_s:
+        skipped.update({k: f"{left:.0f} s of the {a.budget_s:.0f} s budget left, a compile "
+                           f"needs about {a.compile_s:.0f} s" for k in compiled})
+        print(f"SKIPPED compiled cases: {left:.0f} s left", flush=True)
+        write_json()
+    elif compiled:
+        # the compiled cases against the eager baseline, timed beside it again
+        measure("compiled", {**compiled, baseline: cases[baseline]})
     dist.teardown()
     return 1 if failures and not a.dry_run else 0
 

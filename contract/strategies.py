@@ -160,7 +160,12 @@ TABLE: dict[str, StrategySpec] = {s.name: s for s in (
         stage_fix="deepspeed runs ZeRO 1, 2 or 3 (stage 0 is plain data parallel: use ddp)",
         offload=("optim", "master"),
         refused={("fp16", "cpu"): "DeepSpeed's fp16 loss scaling runs on CUDA only; use "
-                                  "bf16 or fp32 on CPU"}),
+                                  "bf16 or fp32 on CPU",
+                 ("fp16", "cuda"): "DeepSpeed's fp16 mode did not train like fp32 DDP on an "
+                                   "H200 (deepspeed 0.19.8, ZeRO 1-3, 5 steps of the test "
+                                   "model: loss 3.75/3.69/3.73/3.66/3.78 against "
+                                   "3.75/3.58/3.33/3.33/3.04); use bf16, or fp16 "
+                                   "under ddp, fsdp1, fsdp2 or fairscale"}),
     StrategySpec(
         "fairscale", "scaling.strategies.fairscale_oss", "FairscaleStrategy",
         "OSS optimizer sharding + DDP (`zero_stage: 1`) or ShardedDataParallel (`2`)",

@@ -13,9 +13,10 @@ paper's SGD), handed to DeepSpeed, so the lr schedule is driven on it exactly as
 other strategy.
 
 Precision: bf16 is autocast over fp32 weights (DeepSpeed's `bf16` mode casts batch norm
-too, which CPU kernels reject); fp16 is DeepSpeed's own fp16 mode with its dynamic loss
-scaler (CUDA only, refused at config load on CPU), under autocast so batch norm keeps
-computing from fp16 inputs safely.
+too, which CPU kernels reject), through DeepSpeed's `torch_autocast` section: its engine
+otherwise switches a CUDA autocast off inside its forward (measured on an H200: "bf16" ran
+in fp32 at 0.54x the plain loop and twice its memory). fp16 is refused at config load on
+both devices: DeepSpeed's fp16 mode did not train on the H200 (README's support matrix).
 
 Checkpoints are DeepSpeed's own (`save_checkpoint`), one shard per rank; they do not
 reshard to another world size without DeepSpeed's universal-checkpoint conversion, and the
@@ -62,9 +63,13 @@ def ds_config(config, world_size: int, bucket: int = 2 ** 22) -> dict:
            "gradient_accumulation_steps": per_rank // micro, "zero_optimization": zero,
            "zero_allow_untested_optimizer": True, "gradient_clipping": 0.0,
            "steps_per_print": 10 ** 9, "wall_clock_breakdown": False}
-    if config.precision == "fp16":
-        out["fp16"] = {"enabled": True, "loss_scale": 0, "initial_scale_power": 16,
-                       "loss_scale_window": 1000, "hysteresis": 2, "min_loss_scale": 1}
+    if config.precision == "bf16":
+        # DeepSpeed's engine turns a CUDA autocast entered outside it off inside its forward
+        # unless this section asks for it (without it "bf16" ran in fp32 on a GPU). No
+        # module communicates in bf16: gradients are reduced in fp32, as under every other
+        # strategy.
+        out["torch_autocast"] = {"enabled": True, "dtype": "bfloat16",
+                                 "lower_precision_safe_modules": []}
     return _merge(out, shard.deepspeed_overrides)
 
 
@@ -106,7 +111,7 @@ class DeepSpeedStrategy(Strategy):
         self.zero_optimizer = zero_opt
         self.optimizer = base  # the scheduler drives lr on the groups ZeRO steps with
         self.model = engine
-        # DeepSpeed scales fp16 losses itself (its engine's backward and step)
+        # fp16 is refused at config load for DeepSpeed: there is no loss to scale here
         self.scaler = torch.amp.GradScaler(self.env.device.type, enabled=False)
         return engine
 

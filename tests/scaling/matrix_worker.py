@@ -2,7 +2,8 @@
 group, through the engine's own step (scaling.engine.Trainer). Prints one JSON
 line per cell on rank 0: {"cell", "ok", "losses", "skipped", "memory" (every rank's
 memory_report after step 1's backward), "per_backward" (rank 0's after each micro-batch of
-step 1), "error"}.
+step 1), "conv_dtypes" (the dtypes convolutions computed in: what precision really ran),
+"error"}.
 
     python -m torch.distributed.run --standalone --nproc_per_node=2 \\
         -m tests.scaling.matrix_worker --cells ddp:fp32 fsdp2:bf16 ... [--steps 3]
@@ -54,6 +55,10 @@ def run_cell(cell: str, env, steps: int, track: bool = False) -> dict:
             per_backward.append(strategy.memory_report())
 
     strategy.backward = backward_then_measure
+    conv_dtypes: set[str] = set()
+    for layer in strategy.module.modules():  # hooks fire inside any wrapper (DeepSpeed's too)
+        if isinstance(layer, torch.nn.Conv2d):
+            layer.register_forward_hook(lambda _m, _i, out: conv_dtypes.add(str(out.dtype)))
     tracker = None
     if track:  # live tensor bytes, as `scaling train` with SCALING_TRACK_MEMORY=1
         tracker = LiveTensorTracker()
@@ -69,7 +74,7 @@ def run_cell(cell: str, env, steps: int, track: bool = False) -> dict:
             trainer.optimizer_step()
         losses.append(dist.all_reduce_mean(float(loss), env))
     out = {"losses": losses, "skipped": trainer.skipped, "memory": memory,
-           "per_backward": per_backward}
+           "per_backward": per_backward, "conv_dtypes": sorted(conv_dtypes)}
     if tracker is not None:
         out["peak_live_bytes"] = _gather(tracker.peak, env)
         out["estimate_bytes"] = estimate(profile_config(trainer.config, trainer.pset.num_classes),

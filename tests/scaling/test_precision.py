@@ -32,7 +32,11 @@ def _check(results: dict) -> None:
     failed = {k: v.get("error") for k, v in results.items() if not v["ok"]}
     assert not failed, failed
     ref = results["ddp:fp32"]["losses"]
+    computed = {"fp32": ["torch.float32"], "bf16": ["torch.bfloat16"], "fp16": ["torch.float16"]}
     for name, res in results.items():
+        # the precision asked for is the one convolutions ran in (a wrapper that turns the
+        # engine's autocast off inside itself would train in fp32 and still match the losses)
+        assert res["conv_dtypes"] == computed[name.split(":")[1]], name
         # the same 3 steps: every cell is close to fp32 ddp, fp32 cells to 1e-5
         tol = 1e-5 if ":fp32" in name else 2e-2
         assert res["losses"] == pytest.approx(ref, rel=tol), name
