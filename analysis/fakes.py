@@ -16,7 +16,7 @@ import yaml
 PEAK_FLOPS = 1e13
 """Peak FLOP/s of the fabricated device (for MFU)."""
 
-TARGET_OFFSET = {"fine": 0.0, "coarse": 10.0}
+TARGET_OFFSET = {"fine": 0.0, "coarse": 10.0, "novel": -5.0}
 PROTOCOL_OFFSET = {"linear": 0.0, "finetune": 3.0}
 RESAMPLE_GAIN = {"natural": 0.0, "sqrt": 5.0, "uniform": 4.0}
 NOISE_COST = 8.0
@@ -37,6 +37,13 @@ def true_top1(width, vocab, images, target="fine", protocol="linear", resample="
     return (true_a(width, vocab) + true_b(width, vocab) * math.log10(images)
             + TARGET_OFFSET.get(target, 5.0) + PROTOCOL_OFFSET.get(protocol, 0.0)
             + RESAMPLE_GAIN.get(resample, 0.0) - NOISE_COST * label_noise)
+
+
+def saturate(top1: float, ceiling: float) -> float:
+    """`top1` bent smoothly under `ceiling`: ceiling x tanh(top1 / ceiling), so the law is
+    its log-linear self well below the ceiling (2% lower at half of it) and never reaches
+    it, as accuracies must not (paper-scale fabricated sweeps pass 100% otherwise)."""
+    return ceiling * math.tanh(top1 / ceiling)
 
 
 def floor(width: int) -> float:
@@ -82,7 +89,8 @@ def _write_json(path: Path, obj: dict) -> None:
 def make_sweep(root: Path, name: str = "fake", widths=(4, 16), vocabs=(1000, "all"),
                images=(1_000, 10_000, 100_000), seeds=(0, 1, 2),
                targets=("fine", "coarse"), protocols=("linear",), noise: float = 0.5,
-               problems: bool = True, ablations: bool = False, rng_seed: int = 0) -> Path:
+               problems: bool = True, ablations: bool = False, rng_seed: int = 0,
+               ceiling: float | None = None) -> Path:
     """Write ``root/name/`` like `scaling sweep` + finished runs would.
 
     Done runs: top1 = `true_top1` + N(0, noise), with ``images_seen = 10 * images``,
@@ -93,7 +101,9 @@ def make_sweep(root: Path, name: str = "fake", widths=(4, 16), vocabs=(1000, "al
     (sqrt, uniform) and ``data.label_noise`` (0.1, 0.25). With ``problems``, three more
     runs at 10x the largest size (1M images by default; width widths[0], vocab vocabs[0]):
     seed 0 failed in training (no transfer file), seed 1 is running its transfer with a
-    truncated transfer JSON and no provenance, seed 2 never started (no state.json).
+    truncated transfer JSON and no provenance, seed 2 never started (no state.json). With
+    ``ceiling`` (a top-1 %), every noiseless accuracy is `saturate`d under it, for sweeps
+    too large for the log-linear law to stay an accuracy (the benches' 10M images).
     """
     rng = np.random.default_rng(rng_seed)
     root = Path(root)
@@ -137,8 +147,10 @@ def make_sweep(root: Path, name: str = "fake", widths=(4, 16), vocabs=(1000, "al
             "slurm_job_id": "123", "start": None, "end": None})
         for target in targets:
             for protocol in protocols:
-                top1 = float(true_top1(width, vocab, n, target, protocol, resample,
-                                       label_noise) + rng.normal(0, noise))
+                mean = true_top1(width, vocab, n, target, protocol, resample, label_noise)
+                if ceiling is not None:
+                    mean = saturate(mean, ceiling)
+                top1 = float(mean + rng.normal(0, noise))
                 fl = floor(width) + TARGET_OFFSET.get(target, 5.0)
                 _write_json(run / "transfer" / f"{target}__{protocol}.json", {
                     "schema_version": 1, "target": target, "protocol": protocol,

@@ -73,7 +73,7 @@ def main(argv=None) -> int:
         files = {k: sweep_file(tmp, n) for k, n in sizes.items()}
         expanded = {k: expand_sweep(f, tmp / "expanded") for k, f in files.items()}
         fakes = {k: make_sweep(tmp / "fake", name=f"fake-{k}", **{
-            key: val for key, val in grid(n).items()}, problems=False)
+            key: val for key, val in grid(n).items()}, problems=False, ceiling=95.0)
             for k, n in sizes.items()}
         tables = {k: collect(fakes[k], write=False) for k in sizes}
 
