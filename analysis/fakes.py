@@ -41,8 +41,9 @@ def true_top1(width, vocab, images, target="fine", protocol="linear", resample="
 
 def saturate(top1: float, ceiling: float) -> float:
     """`top1` bent smoothly under `ceiling`: ceiling x tanh(top1 / ceiling), so the law is
-    its log-linear self well below the ceiling (2% lower at half of it) and never reaches
-    it, as accuracies must not (paper-scale fabricated sweeps pass 100% otherwise)."""
+    its log-linear self well below the ceiling (2% lower at a quarter of it, 8% at half)
+    and never reaches it, as accuracies must not (paper-scale fabricated sweeps pass 100%
+    otherwise)."""
     return ceiling * math.tanh(top1 / ceiling)
 
 

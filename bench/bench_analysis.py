@@ -28,7 +28,8 @@ PROTOCOLS = ("linear", "finetune")
 
 
 def fit_all(df, n_boot: int, n_boot_nonlinear: int) -> int:
-    """The fits of the report; returns how many groups were fitted."""
+    """The fits of the report; returns how many groups were fitted (a group whose fit
+    fails keeps its row, with NaN parameters and rmse, and is not counted)."""
     main = main_grid(df)
     by = ("target", "protocol")
     tables = [
@@ -40,7 +41,7 @@ def fit_all(df, n_boot: int, n_boot_nonlinear: int) -> int:
         fit_groups(main, by=("vocab", *by), x=("params", "images_seen"), y="error",
                    law="joint", n_boot=n_boot_nonlinear, loss="huber", delta=1e-3),
     ]
-    return sum(len(t) for t in tables)
+    return sum(int(t["rmse"].notna().sum()) for t in tables)
 
 
 def main(argv=None) -> None:

@@ -13,6 +13,7 @@ H200). `--dry_run` runs the same code on the CPU with a tiny member at 32 px (wh
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -96,7 +97,10 @@ def main(argv=None) -> int:
     ap.add_argument("--budget_s", type=float, default=200.0,
                     help="the compiled cases start only if this much minus the time spent "
                          "leaves --compile_s")
-    ap.add_argument("--compile_s", type=float, default=60.0)
+    ap.add_argument("--compile_s", type=float, default=60.0,
+                    help="start the compiled cases only if this much of --budget_s is left "
+                         "(on an H200 both compiles and their timing took about 80 s, inside "
+                         "gpu_check.sh's 225 s timeout)")
     ap.add_argument("--only", default="",
                     help="a regular expression: run only the cases it finds in their label "
                          "(the baseline 'plain channels_last' always runs)")
@@ -171,6 +175,7 @@ def main(argv=None) -> int:
 
     specs = [spec for spec in specs if chosen(spec[0])]
     failures: dict[str, str] = {}
+    reported: set[str] = set()
     compiled: dict[str, Callable[[], float]] = {}
     classes = None
     for label, shard, cl, comp in specs:
@@ -179,6 +184,8 @@ def main(argv=None) -> int:
                                       precision), env)
         except Exception as exc:  # a strategy missing here is a finding, not a crash
             failures[label] = f"{type(exc).__name__}: {exc}"[:300]
+            print(f"FAILED {label}: {failures[label]}", flush=True)
+            reported.add(label)
             continue
         trainers[label] = t
         classes = t.pset.num_classes
@@ -205,6 +212,23 @@ def main(argv=None) -> int:
     table: list[dict[str, Any]] = []
     ratio_rows: list[Any] = []
 
+    def report_failures() -> None:
+        for label, why in failures.items():
+            if label not in reported:
+                reported.add(label)
+                print(f"FAILED {label}: {why}", flush=True)
+
+    def drop(label: str, exc: Exception) -> None:
+        """Record a failed case and free what it holds, so one out-of-memory does not
+        cascade into the cases after it."""
+        failures[label] = f"{type(exc).__name__}: {exc}"[:300]
+        cases.pop(label, None)
+        compiled.pop(label, None)
+        trainers.pop(label, None)
+        gc.collect()
+        if cuda:
+            torch.cuda.empty_cache()
+
     def measure(phase: str, phase_cases: dict[str, Callable[[], float]]) -> None:
         """Warm each case up alone (an out-of-memory or a compile error drops that case,
         recorded, instead of ending the script), time the rest interleaved, then print
@@ -216,12 +240,19 @@ def main(argv=None) -> int:
                 fn()
                 live[label] = fn
             except Exception as exc:
-                failures[label] = f"{type(exc).__name__}: {exc}"[:300]
-                if cuda:
-                    torch.cuda.empty_cache()
-        if baseline not in live:
+                drop(label, exc)
+        samples = None
+        if baseline in live:
+            try:
+                samples = ratio.interleave(live, rounds, warmup=0)
+            except Exception as exc:  # an out-of-memory mid-phase: nothing of it is timed
+                failures[f"{phase} timing"] = f"{type(exc).__name__}: {exc}"[:300]
+        if samples is None:
+            print(f"{phase}: nothing timed (the baseline '{baseline}' failed or the timing "
+                  "stopped)", flush=True)
+            report_failures()
+            write_json()
             return
-        samples = ratio.interleave(live, rounds, warmup=0)
         rows = ratio.ratios(samples, baseline,
                             {k: 1.0 for k in samples if k.startswith("engine")})
         lines = [f"{phase}: device {name}; torch {torch.__version__}; ResNeXt "
@@ -231,19 +262,17 @@ def main(argv=None) -> int:
         for label, values in samples.items():
             ips = sorted(values)[len(values) // 2]
             mfu = 3 * fwd_flops * ips / peak if peak == peak else float("nan")
-            gib = memory.get(label, 0) / 2 ** 30
-            row = {"case": label, "phase": phase, "images_per_s": ips, "mfu": mfu,
-                   "peak_mem_gib": gib}
-            table[:] = [r for r in table if r["case"] != label] + [row]
+            gib = memory.pop(label, 0) / 2 ** 30  # this phase's peak only
+            # one row per case and phase: the compiled phase times the baseline again
+            table.append({"case": label, "phase": phase, "images_per_s": ips, "mfu": mfu,
+                          "peak_mem_gib": gib})
             lines.append(f"{label:<40s} {ips:8.1f} {mfu:6.3f} {gib:9.2f}")
-        ratio_rows.extend(r for r in rows if r.case != baseline or phase == "eager")
+        ratio_rows.extend(rows)  # (ratio.ratios gives no row for the baseline itself)
         tables.append("\n".join(lines) + "\n\n" + ratio.table(
             f"{phase}: each case against '{baseline}' (median of {rounds} interleaved "
             "rounds)", rows))
         print(tables[-1], flush=True)
-        for label in phase_cases:
-            if label in failures:
-                print(f"FAILED {label}: {failures[label]}", flush=True)
+        report_failures()
         write_json()
 
     def write_json() -> None:

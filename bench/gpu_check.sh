@@ -4,7 +4,7 @@
 # bench/gpu_wheels.sh). It runs the gpu-marked tests, then bench/gpu_bench.py: ResNeXt-101
 # 32x8d, 224 px, bf16, the engine under ddp / fsdp2 / deepspeed ZeRO-2 (NCHW and
 # channels_last, eager and torch.compile) against a plain torchvision AMP loop.
-# Figures go to $OUT (default ./gpu_check). At most 5 minutes (225 s bench, 70 s tests).
+# Figures go to $OUT (default ./gpu_check). At most 5 minutes (225 s bench, 60 s tests, 15 s set-up).
 #   OUT=/some/dir bash bench/gpu_check.sh [--dry_run]
 #   (--dry_run: CPU, tiny model, no torch.compile, whose CPU build takes minutes; CI runs it)
 set -uo pipefail
@@ -44,7 +44,7 @@ timeout 225 "$PY" bench/gpu_bench.py $BENCH --budget_s 195 --out "$OUT" 2>&1 \
   | grep -v "Warning\|warn(" | tee "$OUT/gpu_bench.txt"
 rc=${PIPESTATUS[0]}
 echo "gpu bench rc=$rc"
-timeout 70 "$PY" -m pytest -q -p no:cacheprovider $TESTS tests/scaling > "$OUT/gpu_tests.txt" 2>&1
+timeout 60 "$PY" -m pytest -q -p no:cacheprovider $TESTS tests/scaling > "$OUT/gpu_tests.txt" 2>&1
 trc=$?
 echo "gpu tests rc=$trc" | tee -a "$OUT/gpu_tests.txt"; tail -5 "$OUT/gpu_tests.txt"
 [ "$DRY" = 1 ] && [ "$trc" = 5 ] && trc=0  # dry run: the gpu tests are deselected on a CPU

@@ -251,8 +251,6 @@ DEEPSPEED_OVERRIDES: dict = {
         "offload_optimizer": {"device": None, "pin_memory": None, "buffer_count": None},
         "offload_param": {"device": None, "pin_memory": None, "buffer_count": None},
     },
-    "fp16": {"initial_scale_power": None, "loss_scale_window": None, "hysteresis": None,
-             "min_loss_scale": None},
     "gradient_clipping": None, "communication_data_type": None, "prescale_gradients": None,
     "gradient_predivide_factor": None, "wall_clock_breakdown": None, "steps_per_print": None,
     "zero_allow_untested_optimizer": None, "dump_state": None,
@@ -260,8 +258,8 @@ DEEPSPEED_OVERRIDES: dict = {
 _OWNED = {"train_batch_size": "optim.global_batch",
           "train_micro_batch_size_per_gpu": "optim.micro_batch",
           "gradient_accumulation_steps": "optim.micro_batch", "optimizer": "optim",
-          "scheduler": "optim.schedule", "bf16": "precision", "fp16.enabled": "precision",
-          "fp16.loss_scale": "precision", "zero_optimization.stage": "shard.zero_stage",
+          "scheduler": "optim.schedule", "bf16": "precision", "fp16": "precision",
+          "torch_autocast": "precision", "zero_optimization.stage": "shard.zero_stage",
           "zero_optimization.cpu_offload": "shard.offload", "amp": "precision"}
 
 

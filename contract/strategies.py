@@ -59,8 +59,6 @@ class Memory:
     split: str = "even"
     """How a shard is cut: `even` (flat or dim-0 slices, ceil(P/world) each) or `whole`
     (whole tensors per rank, assigned largest first to the least-loaded rank)."""
-    fp16_weights: bool = False
-    """Under precision=fp16 the weights themselves are held in fp16 (DeepSpeed's fp16 mode)."""
 
     def __post_init__(self) -> None:
         for kind in (self.params, self.grads, self.optim):
@@ -145,18 +143,15 @@ TABLE: dict[str, StrategySpec] = {s.name: s for s in (
         {1: Stage("ZeRO-1: optimizer state partitioned; gradients are reduced into the "
                   "partition at the end of each step's backward (held whole across the "
                   "micro-batches of an accumulated step)",
-                  Memory(FULL, SHARDED, SHARDED, ("fp32_master", "edge_grads", "reduce_bucket"),
-                         fp16_weights=True)),
+                  Memory(FULL, SHARDED, SHARDED, ("fp32_master", "edge_grads", "reduce_bucket"))),
          2: Stage("ZeRO-2: optimizer state and gradients partitioned, gradients reduced "
                   "bucket by bucket during backward (also across micro-batches)",
-                  Memory(FULL, SHARDED, SHARDED, ("fp32_master", "edge_grads", "reduce_bucket"),
-                         fp16_weights=True)),
+                  Memory(FULL, SHARDED, SHARDED, ("fp32_master", "edge_grads", "reduce_bucket"))),
          3: Stage("ZeRO-3: parameters partitioned too, gathered per module; in fp32 the "
                   "fp32 master copy of the partition doubles the parameter bytes (1.37x of "
                   "ideal at 2 ranks on the test model)",
                   Memory(SHARDED, SHARDED, SHARDED,
-                         ("gathered_modules", "reduce_bucket_held", "fp32_master"),
-                         fp16_weights=True))},
+                         ("gathered_modules", "reduce_bucket_held", "fp32_master")))},
         stage_fix="deepspeed runs ZeRO 1, 2 or 3 (stage 0 is plain data parallel: use ddp)",
         offload=("optim", "master"),
         refused={("fp16", "cpu"): "DeepSpeed's fp16 loss scaling runs on CUDA only; use "

@@ -201,8 +201,7 @@ def estimate(profile: ModelProfile, config, world_size: int, strategy: Optional[
     mem = spec.memory(s["zero_stage"], s["reshard_after_forward"])
     W, P = world_size, profile.params
     share = max(_shares(profile, W, mem.split))
-    weight = 2.0 if mem.fp16_weights and config.precision == "fp16" else 4.0
-    param = weight * (P if mem.params == FULL else share)
+    param = 4.0 * (P if mem.params == FULL else share)  # autocast: weights stay fp32
     grad = 4.0 * (P if mem.grads == FULL else share)
     optim = (4.0 * (P if mem.optim == FULL else share) if config.optim.momentum > 0 else 0.0)
     offloaded = spec.offload if s["offload"] else ()

@@ -74,6 +74,12 @@ def test_unsupported_cells_refuse_at_config_load():
     ({"strategy": "deepspeed",
       "deepspeed_overrides": {"zero_optimization": {"reduce_bucket": 1}}},
      "reduce_bucket_size"),
+    # DeepSpeed's own precision sections would bypass the refusal of its fp16 mode and the
+    # autocast the strategy sets: the run config's precision owns them
+    ({"strategy": "deepspeed", "deepspeed_overrides": {"fp16": {"initial_scale_power": 8}}},
+     "use precision instead"),
+    ({"strategy": "deepspeed", "deepspeed_overrides": {"torch_autocast": {"enabled": False}}},
+     "use precision instead"),
     ({"strategy": "ddp", "offload": True}, "offload"),
 ])
 def test_bad_shard_settings_refuse_with_one_line(shard, fragment):
