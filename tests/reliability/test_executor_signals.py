@@ -50,7 +50,10 @@ def test_stopping_the_executor_stops_its_training_child(tmp_path, how):
     executor = subprocess.Popen(
         [sys.executable, "-m", "scaling.cli", "run", str(sweep), "--local", "--progress",
          "false"], env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True)  # its own group: a terminal's foreground group
+        text=True, start_new_session=True,  # its own group: a terminal's foreground group
+        # as in a terminal, SIGINT starts at its default: a suite launched in the background
+        # of a non-interactive shell inherits it ignored, and Python then keeps ignoring it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 240
         while not (run / "metrics.jsonl").is_file():  # the child is in its training loop
