@@ -177,15 +177,24 @@ def main(argv=None) -> int:
     failures: dict[str, str] = {}
     reported: set[str] = set()
     compiled: dict[str, Callable[[], float]] = {}
+
+    def record(label: str, exc: Exception) -> None:
+        failures[label] = f"{type(exc).__name__}: {exc}"[:300]
+
+    def report_failures() -> None:
+        for label, why in failures.items():
+            if label not in reported:
+                reported.add(label)
+                print(f"FAILED {label}: {why}", flush=True)
+
     classes = None
     for label, shard, cl, comp in specs:
         try:
             t = Trainer(engine_config(model_cfg, shard, batch, device.type, cl, comp,
                                       precision), env)
         except Exception as exc:  # a strategy missing here is a finding, not a crash
-            failures[label] = f"{type(exc).__name__}: {exc}"[:300]
-            print(f"FAILED {label}: {failures[label]}", flush=True)
-            reported.add(label)
+            record(label, exc)
+            report_failures()
             continue
         trainers[label] = t
         classes = t.pset.num_classes
@@ -208,20 +217,13 @@ def main(argv=None) -> int:
     baseline = "plain channels_last"
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    tables: list[str] = []
     table: list[dict[str, Any]] = []
     ratio_rows: list[Any] = []
-
-    def report_failures() -> None:
-        for label, why in failures.items():
-            if label not in reported:
-                reported.add(label)
-                print(f"FAILED {label}: {why}", flush=True)
 
     def drop(label: str, exc: Exception) -> None:
         """Record a failed case and free what it holds, so one out-of-memory does not
         cascade into the cases after it."""
-        failures[label] = f"{type(exc).__name__}: {exc}"[:300]
+        record(label, exc)
         cases.pop(label, None)
         compiled.pop(label, None)
         trainers.pop(label, None)
@@ -246,7 +248,7 @@ def main(argv=None) -> int:
             try:
                 samples = ratio.interleave(live, rounds, warmup=0)
             except Exception as exc:  # an out-of-memory mid-phase: nothing of it is timed
-                failures[f"{phase} timing"] = f"{type(exc).__name__}: {exc}"[:300]
+                record(f"{phase} timing", exc)
         if samples is None:
             print(f"{phase}: nothing timed (the baseline '{baseline}' failed or the timing "
                   "stopped)", flush=True)
@@ -268,10 +270,9 @@ def main(argv=None) -> int:
                           "peak_mem_gib": gib})
             lines.append(f"{label:<40s} {ips:8.1f} {mfu:6.3f} {gib:9.2f}")
         ratio_rows.extend(rows)  # (ratio.ratios gives no row for the baseline itself)
-        tables.append("\n".join(lines) + "\n\n" + ratio.table(
+        print("\n".join(lines) + "\n\n" + ratio.table(
             f"{phase}: each case against '{baseline}' (median of {rounds} interleaved "
-            "rounds)", rows))
-        print(tables[-1], flush=True)
+            "rounds)", rows), flush=True)
         report_failures()
         write_json()
 

@@ -111,8 +111,7 @@ class DeepSpeedStrategy(Strategy):
         self.zero_optimizer = zero_opt
         self.optimizer = base  # the scheduler drives lr on the groups ZeRO steps with
         self.model = engine
-        # fp16 is refused at config load for DeepSpeed: there is no loss to scale here
-        self.scaler = torch.amp.GradScaler(self.env.device.type, enabled=False)
+        self.scaler = self.make_scaler()  # disabled: DeepSpeed's fp16 is refused at config load
         return engine
 
     @property
