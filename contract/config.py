@@ -29,6 +29,7 @@ from contract.world import WorldConfig
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 RESAMPLES = ("natural", "sqrt", "uniform")
+NOISE_FROM = ("marginal", "uniform")
 SCHEDULES = ("step", "cosine")
 PROTOCOLS = ("linear", "finetune", "fewshot")
 DEVICES = ("auto", "cpu", "cuda")
@@ -90,7 +91,10 @@ class DataConfig:
     resample: str = "natural"
     """Tag-frequency resampling: natural, sqrt or uniform."""
     label_noise: float = 0.0
-    """Fraction of tags replaced by a random tag (the paper's robustness experiment)."""
+    """Fraction of tags replaced by another tag (the paper's robustness experiment)."""
+    label_noise_from: str = "marginal"
+    """Where a replacement tag comes from: `marginal` (drawn by tag frequency, never the
+    replaced tag itself: the paper's injection) or `uniform` (any vocabulary tag)."""
     targets: str = "soft"
     """`soft` (1/k over an image's k tags, softmax CE) or `multihot` (per-class sigmoid)."""
     seed: int = 0
@@ -130,6 +134,8 @@ class DataConfig:
               f"use one of {', '.join(RESAMPLES)}")
         check(0.0 <= self.label_noise < 1.0, "data.label_noise", self.label_noise,
               "use a fraction in [0, 1)")
+        check(self.label_noise_from in NOISE_FROM, "data.label_noise_from",
+              self.label_noise_from, f"use one of {', '.join(NOISE_FROM)}")
         check(self.targets in ("soft", "multihot"), "data.targets", self.targets,
               "use 'soft' or 'multihot'")
 

@@ -131,20 +131,52 @@ class PretrainSet:
 
 
 def _apply_label_noise(seed: int, idx: np.ndarray, offsets: np.ndarray, tags: np.ndarray,
-                       p: float, K: int) -> tuple[np.ndarray, np.ndarray]:
-    """Replace each tag with prob p by a uniformly random vocabulary tag (maybe the same
-    one), then merge repeats; keyed by (seed, index, slot), so nesting survives noise."""
+                       p: float, K: int, marginal: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Replace each tag with prob p, then merge repeats; keyed by (seed, index, slot), so
+    nesting survives noise. The replacement is drawn from `marginal` (a distribution over
+    the K vocabulary tags) with the replaced tag's own mass removed, as the paper injected
+    its noise; `marginal=None` draws uniformly from the K tags (maybe the same one)."""
     counts = np.diff(offsets)
     width = int(counts.max()) if len(counts) else 0
     u = uniform(seed, idx, _S_LABEL_NOISE, 2 * width)
     slot = np.arange(len(tags)) - np.repeat(offsets[:-1], counts)
     row = np.repeat(np.arange(len(idx)), counts)
     flip = u[row, slot] < p
-    new = np.minimum((u[row, width + slot] * K).astype(np.int64), K - 1)
+    draw = u[row, width + slot]
+    if marginal is None:
+        new = np.minimum((draw * K).astype(np.int64), K - 1)
+    else:
+        new = _draw_other(draw, tags, marginal)
     noisy = np.where(flip, new, tags)
     dense = np.full((len(idx), max(width, 1)), -1, dtype=np.int64)
     dense[row, slot] = noisy
     return _rows_to_csr(dense)
+
+
+def _draw_other(u: np.ndarray, old: np.ndarray, marginal: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draws from `marginal` with each `old` tag's mass cut out: u in [0, 1)
+    is scaled onto the remaining mass and stepped over the gap the old tag leaves."""
+    m = np.asarray(marginal, dtype=np.float64)
+    m = m / m.sum()
+    cdf = np.cumsum(m)
+    own = m[old]
+    x = u * (1.0 - own)
+    x = x + np.where(x >= cdf[old] - own, own, 0.0)
+    return np.minimum(np.searchsorted(cdf, x, side="right"), len(m) - 1)
+
+
+def noise_marginal(tags: np.ndarray, K: int, how: str,
+                   expected: np.ndarray | None = None) -> np.ndarray | None:
+    """The distribution label noise draws replacement tags from (`data.label_noise_from`):
+    None for `uniform`; for `marginal`, `expected` tag frequencies where the source knows
+    them (the synthetic world: independent of N, so nested sets draw alike), else the
+    frequencies of the clean tags themselves."""
+    if how == "uniform":
+        return None
+    freq = (np.asarray(expected, dtype=np.float64) if expected is not None
+            else np.bincount(tags, minlength=K).astype(np.float64))
+    return freq if freq.sum() > 0 else None
 
 
 def vocab_filter(idx: np.ndarray, offsets: np.ndarray, tags: np.ndarray, lut: np.ndarray
@@ -160,16 +192,19 @@ def vocab_filter(idx: np.ndarray, offsets: np.ndarray, tags: np.ndarray, lut: np
 
 
 def finish_tags(seed: int, indices: np.ndarray, counts: list[np.ndarray],
-                tags: list[np.ndarray], label_noise: float,
-                K: int) -> tuple[np.ndarray, np.ndarray]:
+                tags: list[np.ndarray], label_noise: float, K: int,
+                noise_from: str = "marginal", expected: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """CSR (offsets, tags) of the kept images from per-chunk counts and tags, label noise
-    applied (keyed by source index)."""
+    applied (keyed by source index; replacements drawn as `noise_marginal` says)."""
     offsets = np.zeros(len(indices) + 1, dtype=np.int64)
     if counts:
         np.cumsum(np.concatenate(counts), out=offsets[1:])
     flat = np.concatenate(tags).astype(np.int64) if tags else np.zeros(0, np.int64)
     if label_noise > 0 and len(indices):
-        offsets, flat = _apply_label_noise(seed, indices, offsets, flat, float(label_noise), K)
+        marginal = noise_marginal(flat, K, noise_from, expected)
+        offsets, flat = _apply_label_noise(seed, indices, offsets, flat, float(label_noise), K,
+                                           marginal)
     return offsets, flat
 
 
@@ -196,7 +231,8 @@ def build_pretrain_set(data_cfg: DataConfig, image_size: int) -> PretrainSet:
         tags.append(t)
     indices = np.concatenate(kept_idx)
     offsets, flat = finish_tags(world.seed, indices, counts, tags, data_cfg.label_noise,
-                                len(vocab))
+                                len(vocab), data_cfg.label_noise_from,
+                                world.expected_tag_frequency()[vocab])
     return PretrainSet(indices, offsets, flat, vocab, [world.tag_names[t] for t in vocab],
                        image_size=world.image_size,
                        fetch=lambda pos: world.render_pretrain(indices[pos]),
@@ -231,7 +267,7 @@ def build_supervised_set(data_cfg: DataConfig, image_size: int) -> PretrainSet:
     counts = [np.ones(n, dtype=np.int64)]
     offsets, tags = finish_tags(int(data_cfg.seed), indices, counts,
                                 [split.labels.numpy().astype(np.int64)],
-                                data_cfg.label_noise, K)
+                                data_cfg.label_noise, K, data_cfg.label_noise_from)
     return PretrainSet(indices, offsets, tags, np.arange(K), split.classes,
                        image_size=image_size, fetch=None,
                        dropped=int(data_cfg.images) - n, targets=data_cfg.targets,

@@ -318,7 +318,7 @@ def build_real_pretrain_set(data_cfg: DataConfig, image_size: int) -> PretrainSe
     kept_rows, counts, cls = vocab_filter(rows, offsets, flat, lut)
     indices = np.asarray(positions, dtype=np.int64)[kept_rows]
     offsets, cls = finish_tags(int(data_cfg.seed), indices, [counts], [cls],
-                               data_cfg.label_noise, len(vocab))
+                               data_cfg.label_noise, len(vocab), data_cfg.label_noise_from)
     cache: bool | torch.Tensor = False
     if data_cfg.cache:
         cache = torch.from_numpy(np.stack([pixels[r] for r in kept_rows]) if len(kept_rows)

@@ -43,7 +43,8 @@ MAX_NAME = 100  # sweep names and run ids name folders (255 bytes at most) and S
 # Short prefixes for readable run ids (others use the field's last name).
 ABBREV = {"model.width_per_group": "w", "data.images": "n", "data.vocab": "v", "seed": "s",
           "model.depth": "d", "model.cardinality": "g", "data.resample": "r",
-          "data.label_noise": "ln", "optim.images_seen": "i", "model.base_width": "b",
+          "data.label_noise": "ln", "data.label_noise_from": "lnf-",
+          "optim.images_seen": "i", "model.base_width": "b",
           "shard.strategy": "", "precision": "", "data.seed": "world",
           "transfer.targets": "t", "data.supervised": "sup-"}
 

@@ -6,7 +6,7 @@ import torch
 
 from contract.config import DataConfig
 from data import build_pretrain_set, build_target_split
-from data.pretrain import world_for
+from data.pretrain import _draw_other, world_for
 from data.world_config import WorldConfig
 
 
@@ -100,16 +100,50 @@ def test_multihot_targets_are_zero_one():
     assert torch.equal(t.sum(1).long(), torch.from_numpy(np.diff(ps.offsets)))
 
 
-def test_label_noise_replaces_tags_at_rate_p():
+@pytest.mark.parametrize("noise_from, kept_by_chance", [("marginal", 0.0), ("uniform", 1 / 40)])
+def test_label_noise_replaces_tags_at_rate_p(noise_from, kept_by_chance):
     p, K = 0.3, 40
     clean = build_pretrain_set(cfg(images=30000, vocab=K), 16)
-    noisy = build_pretrain_set(cfg(images=30000, vocab=K, label_noise=p), 16)
+    noisy = build_pretrain_set(cfg(images=30000, vocab=K, label_noise=p,
+                                   label_noise_from=noise_from), 16)
     assert np.array_equal(clean.indices, noisy.indices)     # noise never drops images
     single = np.flatnonzero(np.diff(clean.offsets) == 1)
     changed = np.mean(clean.tags[clean.offsets[single]] != noisy.tags[noisy.offsets[single]])
-    assert changed == pytest.approx(p * (1 - 1 / K), abs=0.015)
-    again = build_pretrain_set(cfg(images=30000, vocab=K, label_noise=p), 16)
+    assert changed == pytest.approx(p * (1 - kept_by_chance), abs=0.015)
+    again = build_pretrain_set(cfg(images=30000, vocab=K, label_noise=p,
+                                   label_noise_from=noise_from), 16)
     assert np.array_equal(again.tags, noisy.tags)
+
+
+def test_marginal_label_noise_draws_by_tag_frequency():
+    """The paper's injection: a replaced tag becomes another tag with probability
+    proportional to that tag's frequency; uniform noise floods the rare tags instead."""
+    K = 60
+    clean = build_pretrain_set(cfg(images=30000, vocab=K), 16)
+    freq = np.bincount(clean.tags, minlength=K).astype(float)
+    single = np.flatnonzero(np.diff(clean.offsets) == 1)
+    rare = freq <= np.quantile(freq, 0.5)               # the less frequent half of the tags
+    share = {}
+    for how in ("marginal", "uniform"):
+        noisy = build_pretrain_set(cfg(images=30000, vocab=K, label_noise=0.5,
+                                       label_noise_from=how), 16)
+        old, new = clean.tags[clean.offsets[single]], noisy.tags[noisy.offsets[single]]
+        new = new[old != new]
+        share[how] = np.isin(new, np.flatnonzero(rare)).mean()
+    assert share["marginal"] == pytest.approx(freq[rare].sum() / freq.sum(), abs=0.03)
+    assert share["uniform"] == pytest.approx(rare.mean(), abs=0.03)
+    assert share["uniform"] > 2 * share["marginal"]
+
+
+def test_draw_other_is_the_marginal_without_the_old_tag():
+    marginal = np.array([0.5, 0.0, 0.3, 0.2])
+    u = (np.arange(200_000) + 0.5) / 200_000
+    for old in range(4):
+        drawn = _draw_other(u, np.full(len(u), old), marginal)
+        want = marginal.copy()
+        want[old] = 0.0
+        want /= want.sum()
+        np.testing.assert_allclose(np.bincount(drawn, minlength=4) / len(u), want, atol=1e-4)
 
 
 def test_resampling_weights_give_the_documented_probabilities():
