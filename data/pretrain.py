@@ -134,9 +134,11 @@ def _apply_label_noise(seed: int, idx: np.ndarray, offsets: np.ndarray, tags: np
                        p: float, K: int, marginal: np.ndarray | None = None
                        ) -> tuple[np.ndarray, np.ndarray]:
     """Replace each tag with prob p, then merge repeats; keyed by (seed, index, slot), so
-    nesting survives noise. The replacement is drawn from `marginal` (a distribution over
-    the K vocabulary tags) with the replaced tag's own mass removed, as the paper injected
-    its noise; `marginal=None` draws uniformly from the K tags (maybe the same one)."""
+    nesting survives noise (under a marginal, up to the rare draws that a bigger set's
+    slightly different tag frequencies move across a boundary). The replacement is drawn
+    from `marginal` (weights over the K vocabulary tags) with the replaced tag's own mass
+    removed, as the paper injected its noise; `marginal=None` draws uniformly from the K
+    tags (maybe the same one)."""
     counts = np.diff(offsets)
     width = int(counts.max()) if len(counts) else 0
     u = uniform(seed, idx, _S_LABEL_NOISE, 2 * width)
@@ -166,17 +168,13 @@ def _draw_other(u: np.ndarray, old: np.ndarray, marginal: np.ndarray) -> np.ndar
     return np.minimum(np.searchsorted(cdf, x, side="right"), len(m) - 1)
 
 
-def noise_marginal(tags: np.ndarray, K: int, how: str,
-                   expected: np.ndarray | None = None) -> np.ndarray | None:
+def noise_marginal(tags: np.ndarray, K: int, how: str) -> np.ndarray | None:
     """The distribution label noise draws replacement tags from (`data.label_noise_from`):
-    None for `uniform`; for `marginal`, `expected` tag frequencies where the source knows
-    them (the synthetic world: independent of N, so nested sets draw alike), else the
-    frequencies of the clean tags themselves."""
-    if how == "uniform":
+    None for `uniform`; for `marginal`, the frequencies of the set's own clean tags, the same
+    for every source holding the same tags (a materialized copy of the world included)."""
+    if how == "uniform" or not len(tags):
         return None
-    freq = (np.asarray(expected, dtype=np.float64) if expected is not None
-            else np.bincount(tags, minlength=K).astype(np.float64))
-    return freq if freq.sum() > 0 else None
+    return np.bincount(tags, minlength=K).astype(np.float64)
 
 
 def vocab_filter(idx: np.ndarray, offsets: np.ndarray, tags: np.ndarray, lut: np.ndarray
@@ -193,8 +191,7 @@ def vocab_filter(idx: np.ndarray, offsets: np.ndarray, tags: np.ndarray, lut: np
 
 def finish_tags(seed: int, indices: np.ndarray, counts: list[np.ndarray],
                 tags: list[np.ndarray], label_noise: float, K: int,
-                noise_from: str = "marginal", expected: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+                noise_from: str = "marginal") -> tuple[np.ndarray, np.ndarray]:
     """CSR (offsets, tags) of the kept images from per-chunk counts and tags, label noise
     applied (keyed by source index; replacements drawn as `noise_marginal` says)."""
     offsets = np.zeros(len(indices) + 1, dtype=np.int64)
@@ -202,7 +199,7 @@ def finish_tags(seed: int, indices: np.ndarray, counts: list[np.ndarray],
         np.cumsum(np.concatenate(counts), out=offsets[1:])
     flat = np.concatenate(tags).astype(np.int64) if tags else np.zeros(0, np.int64)
     if label_noise > 0 and len(indices):
-        marginal = noise_marginal(flat, K, noise_from, expected)
+        marginal = noise_marginal(flat, K, noise_from)
         offsets, flat = _apply_label_noise(seed, indices, offsets, flat, float(label_noise), K,
                                            marginal)
     return offsets, flat
@@ -231,8 +228,7 @@ def build_pretrain_set(data_cfg: DataConfig, image_size: int) -> PretrainSet:
         tags.append(t)
     indices = np.concatenate(kept_idx)
     offsets, flat = finish_tags(world.seed, indices, counts, tags, data_cfg.label_noise,
-                                len(vocab), data_cfg.label_noise_from,
-                                world.expected_tag_frequency()[vocab])
+                                len(vocab), data_cfg.label_noise_from)
     return PretrainSet(indices, offsets, flat, vocab, [world.tag_names[t] for t in vocab],
                        image_size=world.image_size,
                        fetch=lambda pos: world.render_pretrain(indices[pos]),
