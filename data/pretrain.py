@@ -131,14 +131,14 @@ class PretrainSet:
 
 
 def _apply_label_noise(seed: int, idx: np.ndarray, offsets: np.ndarray, tags: np.ndarray,
-                       p: float, K: int, marginal: np.ndarray | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
+                       p: float, K: int, noise_from: str) -> tuple[np.ndarray, np.ndarray]:
     """Replace each tag with prob p, then merge repeats; keyed by (seed, index, slot), so
-    nesting survives noise (under a marginal, up to the rare draws that a bigger set's
-    slightly different tag frequencies move across a boundary). The replacement is drawn
-    from `marginal` (weights over the K vocabulary tags) with the replaced tag's own mass
-    removed, as the paper injected its noise; `marginal=None` draws uniformly from the K
-    tags (maybe the same one)."""
+    nesting survives noise (under `marginal`, up to the rare draws that a bigger set's
+    slightly different tag frequencies move across a boundary). `data.label_noise_from`:
+    `marginal` draws the replacement by the set's own clean tag counts (the same for every
+    source holding these tags, a materialized copy of the world included) without the
+    replaced tag, as the paper injected its noise; `uniform` draws any of the K tags (maybe
+    the same one)."""
     counts = np.diff(offsets)
     width = int(counts.max()) if len(counts) else 0
     u = uniform(seed, idx, _S_LABEL_NOISE, 2 * width)
@@ -146,10 +146,10 @@ def _apply_label_noise(seed: int, idx: np.ndarray, offsets: np.ndarray, tags: np
     row = np.repeat(np.arange(len(idx)), counts)
     flip = u[row, slot] < p
     draw = u[row, width + slot]
-    if marginal is None:
+    if noise_from == "uniform":
         new = np.minimum((draw * K).astype(np.int64), K - 1)
     else:
-        new = _draw_other(draw, tags, marginal)
+        new = _draw_other(draw, tags, np.bincount(tags, minlength=K))
     noisy = np.where(flip, new, tags)
     dense = np.full((len(idx), max(width, 1)), -1, dtype=np.int64)
     dense[row, slot] = noisy
@@ -159,6 +159,8 @@ def _apply_label_noise(seed: int, idx: np.ndarray, offsets: np.ndarray, tags: np
 def _draw_other(u: np.ndarray, old: np.ndarray, marginal: np.ndarray) -> np.ndarray:
     """Inverse-CDF draws from `marginal` with each `old` tag's mass cut out: u in [0, 1)
     is scaled onto the remaining mass and stepped over the gap the old tag leaves."""
+    if not len(old):  # no tags: nothing to draw (and no mass to normalise)
+        return old.copy()
     m = np.asarray(marginal, dtype=np.float64)
     m = m / m.sum()
     cdf = np.cumsum(m)
@@ -166,15 +168,6 @@ def _draw_other(u: np.ndarray, old: np.ndarray, marginal: np.ndarray) -> np.ndar
     x = u * (1.0 - own)
     x = x + np.where(x >= cdf[old] - own, own, 0.0)
     return np.minimum(np.searchsorted(cdf, x, side="right"), len(m) - 1)
-
-
-def noise_marginal(tags: np.ndarray, K: int, how: str) -> np.ndarray | None:
-    """The distribution label noise draws replacement tags from (`data.label_noise_from`):
-    None for `uniform`; for `marginal`, the frequencies of the set's own clean tags, the same
-    for every source holding the same tags (a materialized copy of the world included)."""
-    if how == "uniform" or not len(tags):
-        return None
-    return np.bincount(tags, minlength=K).astype(np.float64)
 
 
 def vocab_filter(idx: np.ndarray, offsets: np.ndarray, tags: np.ndarray, lut: np.ndarray
@@ -191,17 +184,16 @@ def vocab_filter(idx: np.ndarray, offsets: np.ndarray, tags: np.ndarray, lut: np
 
 def finish_tags(seed: int, indices: np.ndarray, counts: list[np.ndarray],
                 tags: list[np.ndarray], label_noise: float, K: int,
-                noise_from: str = "marginal") -> tuple[np.ndarray, np.ndarray]:
+                noise_from: str) -> tuple[np.ndarray, np.ndarray]:
     """CSR (offsets, tags) of the kept images from per-chunk counts and tags, label noise
-    applied (keyed by source index; replacements drawn as `noise_marginal` says)."""
+    applied (keyed by source index; replacements drawn as `noise_from` says)."""
     offsets = np.zeros(len(indices) + 1, dtype=np.int64)
     if counts:
         np.cumsum(np.concatenate(counts), out=offsets[1:])
     flat = np.concatenate(tags).astype(np.int64) if tags else np.zeros(0, np.int64)
     if label_noise > 0 and len(indices):
-        marginal = noise_marginal(flat, K, noise_from)
         offsets, flat = _apply_label_noise(seed, indices, offsets, flat, float(label_noise), K,
-                                           marginal)
+                                           noise_from)
     return offsets, flat
 
 
