@@ -68,12 +68,6 @@ class WorldConfig:
     novel_classes: int = 48
     """Classes of the `novel` target: variant x texture x colour combinations that no
     pretraining image shows and no tag names."""
-    looks: int = 1
-    """Appearances per fine concept: each object of a concept shows one of `looks` (variant,
-    texture, colour) combinations of its family, drawn per object, the way one hashtag names
-    things that look different. A trunk trained on a concept's tag learns to put its looks
-    together; a linear probe on a trunk never asked to cannot always do it alone (finding 3,
-    data/README.md). 1 = one look per concept."""
 
     def __post_init__(self) -> None:
         check(self.num_coarse >= 2, "data.world.num_coarse", self.num_coarse, "use at least 2")
@@ -100,17 +94,15 @@ class WorldConfig:
         for name in ("variants", "textures", "colours"):
             value = getattr(self, name)
             check(value >= 1, f"data.world.{name}", value, "use at least 1")
-        check(self.looks >= 1, "data.world.looks", self.looks, "use at least 1")
         combos = self.variants * self.textures * self.colours
-        check(self.fine_per_coarse * self.looks < combos, "data.world.fine_per_coarse",
-              self.fine_per_coarse,
-              f"use fine_per_coarse x looks ({self.looks}) fewer than variants x textures x "
-              f"colours = {combos}, so novel combinations are left over")
+        check(self.fine_per_coarse < combos, "data.world.fine_per_coarse", self.fine_per_coarse,
+              f"use fewer than variants x textures x colours = {combos}, so novel combinations "
+              "are left over")
         num_fine = self.num_coarse * self.fine_per_coarse
         check(0 <= self.fine_target_classes <= num_fine, "data.world.fine_target_classes",
               self.fine_target_classes,
               f"use 0 (all) up to num_coarse x fine_per_coarse = {num_fine}")
-        spare = self.num_coarse * (combos - self.fine_per_coarse * self.looks)
+        spare = self.num_coarse * (combos - self.fine_per_coarse)
         check(2 <= self.novel_classes <= spare, "data.world.novel_classes", self.novel_classes,
               f"use 2 up to the {spare} untagged combinations")
 

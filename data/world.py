@@ -1,7 +1,6 @@
 """The synthetic weakly labelled world: concepts, their popularity, tags and images.
 
-A fine concept is (shape family, variant, texture, colour), or with `looks` > 1 several
-such combinations of one family, one drawn per object; its coarse concept is the shape
+A fine concept is (shape family, variant, texture, colour); its coarse concept is the shape
 family. Pretraining images show 1..max_objects concepts drawn by Zipfian popularity and
 carry Instagram-like tags: an object's fine and coarse tags are each emitted or missing,
 an image may carry a tag of a concept it does not show and a non-visual tag, and raw
@@ -28,7 +27,6 @@ PRETRAIN_LIMIT = 1 << 40
 
 _S_OBJECTS, _S_TAGS, _S_RENDER, _S_TARGET = 1, 2, 3, 4
 _S_NOISE_BANK = 5
-_S_LOOK = 6
 
 _COLOUR_NAMES = ["red", "orange", "yellow", "lime", "green", "teal", "cyan", "azure",
                  "blue", "violet", "purple", "pink"]
@@ -62,17 +60,14 @@ class SyntheticWorld:
         c = config
         setup = np.random.default_rng([self.seed, 0x5EED])
         combos = c.variants * c.textures * c.colours
-        # Each family takes fine_per_coarse x looks attribute combinations (concept j of the
-        # family: combinations j * looks ... j * looks + looks - 1); the rest stay untagged
+        # Each family takes fine_per_coarse attribute combinations; the rest stay untagged
         # and feed the novel target.
         fine, novel = [], []
-        used = c.fine_per_coarse * c.looks
         for fam in range(c.num_coarse):
             order = setup.permutation(combos)
-            fine += [(fam, int(k)) for k in order[:used]]
-            novel += [(fam, int(k)) for k in order[used:]]
-        self.look_attrs = self._attrs(fine)   # (F * looks, 4): family, variant, texture, colour
-        self.fine_attrs = self.look_attrs[::c.looks]  # (F, 4): each concept's first look (name)
+            fine += [(fam, int(k)) for k in order[:c.fine_per_coarse]]
+            novel += [(fam, int(k)) for k in order[c.fine_per_coarse:]]
+        self.fine_attrs = self._attrs(fine)           # (F, 4): family, variant, texture, colour
         pick = setup.choice(len(novel), size=c.novel_classes, replace=False)
         self.novel_attrs = self._attrs([novel[i] for i in np.sort(pick)])
 
@@ -84,10 +79,9 @@ class SyntheticWorld:
         # (k * band / colours degrees), with the jitter narrowed alike.
         self.private = ranks >= F - int(round(c.tail_private * F))
         fine_step = c.tail_hue_band / 360.0          # band step, in common colour steps
-        col = self.look_attrs[:, 3].astype(np.float64)
-        private = np.repeat(self.private, c.looks)
-        self.look_hue = np.where(private, col * fine_step, col)
-        self.look_spread = np.where(private, fine_step, 1.0)
+        col = self.fine_attrs[:, 3].astype(np.float64)
+        self.fine_hue = np.where(self.private, col * fine_step, col)
+        self.fine_spread = np.where(self.private, fine_step, 1.0)
         self._cdf = np.cumsum(self.popularity)
         nv = (1.0 + np.arange(c.num_nonvisual)) ** -1.0
         self._nv_cdf = np.cumsum(nv / nv.sum()) if c.num_nonvisual else np.ones(0)
@@ -137,19 +131,8 @@ class SyntheticWorld:
         return out
 
     @property
-    def _look_hues(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.look_hue, self.look_spread
-
-    def looks_of(self, indices: np.ndarray, concepts: np.ndarray) -> np.ndarray:
-        """Look (row of `look_attrs`) each object shows: concept x looks + a look drawn per
-        image and slot, -1 where empty. With one look nothing is drawn, so such a world's
-        images are the ones it had before looks existed."""
-        k = self.config.looks
-        if k == 1:
-            return concepts
-        u = uniform(self.seed, indices, _S_LOOK, concepts.shape[1])
-        look = np.minimum((u * k).astype(np.int64), k - 1)
-        return np.where(concepts >= 0, concepts * k + look, -1)
+    def _fine_hues(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.fine_hue, self.fine_spread
 
     @property
     def num_tags(self) -> int:
@@ -239,8 +222,8 @@ class SyntheticWorld:
 
     def _render(self, idx: np.ndarray, concepts: np.ndarray, attrs: np.ndarray,
                 hues: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        """`concepts`: rows of `attrs` (looks, for fine concepts); `hues`: per row, (hue in
-        colour steps, jitter scale): attrs' colour and 1 except for private tail concepts."""
+        """`hues`: per concept, (hue in colour steps, jitter scale): attrs' colour and 1
+        except for private tail concepts."""
         if len(idx) > self._BLOCK:
             return np.concatenate([self._render(idx[s:s + self._BLOCK], concepts[s:s + self._BLOCK],
                                                 attrs, hues)
@@ -261,8 +244,7 @@ class SyntheticWorld:
 
     def render_pretrain(self, indices: np.ndarray) -> np.ndarray:
         idx = self._check_pretrain(indices)
-        looks = self.looks_of(idx, self.pretrain_objects(idx))
-        return self._render(idx, looks, self.look_attrs, self._look_hues)
+        return self._render(idx, self.pretrain_objects(idx), self.fine_attrs, self._fine_hues)
 
     # ----- targets -----------------------------------------------------------------------
     def target_classes(self, name: str) -> tuple[np.ndarray, list[str]]:
@@ -294,8 +276,8 @@ class SyntheticWorld:
         labels = np.arange(n, dtype=np.int64) % C
         M = self.config.max_objects
         if name == "fine":
-            concept, attrs = self.fine_target_concepts[labels], self.look_attrs
-            hues = self._look_hues
+            concept, attrs = self.fine_target_concepts[labels], self.fine_attrs
+            hues = self._fine_hues
         elif name == "novel":
             concept, attrs = labels, self.novel_attrs
             hues = (self.novel_attrs[:, 3].astype(np.float64), np.ones(len(self.novel_attrs)))
@@ -304,11 +286,9 @@ class SyntheticWorld:
             k = np.minimum((u * self.config.fine_per_coarse).astype(np.int64),
                            self.config.fine_per_coarse - 1)
             concept = labels * self.config.fine_per_coarse + k
-            attrs, hues = self.look_attrs, self._look_hues
+            attrs, hues = self.fine_attrs, self._fine_hues
         concepts = np.full((n, M), -1, dtype=np.int64)
         concepts[:, 0] = concept
-        if name != "novel":
-            concepts = self.looks_of(idx, concepts)
         images = self._render(idx, concepts, attrs, hues) if n else np.zeros(
             (0, 3, self.image_size, self.image_size), np.uint8)  # (empty: no render call)
         return images, labels, class_names
