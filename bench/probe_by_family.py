@@ -33,7 +33,7 @@ def _split_run(run_dir: Path) -> dict:
 
     from contract.config import load_run_config
     from data.pretrain import world_for
-    from scaling.probe import _fit, standardise
+    from scaling.probe import fixed_probe
 
     cfg = load_run_config(run_dir / "config.yaml")
     world = world_for(cfg.data, cfg.model.image_size)
@@ -41,13 +41,11 @@ def _split_run(run_dir: Path) -> dict:
     feats = {split: torch.load(run_dir / "transfer" / "features" / f"fine__trunk__{split}.pt",
                                weights_only=True)["features"] for split in ("train", "test")}
     classes = len(family)
-    y_train = torch.arange(len(feats["train"])) % classes   # image j has class j mod C
-    y_test = np.arange(len(feats["test"])) % classes
+    y_train, y_test = (torch.arange(len(feats[s])) % classes   # image j has class j mod C
+                       for s in ("train", "test"))
     l2 = json.loads((run_dir / "transfer" / "fine__linear.json").read_text())["l2"]
-    x_train, x_test = standardise(feats["train"], feats["test"])
-    w, b = _fit(x_train, y_train, classes, l2)
-    pred = (x_test @ w + b).argmax(1).numpy()
-    return family_split(pred, y_test, family)
+    out = fixed_probe(feats["train"], y_train, feats["test"], y_test, classes, l2)
+    return family_split(out["pred"].numpy(), y_test.numpy(), family)
 
 
 def main(argv=None) -> None:

@@ -51,13 +51,15 @@ def standardise(train_x: torch.Tensor, test_x: torch.Tensor):
 
 
 def _result(logits: torch.Tensor, test_y: torch.Tensor, l2: float) -> dict:
+    pred = logits.argmax(1)
     return {"top1": topk(logits, test_y, 1), "top5": topk(logits, test_y, 5), "l2": l2,
-            "correct": logits.argmax(1) == test_y}
+            "pred": pred, "correct": pred == test_y}
 
 
 def linear_probe(train_x, train_y, test_x, test_y, classes: int, seed: int = 0) -> dict:
-    """Returns top1/top5 (percent) on the test split, the chosen L2 strength and `correct`
-    (bool per test image, for the duplicate-aware lower bound)."""
+    """Returns top1/top5 (percent) on the test split, the chosen L2 strength, `pred` (the
+    class predicted for each test image) and `correct` (bool per test image, for the
+    duplicate-aware lower bound)."""
     train_x, test_x = standardise(train_x, test_x)
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(train_x), generator=gen)
