@@ -37,7 +37,7 @@ def _split_run(run_dir: Path) -> dict:
 
     cfg = load_run_config(run_dir / "config.yaml")
     world = world_for(cfg.data, cfg.model.image_size)
-    family = world.fine_target_concepts // world.config.fine_per_coarse
+    family = world.fine_attrs[world.fine_target_concepts, 0]     # class -> shape family
     feats = {split: torch.load(run_dir / "transfer" / "features" / f"fine__trunk__{split}.pt",
                                weights_only=True)["features"] for split in ("train", "test")}
     classes = len(family)
