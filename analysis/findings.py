@@ -475,14 +475,60 @@ def pct(p: float) -> str:
     return f"{100 * p:g}%"
 
 
+def _images_lost(columns: dict) -> float:
+    """Share of pretraining images whose loss costs as much top-1 as the label noise does:
+    1 - 10^(-cost / b) per width (cost from the ``pair`` rows, b, points per 10x images,
+    from that width's ``curve`` rows), averaged over widths. A width whose curve does not
+    rise (b <= 0) has no such share: a positive cost then counts as losing every image."""
+    kind = np.asarray(columns["kind"])
+    width = np.asarray(columns["width"])
+    shares = []
+    for w in np.unique(width[kind == "pair"]):
+        pair = (kind == "pair") & (width == w)
+        curve = {c: np.asarray(v)[(kind == "curve") & (width == w)] for c, v in columns.items()}
+        cost = float(np.asarray(columns["diff"], float)[pair].mean())
+        b = _slope(curve) if len(curve["top1"]) else math.nan
+        if not math.isfinite(b):
+            return math.nan
+        shares.append(1.0 - 10.0 ** (-cost / b) if b > 0 else float(cost > 0))
+    return float(np.mean(shares)) if shares else math.nan
+
+
+def _noise_in_images(df, config, p: float, low: pd.DataFrame) -> Part:
+    """cost(p) as the share of images it is worth: the noise pairs and, per width, the
+    curve of finding 1 (same target and protocol), bootstrapped together over seeds."""
+    c = config.label_noise
+    label = f"images lost that cost as much as {pct(p)} noise (share)"
+    if not len(low):
+        return Part(label, note="no noise runs paired with clean ones")
+    curves = _scaling_rows(df, config, c.target, c.protocol)
+    widths = sorted(set(pd.to_numeric(low["width"], errors="coerce")))
+    missing = [int(w) for w in widths if int(w) not in curves or curves[int(w)][1]]
+    if missing:
+        return Part(label, note=f"width(s) {missing} have no curve of finding 1 to read "
+                    "images from (needs sizes x seeds at the baseline)")
+    table = pd.concat([low[["seed", "width", "diff"]].assign(kind="pair"),
+                       *(curves[int(w)][0].assign(width=w, kind="curve") for w in widths)],
+                      ignore_index=True)
+    part = _bootstrapped(label, table, _images_lost, config)
+    part.seeds = min(part.seeds, low["seed"].nunique())  # a verdict needs seeds of noise runs
+    return part
+
+
 def _finding_label_noise(df, config) -> Finding:
     c = config.label_noise
     fixed = _baseline(config, free="label_noise")
     low = paired(df, "label_noise", c.clean, c.low, c.target, c.protocol, fixed)
     high = paired(df, "label_noise", c.clean, c.high, c.target, c.protocol, fixed)
-    cost_low = _judge(_bootstrapped(f"cost({pct(c.low)}) = top1({pct(c.clean)}) - "
-                                    f"top1({pct(c.low)})", low, _mean_diff, config),
-                      "upper", c.little, config.min_seeds)
+    cost_low = _bootstrapped(f"cost({pct(c.low)}) = top1({pct(c.clean)}) - "
+                             f"top1({pct(c.low)})", low, _mean_diff, config)
+    in_images = _noise_in_images(df, config, c.low, low)
+    if c.little_in == "images":
+        little, threshold, unit = _judge(in_images, "upper", c.little_images,
+                                         config.min_seeds), c.little_images, "of the images"
+    else:
+        little, threshold, unit = _judge(cost_low, "upper", c.little, config.min_seeds), \
+            c.little, "points"
     cost_high = _bootstrapped(f"cost({pct(c.high)})", high, _mean_diff, config)
     # cost(high) - cost(low), each against clean, on configurations that have all three
     key = [col for col in low.columns if col != "diff"]
@@ -490,18 +536,27 @@ def _finding_label_noise(df, config) -> Finding:
     both["diff"] = both["diff_high"] - both["diff_low"]
     more = _judge(_bootstrapped(f"cost({pct(c.high)}) - cost({pct(c.low)})", both,
                                 _mean_diff, config), "lower", 0.0, config.min_seeds)
-    parts = [cost_low, more, cost_high]
+    parts = [little, more, cost_low if little is in_images else in_images, cost_high,
+             _noise_in_images(df, config, c.high, high)]
     verdict = _combine(parts)
+    share = (f"{in_images.effect:.2f} [{in_images.lo:.2f}, {in_images.hi:.2f}] of the images"
+             if math.isfinite(in_images.effect) else "")
     if verdict == HOLDS:
-        meaning = (f"{pct(c.low)} wrong tags cost {_fmt(cost_low)} (less than {c.little:g}), "
-                   f"{pct(c.high)} cost {_fmt(more)} more: noise hurts, gradually.")
+        worth = f", what losing {share} would cost" if share else ""
+        meaning = (f"{pct(c.low)} wrong tags cost {_fmt(cost_low)}{worth} (the rule: below "
+                   f"{threshold:g} {unit}); {pct(c.high)} cost {_fmt(more)} more: noise "
+                   "hurts, gradually.")
     elif verdict == FAILS:
         bad = [p for p in parts if p.passed is False]
-        meaning = "Not shown: " + "; ".join(f"{p.label} is {_fmt(p)} ({p.rule} fails)"
-                                            for p in bad) + "."
+        meaning = "Not shown: " + "; ".join(
+            f"{p.label} is " + (share if p is in_images else _fmt(p)) + f" ({p.rule} fails)"
+            for p in bad) + "."
     else:
         meaning = (f"Needs runs at label noise {pct(c.clean)}, {pct(c.low)} and "
-                   f"{pct(c.high)} paired by seed on {c.target}.")
+                   f"{pct(c.high)} paired by seed on {c.target}"
+                   + (", and finding 1's curve at their width" if c.little_in == "images"
+                      else "") + ": " + "; ".join(p.note for p in parts
+                                                  if p.rule and p.passed is None) + ".")
     return Finding(5, TITLES[5], verdict, parts, meaning)
 
 
@@ -527,12 +582,15 @@ def _finding_finetune(df, config) -> Finding:
 
 def _hashable(df: pd.DataFrame) -> pd.DataFrame:
     """List-valued axes (e.g. ``transfer.targets: [[fine, coarse]]``) as tuples, so runs can
-    be matched and grouped on them like on any other design column."""
-    lists = [c for c in df.columns if df[c].dtype == object
-             and df[c].map(lambda v: isinstance(v, list)).any()]
+    be matched and grouped on them like on any other design column (also when the table
+    was read back with ``pd.read_parquet``, which gives numpy arrays)."""
+    def listlike(v) -> bool:  # a list from collect(), an array from pd.read_parquet
+        return isinstance(v, (list, np.ndarray))
+
+    lists = [c for c in df.columns if df[c].dtype == object and df[c].map(listlike).any()]
     if not lists:
         return df
-    return df.assign(**{c: df[c].map(lambda v: tuple(v) if isinstance(v, list) else v)
+    return df.assign(**{c: df[c].map(lambda v: tuple(v) if listlike(v) else v)
                         for c in lists})
 
 

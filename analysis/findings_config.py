@@ -117,21 +117,34 @@ class Resampling:
 
 @dataclass
 class LabelNoise:
-    """5. cost(p) = top1(clean) - top1(p), paired. Holds when cost(``low``)'s upper bound
-    is below ``little`` points AND cost(``high``) - cost(``low``) has its interval above 0."""
+    """5. cost(p) = top1(clean) - top1(p), paired. Holds when 10% 'costs little' (the upper
+    bound of cost(``low``), in images or points as ``little_in`` says, is below the
+    threshold) AND cost(``high``) - cost(``low``) has its interval above 0."""
 
     target: str = "fine"
     protocol: str = "linear"
     clean: float = 0.0
     low: float = 0.1
     high: float = 0.25
+    little_in: str = "images"
+    """How 'costs little' is judged: ``images`` (the share of pretraining images whose loss
+    would cost as much, read off the slope of finding 1 at the noise runs' width) or
+    ``points`` (top-1 points). Both are shown; this one decides."""
     little: float = 3.0
-    """Points of top-1: 'costs little' means the whole interval of cost(low) is below it."""
+    """Points of top-1: under ``points``, 'costs little' means the whole interval of
+    cost(low) is below it."""
+    little_images: float = 0.5
+    """Share of pretraining images: under ``images``, 'costs little' means the whole interval
+    of the equivalent share lost is below it (0.5: cheaper than halving the images)."""
 
     def __post_init__(self) -> None:
         _check(self.clean < self.low < self.high, "label_noise.low", self.low,
                "use clean < low < high (e.g. 0.0, 0.1, 0.25)")
+        _check(self.little_in in ("images", "points"), "label_noise.little_in",
+               self.little_in, "use images or points")
         _check(self.little > 0, "label_noise.little", self.little, "use points > 0")
+        _check(0 < self.little_images < 1, "label_noise.little_images", self.little_images,
+               "use a share of the images in (0, 1), e.g. 0.5")
 
 
 @dataclass

@@ -110,7 +110,8 @@ def test_missing_runs_give_not_enough_runs(number, kwargs, drop):
     df = drop(df) if drop else df
     result = findings(df, FAST)
     assert result.verdicts[number] == NOT_ENOUGH, result
-    untested = [p for p in result[number].parts if p.passed is None]
+    untested = [p for p in result[number].parts  # parts with no result say what is missing
+                if p.passed is None and (p.rule or not math.isfinite(p.effect))]
     assert untested and all(p.note for p in untested), result  # each says what is missing
     assert result[number].meaning.startswith(("Needs", "Not enough")), result[number].meaning
 
@@ -213,6 +214,9 @@ def test_shipped_config_is_the_default():
     ({"label_noise": {"low": 0.3}}, "label_noise.low=0.3 is invalid: use clean < low < high"),
     ({"min_seeds": 1}, "min_seeds=1 is invalid"),
     ({"resampling": {"schemes": []}}, "resampling.schemes=[] is invalid"),
+    ({"label_noise": {"little_in": "pct"}},
+     "label_noise.little_in='pct' is invalid: use images or points"),
+    ({"label_noise": {"little_images": 1.5}}, "label_noise.little_images=1.5 is invalid"),
     ({"vocabulary": "all"}, "vocabulary='all' is invalid: use a mapping"),
 ])
 def test_bad_config_fields_are_one_line_errors(bad, message):
@@ -229,7 +233,11 @@ def test_missing_config_file_is_named(tmp_path):
 def test_thresholds_from_the_config_decide_the_verdict():
     df = table(noise_cost=(1.0, 6.0))
     assert findings(df, FAST).verdicts[5] == HOLDS
-    assert findings(df, {**FAST, "label_noise": {"little": 1.0}}).verdicts[5] == FAILS
+    # cost 1 point against a slope of 9 points per 10x: worth losing 1 - 10^(-1/9) = 0.23
+    assert findings(df, {**FAST, "label_noise": {"little_images": 0.1}}).verdicts[5] == FAILS
+    points = {"little_in": "points", "little": 1.0}
+    assert findings(df, {**FAST, "label_noise": points}).verdicts[5] == FAILS
+    assert findings(df, {**FAST, "label_noise": {**points, "little": 3.0}}).verdicts[5] == HOLDS
     assert findings(df, {**FAST, "loglinear": {"min_slope": 20.0}}).verdicts[1] == FAILS
 
 
@@ -270,3 +278,25 @@ def test_list_valued_axes_are_matched_like_any_other_column():
     df = table().assign(**{"transfer.targets": [["fine", "coarse"]] * len(table())})
     result = findings(df, FAST)
     assert [result.verdicts[n] for n in (1, 2, 3, 4, 5)] == [HOLDS] * 5
+
+
+@pytest.mark.parametrize("slope", [9.0, 18.0])
+def test_noise_cost_is_read_in_images_off_the_slope_at_its_width(slope):
+    # the same 3-point cost is worth more images on a flatter curve: 1 - 10^(-3 / b)
+    df = table(widths=((4, 5.0), (16, slope)), noise_cost=(3.0, 8.0), seeds=range(5),
+               noise=0.1)
+    result = findings(df, FAST)[5]
+    share = result.parts[0]
+    assert share.label.startswith("images lost") and share.rule == "upper bound < 0.5"
+    assert share.effect == pytest.approx(1 - 10 ** (-3.0 / slope), abs=0.03)
+    assert share.lo < share.effect < share.hi
+    assert result.verdict == (FAILS if slope == 9.0 else HOLDS)  # 0.54 vs 0.32 of the images
+    cost = next(p for p in result.parts if p.label.startswith("cost(10%)"))
+    assert cost.rule == "" and cost.effect == pytest.approx(3.0, abs=0.3)  # shown, not judged
+
+
+def test_noise_without_a_curve_at_its_width_cannot_be_read_in_images():
+    df = table(widths=((16, 9.0),), sizes=(1000, 4000))  # two sizes: no curve to read
+    result = findings(df, FAST)[5]
+    assert result.verdict == NOT_ENOUGH and "no curve of finding 1" in result.parts[0].note
+    assert findings(df, {**FAST, "label_noise": {"little_in": "points"}}).verdicts[5] == HOLDS
