@@ -280,6 +280,15 @@ def test_list_valued_axes_are_matched_like_any_other_column():
     assert [result.verdicts[n] for n in (1, 2, 3, 4, 5)] == [HOLDS] * 5
 
 
+def test_a_results_table_read_back_from_parquet_gives_the_same_verdicts(tmp_path):
+    # pd.read_parquet returns list cells as numpy arrays (results.parquet read by hand)
+    df = table().assign(**{"transfer.targets": [["fine", "coarse"]] * len(table())})
+    df.to_parquet(tmp_path / "results.parquet")
+    back = pd.read_parquet(tmp_path / "results.parquet")
+    assert isinstance(back["transfer.targets"].iloc[0], np.ndarray)
+    assert findings(back, FAST).table().equals(findings(df, FAST).table())
+
+
 @pytest.mark.parametrize("slope", [9.0, 18.0])
 def test_noise_cost_is_read_in_images_off_the_slope_at_its_width(slope):
     # the same 3-point cost is worth more images on a flatter curve: 1 - 10^(-3 / b)
