@@ -407,6 +407,11 @@ def _finding_wider(df, config) -> Finding:
     return Finding(2, TITLES[2], verdict, [part], meaning)
 
 
+def _vocab_order(value: str) -> tuple:
+    """Numeric vocabularies by size, then named ones (`all`, `matched:...`) by name."""
+    return (0, int(value), "") if str(value).isdigit() else (1, 0, str(value))
+
+
 def _vocab_extreme(values, which: str):
     ints = sorted(int(v) for v in values if str(v).isdigit())
     if which == "largest":
@@ -436,6 +441,12 @@ def _finding_vocabulary(df, config) -> Finding:
     coarse = _judge(coarse, "lower", -c.tolerance, config.min_seeds)
     parts = [fine, coarse]
     verdict = _combine(parts)
+    # every other vocabulary run on fine, against the large one: shown, not judged
+    for other in sorted(present - {large, small}, key=_vocab_order):
+        table = paired(df, "vocab", large, other, c.fine_target, c.protocol, fixed)
+        if len(table):
+            parts.append(_bootstrapped(f"top1(vocab {large}) - top1(vocab {other}) on "
+                                       f"{c.fine_target}", table, _mean_diff, config))
     if verdict == HOLDS:
         meaning = (f"The larger vocabulary adds {_fmt(fine)} on {c.fine_target}, and a "
                    f"vocabulary matched to {c.coarse_target} is at least as good as the full "

@@ -309,3 +309,19 @@ def test_noise_without_a_curve_at_its_width_cannot_be_read_in_images():
     result = findings(df, FAST)[5]
     assert result.verdict == NOT_ENOUGH and "no curve of finding 1" in result.parts[0].note
     assert findings(df, {**FAST, "label_noise": {"little_in": "points"}}).verdicts[5] == HOLDS
+
+
+def test_other_vocabularies_are_shown_against_the_largest_but_not_judged():
+    df = table()
+    middle = df[df.vocab == "100"].assign(vocab="400", top1=lambda d: d.top1 + 2.0)
+    middle["run_id"] += "-v400"
+    coarse_only = df[df.vocab == "100"].assign(vocab="matched:coarse",
+                                               top1=lambda d: d.top1 + 5.0)
+    coarse_only["run_id"] += "-vm"
+    result = findings(pd.concat([df, middle, coarse_only]), FAST)[3]
+    assert result.verdict == HOLDS  # judged on all vs the smallest (100) only
+    shown = {p.label: p for p in result.parts if not p.rule}
+    assert shown["top1(vocab all) - top1(vocab 400) on fine"].effect == pytest.approx(1.0,
+                                                                                     abs=0.5)
+    assert shown["top1(vocab all) - top1(vocab matched:coarse) on fine"].effect == \
+        pytest.approx(-2.0, abs=0.5)
