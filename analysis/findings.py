@@ -505,24 +505,23 @@ def _images_lost(columns: dict) -> float:
     return float(np.mean(shares)) if shares else math.nan
 
 
-def _noise_in_images(df, config, p: float, low: pd.DataFrame) -> Part:
-    """cost(p) as the share of images it is worth: the noise pairs and, per width, the
-    curve of finding 1 (same target and protocol), bootstrapped together over seeds."""
-    c = config.label_noise
+def _noise_in_images(curves: dict, config, p: float, pairs: pd.DataFrame) -> Part:
+    """cost(p) as the share of images it is worth: the noise ``pairs`` and, per width, the
+    curve of finding 1 (``curves``: `_scaling_rows` on the same target and protocol),
+    bootstrapped together over seeds."""
     label = f"images lost that cost as much as {pct(p)} noise (share)"
-    if not len(low):
+    if not len(pairs):
         return Part(label, note="no noise runs paired with clean ones")
-    curves = _scaling_rows(df, config, c.target, c.protocol)
-    widths = sorted(set(pd.to_numeric(low["width"], errors="coerce")))
-    missing = [int(w) for w in widths if int(w) not in curves or curves[int(w)][1]]
+    widths = sorted({int(w) for w in pairs["width"]})
+    missing = [w for w in widths if w not in curves or curves[w][1]]
     if missing:
         return Part(label, note=f"width(s) {missing} have no curve of finding 1 to read "
                     "images from (needs sizes x seeds at the baseline)")
-    table = pd.concat([low[["seed", "width", "diff"]].assign(kind="pair"),
-                       *(curves[int(w)][0].assign(width=w, kind="curve") for w in widths)],
+    table = pd.concat([pairs[["seed", "width", "diff"]].assign(kind="pair"),
+                       *(curves[w][0].assign(width=w, kind="curve") for w in widths)],
                       ignore_index=True)
     part = _bootstrapped(label, table, _images_lost, config)
-    part.seeds = min(part.seeds, low["seed"].nunique())  # a verdict needs seeds of noise runs
+    part.seeds = min(part.seeds, pairs["seed"].nunique())  # a verdict needs noise seeds
     return part
 
 
@@ -533,7 +532,8 @@ def _finding_label_noise(df, config) -> Finding:
     high = paired(df, "label_noise", c.clean, c.high, c.target, c.protocol, fixed)
     cost_low = _bootstrapped(f"cost({pct(c.low)}) = top1({pct(c.clean)}) - "
                              f"top1({pct(c.low)})", low, _mean_diff, config)
-    in_images = _noise_in_images(df, config, c.low, low)
+    curves = _scaling_rows(df, config, c.target, c.protocol)  # read once, for both levels
+    in_images = _noise_in_images(curves, config, c.low, low)
     if c.little_in == "images":
         little, threshold, unit = _judge(in_images, "upper", c.little_images,
                                          config.min_seeds), c.little_images, "of the images"
@@ -548,7 +548,7 @@ def _finding_label_noise(df, config) -> Finding:
     more = _judge(_bootstrapped(f"cost({pct(c.high)}) - cost({pct(c.low)})", both,
                                 _mean_diff, config), "lower", 0.0, config.min_seeds)
     parts = [little, more, cost_low if little is in_images else in_images, cost_high,
-             _noise_in_images(df, config, c.high, high)]
+             _noise_in_images(curves, config, c.high, high)]
     verdict = _combine(parts)
     share = (f"{in_images.effect:.2f} [{in_images.lo:.2f}, {in_images.hi:.2f}] of the images"
              if math.isfinite(in_images.effect) else "")
