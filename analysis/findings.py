@@ -413,11 +413,11 @@ def _vocab_order(value: str) -> tuple:
 
 
 def _vocab_extreme(values, which: str):
-    ints = sorted(int(v) for v in values if str(v).isdigit())
+    sizes = sorted((str(v) for v in values if _vocab_order(v)[0] == 0), key=_vocab_order)
     if which == "largest":
-        return "all" if "all" in values else (str(ints[-1]) if ints else None)
+        return "all" if "all" in values else (sizes[-1] if sizes else None)
     if which == "smallest":
-        return str(ints[0]) if ints else None
+        return sizes[0] if sizes else None
     return which
 
 

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Optional, Union
 
-from contract.runfolder import MISSING, list_runs, read_state
+from contract.runfolder import MISSING, RunEntry, list_runs, read_state
 from scaling.errors import ConfigError, RunError
 from scaling.runfiles import one_line
 from slurm.environment import without_slurm
@@ -189,6 +189,18 @@ def _pooled(pool: CpuPool, run_dir: Path, retry_failed: bool, failures: dict,
         pool.give(got)
 
 
+def longest_first(entries: list[RunEntry]) -> list[Path]:
+    """Run folders by the sweep's estimate of their cost (manifest `est_device_hours`),
+    largest first, ties in manifest order: with a few runs at a time, the last ones to start
+    are then the short ones, so cores are not left idle behind one long run at the end."""
+    def cost(entry: RunEntry) -> float:
+        try:
+            return float(entry.manifest.get("est_device_hours") or 0.0)
+        except ValueError:
+            return 0.0
+    return [e.path for e in sorted(entries, key=lambda e: -cost(e))]
+
+
 def run_local(sweep_dir: Union[str, Path], parallel: int = 2, retry_failed: bool = False,
               progress: bool = True, cores: Optional[int] = None) -> dict[str, str]:
     """Run every unfinished run of `sweep_dir` here; returns {run_id: train/transfer phase}."""
@@ -197,7 +209,7 @@ def run_local(sweep_dir: Union[str, Path], parallel: int = 2, retry_failed: bool
     if not entries:
         raise FileNotFoundError(f"{sweep_dir}: no runs found: expand a sweep file first "
                                 "(`scaling sweep SWEEP.yaml`)")
-    runs = [r.path for r in entries if not r.missing]
+    runs = longest_first([r for r in entries if not r.missing])
     missing = [r.run_id for r in entries if r.missing]
     write_task_scripts(sweep_dir, sys.executable)
     pool = CpuPool(cores or len(os.sched_getaffinity(0)))

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from slurm.local import CpuPool
+from contract.runfolder import RunEntry
+from slurm.local import CpuPool, longest_first
 from tests.helpers.slurm_runs import scaling, state, write_sweep
 
 
@@ -53,3 +54,14 @@ def test_cpu_pool_runs_what_fits_and_a_too_big_run_alone():
         t.join()
     assert events[0] == ("in", "big", 0)  # capped at the machine, holding all of it
     assert {e[1] for e in events[1:]} == {"a", "b"} and pool.free == 2
+
+
+def test_local_executor_starts_the_costliest_runs_first(tmp_path):
+    """Longest first, ties in manifest order; a run without an estimate (a folder the
+    manifest does not list, an unreadable value) counts as cheapest."""
+    rows = [("short-a", "0.05"), ("long", "0.2"), ("short-b", "0.05"), ("odd", "n/a"),
+            ("mid", "0.1")]
+    entries = [RunEntry(name, tmp_path / name, {"run_id": name, "est_device_hours": est})
+               for name, est in rows] + [RunEntry("unlisted", tmp_path / "unlisted")]
+    assert [p.name for p in longest_first(entries)] == \
+        ["long", "mid", "short-a", "short-b", "odd", "unlisted"]
