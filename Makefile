@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 help:
 	@echo "make demo       create $(VENV) if missing, install, run the demo study, print the report path"
-	@echo "make paper-mini create $(VENV) if missing, install, run configs/paper-mini.yaml (3-5 seeds,"
+	@echo "make paper-mini create $(VENV) if missing, install, run configs/paper-mini.yaml (3-6 seeds,"
 	@echo "                the six findings' axes) two runs at a time, print the report path"
 	@echo "make test       create $(VENV) if missing, install, run the test suite"
 	@echo "make test-fast  the inner loop: the tests not marked slow or slurm, on 2 workers"

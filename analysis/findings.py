@@ -12,7 +12,7 @@ initialisation and data order, and the design pairs them (natural vs sqrt sampli
 seed 0, width 4 vs 16 at seed 0). Resampling individual rows would treat the six runs of
 one seed as six independent observations and give intervals that are too narrow; each
 replicate here draws whole seeds with replacement and keeps every run of a drawn seed, so
-a paired difference stays paired and a slope keeps all its sizes. With the 3-5 seeds of a
+a paired difference stays paired and a slope keeps all its sizes. With the 3-6 seeds of a
 small sweep the percentile interval is widened as in `analysis.fit` (Student t over
 normal quantile for ``seeds - 1`` degrees of freedom, draws inflated by
 ``sqrt(seeds / (seeds - 1))``), which makes it match the t interval of a mean of per-seed
