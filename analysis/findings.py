@@ -409,7 +409,7 @@ def _finding_wider(df, config) -> Finding:
 
 def _vocab_order(value: str) -> tuple:
     """Numeric vocabularies by size, then named ones (`all`, `matched:...`) by name."""
-    return (0, int(value), "") if str(value).isdigit() else (1, 0, str(value))
+    return (0, int(value), "") if str(value).isdecimal() else (1, 0, str(value))
 
 
 def _vocab_extreme(values, which: str):

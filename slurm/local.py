@@ -11,6 +11,7 @@ a time; a run larger than the machine runs alone.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -190,14 +191,17 @@ def _pooled(pool: CpuPool, run_dir: Path, retry_failed: bool, failures: dict,
 
 
 def longest_first(entries: list[RunEntry]) -> list[Path]:
-    """Run folders by the sweep's estimate of their cost (manifest `est_device_hours`),
-    largest first, ties in manifest order: with a few runs at a time, the last ones to start
-    are then the short ones, so cores are not left idle behind one long run at the end."""
+    """Run folders by the sweep's estimate of their cost (manifest `est_device_hours`,
+    pretraining only), largest first, ties in manifest order: with a few runs at a time, the
+    last ones to start are then the short ones, so cores are not left idle behind one long
+    run at the end. A run without a usable estimate counts as the cheapest. (So the runs
+    `run_local` reports and names on failure come in this order too.)"""
     def cost(entry: RunEntry) -> float:
         try:
-            return float(entry.manifest.get("est_device_hours") or 0.0)
-        except ValueError:
+            value = float(entry.manifest.get("est_device_hours") or 0.0)
+        except (TypeError, ValueError):
             return 0.0
+        return value if math.isfinite(value) else 0.0
     return [e.path for e in sorted(entries, key=lambda e: -cost(e))]
 
 

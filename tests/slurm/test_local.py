@@ -59,9 +59,9 @@ def test_cpu_pool_runs_what_fits_and_a_too_big_run_alone():
 def test_local_executor_starts_the_costliest_runs_first(tmp_path):
     """Longest first, ties in manifest order; a run without an estimate (a folder the
     manifest does not list, an unreadable value) counts as cheapest."""
-    rows = [("short-a", "0.05"), ("long", "0.2"), ("short-b", "0.05"), ("odd", "n/a"),
-            ("mid", "0.1")]
+    rows = [("nan", "nan"), ("short-a", "0.05"), ("long", "0.2"), ("short-b", "0.05"),
+            ("odd", "n/a"), ("mid", "0.1"), ("none", None)]
     entries = [RunEntry(name, tmp_path / name, {"run_id": name, "est_device_hours": est})
                for name, est in rows] + [RunEntry("unlisted", tmp_path / "unlisted")]
     assert [p.name for p in longest_first(entries)] == \
-        ["long", "mid", "short-a", "short-b", "odd", "unlisted"]
+        ["long", "mid", "short-a", "short-b", "nan", "odd", "none", "unlisted"]
