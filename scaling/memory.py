@@ -253,7 +253,10 @@ def device_hours(profile: ModelProfile, config, devices: int) -> float:
         peak = CPU_FLOPS_PER_CORE * config.resources.cpus_per_rank
     else:
         peak = GPUS.get(config.resources.gpu, GPUS["H100"])[1]
-    flops = 3.0 * profile.flops_per_image * config.optim.images_seen
+    images = config.optim.images_seen
+    if "finetune" in config.transfer.protocols:  # trains the whole trunk again per target
+        images += config.transfer.finetune.images_seen * len(config.transfer.targets)
+    flops = 3.0 * profile.flops_per_image * images
     return flops / (peak * ASSUMED_MFU[kind] * devices) / 3600 * devices
 
 

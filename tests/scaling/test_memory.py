@@ -127,6 +127,17 @@ def test_auto_picks_ddp_when_it_fits_and_shards_when_it_does_not():
     assert not plan.fits  # nothing fits on one node: reported, not hidden
 
 
+def test_device_hours_count_full_finetuning_per_target():
+    linear = _config()
+    profile = memory.profile_config(linear, 40)
+    tuned = _config()
+    tuned.transfer.protocols = ["linear", "finetune"]
+    tuned.transfer.targets = ["fine", "novel"]
+    extra = 2 * tuned.transfer.finetune.images_seen / linear.optim.images_seen
+    assert memory.device_hours(profile, tuned, 2) == pytest.approx(
+        memory.device_hours(profile, linear, 2) * (1 + extra))
+
+
 def test_sweep_manifest_records_estimate_and_choice(tmp_path):
     from scaling.sweep import expand_sweep
 
