@@ -336,10 +336,24 @@ def _scaling_rows(df: pd.DataFrame, config: FindingsConfig, target: str, protoco
     return out
 
 
-def _finding_loglinear(df, config) -> Finding:
+class _Curves:
+    """Finding 1's per-width rows (`_scaling_rows`), built once per (target, protocol) for
+    findings 1, 2 and 5, which all read them."""
+
+    def __init__(self, df: pd.DataFrame, config: FindingsConfig):
+        self.df, self.config = df, config
+        self.built: dict = {}
+
+    def __call__(self, target: str, protocol: str) -> dict:
+        if (target, protocol) not in self.built:
+            self.built[target, protocol] = _scaling_rows(self.df, self.config, target, protocol)
+        return self.built[target, protocol]
+
+
+def _finding_loglinear(df, config, curves: _Curves) -> Finding:
     c = config.loglinear
     parts, widths = [], []
-    for width, (rows, problem) in _scaling_rows(df, config, c.target, c.protocol).items():
+    for width, (rows, problem) in curves(c.target, c.protocol).items():
         means = rows.groupby("dataset_images")["top1"].mean()
         r2 = fit_xy(means.index.to_numpy(float), means.to_numpy(), "loglinear", n_boot=0).r2
         label = f"b (width {width}), points / 10x images"
@@ -371,10 +385,10 @@ def _finding_loglinear(df, config) -> Finding:
     return Finding(1, TITLES[1], verdict, parts, meaning)
 
 
-def _finding_wider(df, config) -> Finding:
+def _finding_wider(df, config, curves: _Curves) -> Finding:
     c = config.wider
-    usable = {w: rows for w, (rows, problem) in
-              _scaling_rows(df, config, c.target, c.protocol).items() if not problem}
+    usable = {w: rows for w, (rows, problem) in curves(c.target, c.protocol).items()
+              if not problem}
     label = "b(widest) - b(narrowest)"
     if len(usable) < 2:
         part = _judge(Part(label, note=f"{len(usable)} width(s) with enough sizes and seeds, "
@@ -421,7 +435,7 @@ def _vocab_extreme(values, which: str):
     return which
 
 
-def _finding_vocabulary(df, config) -> Finding:
+def _finding_vocabulary(df, config, curves: _Curves) -> Finding:
     c = config.vocabulary
     fixed = _baseline(config, free="vocab")
     present = set(_rows(df, c.fine_target, c.protocol, fixed)["vocab"].astype(str))
@@ -460,7 +474,7 @@ def _finding_vocabulary(df, config) -> Finding:
     return Finding(3, TITLES[3], verdict, parts, meaning)
 
 
-def _finding_resampling(df, config) -> Finding:
+def _finding_resampling(df, config, curves: _Curves) -> Finding:
     c = config.resampling
     fixed = _baseline(config, free="resample")
     parts = []
@@ -525,15 +539,15 @@ def _noise_in_images(curves: dict, config, p: float, pairs: pd.DataFrame) -> Par
     return part
 
 
-def _finding_label_noise(df, config) -> Finding:
+def _finding_label_noise(df, config, curves: _Curves) -> Finding:
     c = config.label_noise
     fixed = _baseline(config, free="label_noise")
     low = paired(df, "label_noise", c.clean, c.low, c.target, c.protocol, fixed)
     high = paired(df, "label_noise", c.clean, c.high, c.target, c.protocol, fixed)
     cost_low = _bootstrapped(f"cost({pct(c.low)}) = top1({pct(c.clean)}) - "
                              f"top1({pct(c.low)})", low, _mean_diff, config)
-    curves = _scaling_rows(df, config, c.target, c.protocol)  # read once, for both levels
-    in_images = _noise_in_images(curves, config, c.low, low)
+    curve = curves(c.target, c.protocol)
+    in_images = _noise_in_images(curve, config, c.low, low)
     if c.little_in == "images":
         little, threshold, unit = _judge(in_images, "upper", c.little_images,
                                          config.min_seeds), c.little_images, "of the images"
@@ -548,7 +562,7 @@ def _finding_label_noise(df, config) -> Finding:
     more = _judge(_bootstrapped(f"cost({pct(c.high)}) - cost({pct(c.low)})", both,
                                 _mean_diff, config), "lower", 0.0, config.min_seeds)
     parts = [little, more, cost_low if little is in_images else in_images, cost_high,
-             _noise_in_images(curves, config, c.high, high)]
+             _noise_in_images(curve, config, c.high, high)]
     verdict = _combine(parts)
     share = (f"{in_images.effect:.2f} [{in_images.lo:.2f}, {in_images.hi:.2f}] of the images"
              if math.isfinite(in_images.effect) else "")
@@ -571,7 +585,7 @@ def _finding_label_noise(df, config) -> Finding:
     return Finding(5, TITLES[5], verdict, parts, meaning)
 
 
-def _finding_finetune(df, config) -> Finding:
+def _finding_finetune(df, config, curves: _Curves) -> Finding:
     c = config.finetune
     table = paired(df, "protocol", c.better, c.baseline, c.target, "", _baseline(config))
     label = f"top1({c.better}) - top1({c.baseline}) on {c.target}"
@@ -616,7 +630,8 @@ def findings(df: pd.DataFrame, config=None) -> Findings:
     if missing:
         raise KeyError(f"column(s) {missing} not in the results table; have {list(df.columns)}")
     df = _hashable(df)
-    result = [f(df, config) for f in (_finding_loglinear, _finding_wider, _finding_vocabulary,
-                                       _finding_resampling, _finding_label_noise,
-                                       _finding_finetune)]
+    curves = _Curves(df, config)
+    result = [f(df, config, curves) for f in (_finding_loglinear, _finding_wider,
+                                               _finding_vocabulary, _finding_resampling,
+                                               _finding_label_noise, _finding_finetune)]
     return Findings(result, config, config.level)
