@@ -278,8 +278,8 @@ def _floor_file(config: RunConfig, run_dir: Path, spec, n_train: int,
     sizes): `<sweep>/floors/<key>.json`. The random trunk and the target images depend on
     nothing else, so runs that differ only in pretraining data or recipe share one floor
     (a paper-mini sweep probes 12 random trunks, one per width and run seed, instead of one
-    per run). None outside a sweep folder
-    (no manifest.csv beside runs/), where nothing is shared."""
+    per run). None outside a sweep folder (no manifest.csv beside runs/), where nothing is
+    shared."""
     sweep = run_dir.parent.parent
     if run_dir.parent.name != "runs" or not (sweep / "manifest.csv").is_file():
         return None
