@@ -194,8 +194,9 @@ def longest_first(entries: list[RunEntry]) -> list[Path]:
     """Run folders by the sweep's estimate of their cost (manifest `est_device_hours`:
     pretraining plus any full fine-tuning), largest first, ties in manifest order: with a
     few runs at a time, the last ones to start are then the short ones, so cores are not
-    left idle behind one long run at the end. A run without a usable estimate counts as the cheapest. (So the runs
-    `run_local` reports and names on failure come in this order too.)"""
+    left idle behind one long run at the end. A run without a usable estimate counts as
+    the cheapest. (So the runs `run_local` reports and names on failure come in this order
+    too.)"""
     def cost(entry: RunEntry) -> float:
         try:
             value = float(entry.manifest.get("est_device_hours") or 0.0)
