@@ -279,8 +279,12 @@ def _combine(parts: list[Part], rule: str = "all") -> str:
     if not tested:
         return NOT_ENOUGH
     if rule == "any":
-        return HOLDS if any(t is True for t in tested) else (
-            NOT_ENOUGH if any(t is None for t in tested) else FAILS)
+        if any(t is True for t in tested):
+            return HOLDS
+        # A part the sweep never ran (no runs at all, e.g. no `uniform` grid) cannot rescue
+        # the finding, so it does not turn a tested failure into "not enough runs".
+        ran = [p.passed for p in parts if p.rule and p.seeds > 0]
+        return FAILS if ran and all(t is False for t in ran) else NOT_ENOUGH
     if any(t is False for t in tested):
         return FAILS
     return NOT_ENOUGH if any(t is None for t in tested) else HOLDS
@@ -489,7 +493,7 @@ def _finding_resampling(df, config, curves: _Curves) -> Finding:
                    "distribution helps a target that spreads over the popularity ranks.")
     elif verdict == FAILS:
         meaning = (f"On {c.target}, no scheme beats {c.baseline} sampling: "
-                   + "; ".join(f"{p.label} {_fmt(p)}" for p in parts) + ".")
+                   + "; ".join(f"{p.label} {_fmt(p)}" for p in parts if p.seeds) + ".")
     else:
         meaning = (f"Needs {', '.join(c.schemes)} and {c.baseline} runs paired by seed on "
                    f"{c.target}: " + "; ".join(f"{p.label}: {p.note}" for p in parts) + ".")

@@ -116,6 +116,20 @@ def test_missing_runs_give_not_enough_runs(number, kwargs, drop):
     assert result[number].meaning.startswith(("Needs", "Not enough")), result[number].meaning
 
 
+def test_resampling_fails_when_the_only_scheme_run_fails():
+    """A sweep that runs sqrt but never uniform is judged on sqrt: the absent scheme is
+    not 'not enough runs' (it was the verdict of the world-19 record before this rule)."""
+    df = table(sqrt_gain=-2.0)
+    result = findings(df[df["resample"] != "uniform"], FAST)
+    assert result.verdicts[4] == FAILS, result
+    assert [p.seeds for p in result[4].parts] == [3, 0]
+    assert "sqrt" in result[4].meaning and "nan" not in result[4].meaning
+    held = findings(table()[lambda d: d["resample"] != "uniform"], FAST)
+    assert held.verdicts[4] == HOLDS
+    few = df[(df["resample"] != "uniform") & ~((df["resample"] == "sqrt") & (df.seed > 0))]
+    assert findings(few, FAST).verdicts[4] == NOT_ENOUGH  # sqrt run, but on one seed
+
+
 def test_unfinished_runs_and_other_protocols_are_not_counted():
     df = table(finetune_gain=5.0)
     df.loc[df.target == "novel", "status"] = "failed"
