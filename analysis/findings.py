@@ -21,6 +21,7 @@ effects.
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 from collections.abc import Callable
@@ -340,18 +341,9 @@ def _scaling_rows(df: pd.DataFrame, config: FindingsConfig, target: str, protoco
     return out
 
 
-class _Curves:
-    """Finding 1's per-width rows (`_scaling_rows`), built once per (target, protocol) for
-    findings 1, 2 and 5, which all read them."""
-
-    def __init__(self, df: pd.DataFrame, config: FindingsConfig):
-        self.df, self.config = df, config
-        self.built: dict = {}
-
-    def __call__(self, target: str, protocol: str) -> dict:
-        if (target, protocol) not in self.built:
-            self.built[target, protocol] = _scaling_rows(self.df, self.config, target, protocol)
-        return self.built[target, protocol]
+# Finding 1's per-width rows by (target, protocol): `findings()` memoises `_scaling_rows`
+# once per call (functools.cache), since findings 1, 2 and 5 all read them.
+_Curves = Callable[[str, str], dict]
 
 
 def _finding_loglinear(df, config, curves: _Curves) -> Finding:
@@ -634,7 +626,7 @@ def findings(df: pd.DataFrame, config=None) -> Findings:
     if missing:
         raise KeyError(f"column(s) {missing} not in the results table; have {list(df.columns)}")
     df = _hashable(df)
-    curves = _Curves(df, config)
+    curves: _Curves = functools.cache(functools.partial(_scaling_rows, df, config))
     result = [f(df, config, curves) for f in (_finding_loglinear, _finding_wider,
                                                _finding_vocabulary, _finding_resampling,
                                                _finding_label_noise, _finding_finetune)]
