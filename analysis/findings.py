@@ -276,16 +276,16 @@ def _judge(part: Part, bound: str, threshold: float, min_seeds: int) -> Part:
 
 
 def _combine(parts: list[Part], rule: str = "all") -> str:
+    if rule == "any":
+        # Only the parts the sweep ran count: one with no runs at all (e.g. no `uniform`
+        # grid) can neither rescue the finding nor turn a tested failure into "not enough".
+        ran = [p.passed for p in parts if p.rule and p.seeds > 0]
+        if any(t is True for t in ran):
+            return HOLDS
+        return FAILS if ran and all(t is False for t in ran) else NOT_ENOUGH
     tested = [p.passed for p in parts if p.rule]
     if not tested:
         return NOT_ENOUGH
-    if rule == "any":
-        if any(t is True for t in tested):
-            return HOLDS
-        # A part the sweep never ran (no runs at all, e.g. no `uniform` grid) cannot rescue
-        # the finding, so it does not turn a tested failure into "not enough runs".
-        ran = [p.passed for p in parts if p.rule and p.seeds > 0]
-        return FAILS if ran and all(t is False for t in ran) else NOT_ENOUGH
     if any(t is False for t in tested):
         return FAILS
     return NOT_ENOUGH if any(t is None for t in tested) else HOLDS
