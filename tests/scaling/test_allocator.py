@@ -23,7 +23,7 @@ model = create_model("resnext", num_classes=100, width_per_group=8, stages=3,
 opt = torch.optim.SGD(model.parameters(), lr=0.01)
 x, y = torch.randn(64, 3, 32, 32), torch.randint(0, 100, (64,))
 faults = []
-for step in range(8):
+for step in range(12):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     opt.zero_grad(set_to_none=True)
     torch.nn.functional.cross_entropy(model(x), y).backward()
@@ -48,8 +48,11 @@ def test_pinned_heap_removes_per_step_page_faults():
     system, pinned = _faults("system"), _faults("pinned")
     assert system["info"]["allocator"] == "system"
     assert pinned["info"]["allocator"] == "glibc-pinned"
-    # glibc's defaults unmap and re-fault the activation buffers every step
-    assert min(system["faults"]) > 2000, system
+    # glibc's defaults unmap and re-fault the activation buffers on a typical step; its
+    # dynamic mmap threshold can spare a step now and then (one CI host showed a 0 among
+    # 1k-12k), so the typical (median) step is compared, never the luckiest one
+    assert statistics.median(system["faults"]) > 2000, system
     # pinned: after warm-up a typical step touches no fresh page (the heap may still grow
-    # once while it finds its peak)
-    assert statistics.median(pinned["faults"]) * 10 < min(system["faults"]), (system, pinned)
+    # once or twice while it finds its peak)
+    assert statistics.median(pinned["faults"]) * 10 < statistics.median(system["faults"]), (
+        system, pinned)
