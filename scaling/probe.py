@@ -4,6 +4,12 @@ Full-batch L-BFGS in torch (the features of a few thousand images fit in memory)
 convergence (up to 500 iterations: 150 left weakly regularised fits short of the optimum
 scikit-learn reaches, by 0.75 points of top-1 in tests/scaling/test_transfer.py); the L2
 strength is picked on a held-out fifth of the training split, then refit on all of it.
+
+The statistics that standardise the features are taken in float64; the fits run in
+float32 (`FIT_DTYPE`): 3.3x faster than float64 on a 2-core CPU (a 3000 x 256 probe over
+100 classes, all five fits: 25.1 s -> 7.7 s; the same L2 chosen, top-1 32.44 -> 32.46),
+which is a tenth of `make paper-mini`'s wall time; still within half a point of
+scikit-learn's float64 optimum (tests/scaling/test_transfer.py).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2)
+FIT_DTYPE = torch.float32
 
 
 def _fit(x: torch.Tensor, y: torch.Tensor, classes: int, l2: float, iters: int = 500,
@@ -43,11 +50,12 @@ def topk(logits: torch.Tensor, y: torch.Tensor, k: int) -> float:
 
 
 def standardise(train_x: torch.Tensor, test_x: torch.Tensor):
-    """Both in float64, centred and scaled by the train split's statistics."""
+    """Both centred and scaled by the train split's statistics (computed in float64),
+    returned in `FIT_DTYPE`."""
     train_x, test_x = train_x.double(), test_x.double()
     mean = train_x.mean(0)
     std = (train_x.std(0) if len(train_x) > 1 else torch.ones_like(mean)).clamp_min(1e-6)
-    return (train_x - mean) / std, (test_x - mean) / std
+    return ((train_x - mean) / std).to(FIT_DTYPE), ((test_x - mean) / std).to(FIT_DTYPE)
 
 
 def _result(logits: torch.Tensor, test_y: torch.Tensor, l2: float) -> dict:
