@@ -7,9 +7,9 @@ strength is picked on a held-out fifth of the training split, then refit on all 
 
 The statistics that standardise the features are taken in float64; the fits run in
 float32 (`FIT_DTYPE`): 3.3x faster than float64 on a 2-core CPU (a 3000 x 256 probe over
-100 classes, all five fits: 25.1 s -> 7.7 s; the same L2 chosen, top-1 32.44 -> 32.46),
-which is a tenth of `make paper-mini`'s wall time; still within half a point of
-scikit-learn's float64 optimum (tests/scaling/test_transfer.py).
+100 classes, all five fits: 25.1 s -> 7.7 s; the same L2 chosen, top-1 32.44 -> 32.46;
+in float64 the probes took about a tenth of `make paper-mini`'s wall time), still within
+half a point of scikit-learn's float64 optimum (tests/scaling/test_transfer.py).
 """
 
 from __future__ import annotations
