@@ -277,15 +277,18 @@ def _floor_file(config: RunConfig, run_dir: Path, spec, n_train: int,
     """Where a sweep keeps the floor of one (architecture, run seed, world, target, split
     sizes): `<sweep>/floors/<key>.json`. The random trunk and the target images depend on
     nothing else, so runs that differ only in pretraining data or recipe share one floor
-    (a paper-mini sweep probes 12 random trunks, one per width and run seed, instead of one
-    per run). None outside a sweep folder (no manifest.csv beside runs/), where nothing is
-    shared."""
+    (a paper-mini sweep probes one random trunk per width and run seed, whatever the
+    vocabulary, instead of one per run). None outside a sweep folder (no manifest.csv
+    beside runs/), where nothing is shared."""
     sweep = run_dir.parent.parent
     if run_dir.parent.name != "runs" or not (sweep / "manifest.csv").is_file():
         return None
-    meta = read_json(run_dir / "final" / "model.json")
+    # the random trunk is built without the pretraining head (load_trunk), so the hashtag
+    # list (another vocabulary) does not change it
+    meta = read_json(run_dir / "final" / "model.json") or {}
+    trunk = {k: v for k, v in meta.items() if k != "hashtags"}
     data = config.data
-    key = {"version": FLOOR_CACHE_VERSION, "torch": torch.__version__, "model": meta,
+    key = {"version": FLOOR_CACHE_VERSION, "torch": torch.__version__, "model": trunk,
            "seed": config.seed, "source": data.source, "path": data.path,
            "world_seed": data.seed, "world": vars(data.world),
            "train": _spec_key(spec, "train", n_train, config.model.image_size, "floor"),

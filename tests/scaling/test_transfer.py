@@ -154,20 +154,26 @@ def test_runs_of_one_sweep_share_the_floor_of_their_random_trunk(trained, tmp_pa
     first = clone(trained, tmp_path, "first", protocols=["linear"], floor=True)
     (tmp_path / "sweep" / "manifest.csv").write_text("run_id\n")
     second = clone(trained, tmp_path, "second", protocols=["linear"], floor=True)
+    vocab = clone(trained, tmp_path, "vocab", protocols=["linear"], floor=True)
+    meta = json.loads((vocab / "final" / "model.json").read_text())
+    assert len(meta["hashtags"]) > 1
+    one_tag = {**meta, "hashtags": meta["hashtags"][:1]}   # as another vocabulary would
+    (vocab / "final" / "model.json").write_text(json.dumps(one_tag))
     other = clone(trained, tmp_path, "other", protocols=["linear"], floor=True)
     config = yaml.safe_load((other / "config.yaml").read_text())
     (other / "config.yaml").write_text(yaml.safe_dump({**config, "seed": config["seed"] + 1}))
     counts = []
-    for run in (first, second, other):
+    for run in (first, second, vocab, other):
         before = T.EXTRACTIONS["count"]
         T.transfer(load_run_config(run / "config.yaml"), run)
         counts.append(T.EXTRACTIONS["count"] - before)
     # the first run probes trunk + floor (x train, test); the second reads the floor the
-    # first wrote; another run seed is another random trunk, so its floor is probed anew
-    assert counts == [4, 2, 4]
-    floors = [results(r)["novel__linear"] for r in (first, second, other)]
-    assert floors[0]["floor_top1"] == floors[1]["floor_top1"]
-    assert floors[0]["floor_top5"] == floors[1]["floor_top5"]
+    # first wrote, and so does a run pretrained on another vocabulary (the random trunk has
+    # no hashtag head); another run seed is another random trunk, so its floor is probed anew
+    assert counts == [4, 2, 2, 4]
+    floors = [results(r)["novel__linear"] for r in (first, second, vocab, other)]
+    assert floors[0]["floor_top1"] == floors[1]["floor_top1"] == floors[2]["floor_top1"]
+    assert floors[0]["floor_top5"] == floors[1]["floor_top5"] == floors[2]["floor_top5"]
     assert len(list((tmp_path / "sweep" / "floors").glob("novel-*.json"))) == 2
 
 
