@@ -283,10 +283,12 @@ def _floor_file(config: RunConfig, run_dir: Path, spec, n_train: int,
     sweep = run_dir.parent.parent
     if run_dir.parent.name != "runs" or not (sweep / "manifest.csv").is_file():
         return None
-    # the random trunk is built without the pretraining head (load_trunk), so the hashtag
-    # list (another vocabulary) does not change it
-    meta = read_json(run_dir / "final" / "model.json") or {}
-    trunk = {k: v for k, v in meta.items() if k != "hashtags"}
+    # keyed on what builds the random trunk (load_trunk: arch and kwargs, no pretraining
+    # head), so another vocabulary's hashtag list does not split the floor
+    meta = read_json(run_dir / "final" / "model.json")
+    if meta is None:  # load_trunk refuses such a run before any floor is asked for
+        return None
+    trunk = {"arch": meta["arch"], "kwargs": meta["kwargs"]}
     data = config.data
     key = {"version": FLOOR_CACHE_VERSION, "torch": torch.__version__, "model": trunk,
            "seed": config.seed, "source": data.source, "path": data.path,
