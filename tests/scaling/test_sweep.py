@@ -108,7 +108,7 @@ def test_paper_mini_runs_the_finding_grids_on_an_untuned_world(tmp_path, repo_ro
     rows = manifest(expand_sweep(repo_root / "configs" / "paper-mini.yaml", tmp_path))
     configs = [load_run_config(tmp_path / "paper-mini" / "runs" / r["run_id"] / "config.yaml")
                for r in rows]
-    assert {c.data.seed for c in configs} == {31}  # 0 tuned it, 1 checked, 5-29 were used
+    assert {c.data.seed for c in configs} == {37}  # 0 tuned it, 1 checked, 5-31 were used
     assert {c.precision for c in configs} == {"bf16"}
     assert {c.model.width_per_group for c in configs} == {4, 16}
     assert {str(c.data.vocab) for c in configs} == {"16", "all", "matched:coarse"}
@@ -126,7 +126,7 @@ def test_paper_mini_runs_the_finding_grids_on_an_untuned_world(tmp_path, repo_ro
     assert {(c.data.images, c.optim.images_seen) for c in vocab} == {(192000, 384000)}
     # at least 3 seeds at every point, counted over the runs that give a fine linear probe
     # (the width x size grid's 16k point takes seeds from two grids); 6 on the width x size,
-    # resampling and noise grids
+    # resampling and 10% noise grids
     seeds: dict = {}
     for c in configs:
         point = (c.model.width_per_group, c.data.images, c.optim.images_seen, str(c.data.vocab),
@@ -136,13 +136,14 @@ def test_paper_mini_runs_the_finding_grids_on_an_untuned_world(tmp_path, repo_ro
     for width in (4, 16):
         for images in (250, 2000, 16000):
             assert seeds[width, images, 192000, "all", "natural", 0.0] == set(range(6))
-    # label noise pairs with the width x size grid's clean runs at 2k (shared, not rerun)
-    for noise in (0.1, 0.25):
-        assert seeds[16, 2000, 192000, "all", "natural", noise] == set(range(6))
+    # label noise pairs with the width x size grid's clean runs at 2k (shared, not rerun);
+    # 25% only has to cost more than 10% on the seeds that have both
+    assert seeds[16, 2000, 192000, "all", "natural", 0.1] == set(range(6))
+    assert seeds[16, 2000, 192000, "all", "natural", 0.25] == set(range(3))
     for scheme in ("natural", "sqrt"):
         assert len(seeds[16, 192000, 192000, "all", scheme, 0.0]) == 6
     for vocab in ("16", "all", "matched:coarse"):
         assert len(seeds[16, 192000, 384000, vocab, "natural", 0.0]) == 3
     assert {tuple(c.transfer.targets) for c in configs if c.optim.images_seen == 384000} == {
         ("fine", "coarse")}
-    assert len(configs) == 69
+    assert len(configs) == 66
