@@ -1,0 +1,58 @@
+"""bench/seed_power.py estimates how often a finding's 95% interval clears its bar at n seeds
+(data/README.md, "Power across the records", quotes it): checked against what a t interval
+must do, by simulation, and on the records file it ships with."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "seed_power.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("seed_power", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_pass_chance_of_a_null_effect_is_the_one_sided_error_rate():
+    # no effect and the bar at 0: a 95% two-sided interval clears it 2.5% of the time
+    for n in (3, 6, 30):
+        chance = _module().pass_chance([0.0], [0.0], sd=1.0, n=n, side="lower")
+        assert chance == pytest.approx(0.025, abs=1e-6)
+
+
+def test_pass_chance_matches_a_simulation_of_t_intervals():
+    mod = _module()
+    rng = np.random.default_rng(0)
+    mu, sd, n = 1.5, 2.0, 6
+    draws = rng.normal(mu, sd, size=(20000, n))
+    lower = draws.mean(1) - stats.t.ppf(0.975, n - 1) * draws.std(1, ddof=1) / np.sqrt(n)
+    simulated = float((lower > 0).mean())   # 0.32; a known-sd normal shortcut gives 0.23
+    assert mod.pass_chance([mu], [0.0], sd, n, "lower") == pytest.approx(simulated, abs=0.01)
+
+
+def test_upper_bars_pass_when_the_effect_is_well_below_them():
+    mod = _module()
+    assert mod.pass_chance([1.0], [5.0], sd=1.0, n=6, side="upper") > 0.99
+    assert mod.pass_chance([5.0], [5.0], sd=1.0, n=6, side="upper") < 0.05
+
+
+def test_shipped_records_give_more_power_with_more_seeds(capsys):
+    mod = _module()
+    summary = mod.summarise(mod.read_effects(mod.DEFAULT_EFFECTS))
+    assert set(summary) == set(mod.QUANTITIES)
+    for s in summary.values():
+        assert len(s["worlds"]) >= 5 and s["sd"] > 0
+        chances = [mod.pass_chance(s["means"], s["bars"], s["sd"], n, s["side"])
+                   for n in mod.SEED_COUNTS]
+        assert all(a < b for a, b in zip(chances, chances[1:])), s["label"]
+    mod.main(["--seeds", "6", "3", "6", "6", "3"])
+    out = capsys.readouterr().out
+    assert "all five clear together at seeds [6, 3, 6, 6, 3]:" in out
