@@ -11,7 +11,8 @@ effect, and asks how often a two-sided 95% Student-t interval over n seeds (what
 findings' widened seed bootstrap approximates) clears the bar of configs/findings.yaml,
 averaged over the worlds (the noncentral t: a one-sample t test's power). `--seeds` gives
 a design's seeds for the five quantities in the order printed, and the script prints the
-chance that all of them clear together (independence assumed). data/README.md, "Power across the records", quotes its tables.
+chance that all of them clear together (independence assumed). data/README.md, "Power
+across the records", quotes its tables.
 """
 
 from __future__ import annotations
