@@ -40,7 +40,7 @@ SEED_COUNTS = (3, 4, 5, 6, 8, 10, 12)
 
 
 def read_effects(path: Path) -> dict:
-    """{quantity: {world: [values]}} and {world: b16}."""
+    """{quantity: {world: [values]}}; the `b16` quantity holds each world's width-16 slope."""
     values: dict = defaultdict(lambda: defaultdict(list))
     with path.open() as f:
         for row in csv.DictReader(f):

@@ -5,6 +5,7 @@ must do, by simulation, and on the records file it ships with."""
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +57,14 @@ def test_shipped_records_give_more_power_with_more_seeds(capsys):
     mod.main(["--seeds", "6", "3", "6", "6", "3"])
     out = capsys.readouterr().out
     assert "all five clear together at seeds [6, 3, 6, 6, 3]:" in out
+
+
+def test_ten_percent_noise_bar_is_losing_half_the_images_on_each_worlds_curve():
+    # 10% noise "costs little" when it costs less than halving the images: on a curve of
+    # b points per 10x that is b * log10(2) points, each world with its own b
+    mod = _module()
+    values = mod.read_effects(mod.DEFAULT_EFFECTS)
+    s = mod.summarise(values)["cost10"]
+    assert s["side"] == "upper"
+    for world, bar in zip(s["worlds"], s["bars"]):
+        assert bar == pytest.approx(math.log10(2) * values["b16"][world][0])
