@@ -3,20 +3,14 @@ it for finding 3): the split itself, on predictions whose answer is known."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "probe_by_family.py"
+from tests.helpers.bench_scripts import load_bench_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("probe_by_family", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench_script("probe_by_family")
 
 
 def test_family_split_counts_hits_family_hits_and_hits_within_the_family():

@@ -4,22 +4,17 @@ must do, by simulation, and on the records file it ships with."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "seed_power.py"
+from tests.helpers.bench_scripts import load_bench_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("seed_power", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench_script("seed_power")
 
 
 def test_pass_chance_of_a_null_effect_is_the_one_sided_error_rate():
