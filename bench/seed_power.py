@@ -68,13 +68,14 @@ def summarise(values: dict) -> dict:
     for q, (label, bar, side) in QUANTITIES.items():
         worlds = sorted(values[q], key=int)
         means = [sum(values[q][w]) / len(values[q][w]) for w in worlds]
-        sds = [stats.tstd(values[q][w]) for w in worlds if len(values[q][w]) > 1]
-        pooled = math.sqrt(sum(s * s for s in sds) / len(sds))
+        sds = [stats.tstd(values[q][w]) if len(values[q][w]) > 1 else math.nan
+               for w in worlds]
+        spread = [sd for sd in sds if not math.isnan(sd)]
+        pooled = math.sqrt(sum(sd * sd for sd in spread) / len(spread))
         bars = [bar if bar is not None else math.log10(2) * slope[w] for w in worlds]
         out[q] = {"label": label, "side": side, "worlds": worlds, "means": means,
-                  "n": [len(values[q][w]) for w in worlds], "sd": pooled, "bars": bars,
-                  "sds": [stats.tstd(values[q][w]) if len(values[q][w]) > 1 else math.nan
-                          for w in worlds]}
+                  "n": [len(values[q][w]) for w in worlds], "sd": pooled, "sds": sds,
+                  "bars": bars}
     return out
 
 
