@@ -1,7 +1,7 @@
 """How often a paper-mini finding clears its bar at a given number of seeds (a power estimate).
 
     python bench/seed_power.py [--effects bench/records/paper_mini_seed_effects.csv]
-                               [--seeds 6 3 6 6 3]
+                               [--seeds 6 3 6 0 6 4]
 
 The effects file holds the per-seed effects of the judged quantities in the `make
 paper-mini` records (one row per world, quantity and run seed, taken from each record's
@@ -10,9 +10,10 @@ script pools the seed spread over the worlds, takes each world's mean as a plaus
 effect, and asks how often a two-sided 95% Student-t interval over n seeds (what the
 findings' widened seed bootstrap approximates) clears the bar of configs/findings.yaml,
 averaged over the worlds (the noncentral t: a one-sample t test's power). `--seeds` gives
-a design's seeds for the five quantities in the order printed, and the script prints the
-chance that all of them clear together (independence assumed). data/README.md, "Power
-across the records", quotes its tables.
+a design's seeds for the quantities in the order printed (0: a quantity the design does
+not run, e.g. sqrt when it resamples with uniform), and the script prints the chance that
+all it runs clear together (independence assumed). data/README.md, "Power across the
+records", quotes its tables.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ QUANTITIES = {
     "slope_gap": ("2: b16 - b4 per seed", 0.0, "lower"),
     "matched_minus_all_coarse": ("3: matched - all on coarse", -1.0, "lower"),
     "sqrt_minus_natural": ("4: sqrt - natural", 0.0, "lower"),
+    "uniform_minus_natural": ("4: uniform - natural", 0.0, "lower"),
     "cost10": ("5: 10% under half the images", None, "upper"),
     "cost25_minus_cost10": ("5: cost(25%) - cost(10%)", 0.0, "lower"),
 }
@@ -83,8 +85,12 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--effects", type=Path, default=DEFAULT_EFFECTS)
     ap.add_argument("--seeds", type=int, nargs=len(QUANTITIES), default=None,
-                    help="a design's seeds for the five quantities, in the order printed")
+                    help="a design's seeds for the quantities, in the order printed (0: not "
+                         "run by the design)")
     args = ap.parse_args(argv)
+    if args.seeds and any(n == 1 or n < 0 for n in args.seeds):
+        ap.error(f"--seeds {args.seeds}: give 0 (not run) or at least 2 seeds per quantity "
+                 "(an interval over seeds needs 2)")
     summary = summarise(read_effects(args.effects))
 
     worlds = summary["slope_gap"]["worlds"]
@@ -103,10 +109,12 @@ def main(argv=None) -> None:
                    for n in SEED_COUNTS]
         print(f"| {s['label']} | " + " | ".join(f"{c:.2f}" for c in chances) + " |")
     if args.seeds:
-        product = 1.0
+        product, ran = 1.0, 0
         for s, n in zip(summary.values(), args.seeds):
-            product *= pass_chance(s["means"], s["bars"], s["sd"], n, s["side"])
-        print(f"\nall five clear together at seeds {args.seeds}: {product:.2f}")
+            if n:
+                product *= pass_chance(s["means"], s["bars"], s["sd"], n, s["side"])
+                ran += 1
+        print(f"\nall {ran} run clear together at seeds {args.seeds}: {product:.2f}")
 
 
 if __name__ == "__main__":
