@@ -19,8 +19,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from analysis.collect import FIELDS
 from analysis.fit import _require, fit_groups, predict_row
-from analysis.select import DERIVED, accuracy_units, direction, frontier
+from analysis.select import DERIVED, accuracy_units, direction, frontier, main_grid
 from analysis.select import column as derived_column
 
 STATUS_COLORS = {"done": "#4c9a2a", "running": "#3b75af", "pending": "#9e9e9e",
@@ -313,16 +314,52 @@ def plot_model_size(df: pd.DataFrame, x: str = "params", y: str = "top1",
     return fig
 
 
+def _pretraining_keys(data: pd.DataFrame, axis: str) -> list[str]:
+    """Columns that name a pretraining point: the run-config columns (width, dataset size,
+    vocabulary, images seen, ... and the sweep's dotted axes such as ``data.seed``), less
+    ``axis``, the run seed and the transfer settings."""
+    cols = [c for c in FIELDS if c not in (axis, "seed")]
+    cols += [c for c in data.columns if "." in c and not c.startswith("transfer.")]
+    return [c for c in dict.fromkeys(cols) if c in data.columns and c != axis]
+
+
+def where_varied(data: pd.DataFrame, axis: str) -> pd.DataFrame:
+    """The rows at pretraining points where ``axis`` takes more than one value: a figure
+    that compares levels of ``axis`` shows these, so a level never pools runs that also
+    differ in something else (e.g. a vocabulary grid trained twice as long)."""
+    keys = _pretraining_keys(data, axis)
+    if not keys or not len(data):
+        return data
+    levels = data.groupby(keys, dropna=False)[axis].transform("nunique")
+    return data[(levels > 1).to_numpy()]
+
+
+def _one_protocol(data: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    """The linear-probe rows (else the most common protocol's): one cell, one protocol."""
+    if "protocol" not in data.columns or data["protocol"].isna().all():
+        return data, None
+    protocols = data["protocol"].dropna()
+    chosen = "linear" if (protocols == "linear").any() else protocols.value_counts().idxmax()
+    return data[data["protocol"].eq(chosen).fillna(False).to_numpy()], str(chosen)
+
+
 def vocab_matrix(df: pd.DataFrame, y: str = "top1") -> pd.DataFrame:
-    """Mean ``y`` per vocabulary (rows) x target (columns), at the widest model and the
-    largest dataset where each cell has done runs (the paper's Table 1 in miniature)."""
+    """Mean ``y`` per vocabulary (rows) x target (columns): the paper's Table 1 in
+    miniature. Like with like: one protocol (linear if run), the ablation axes at their
+    main-grid values, only the points where the sweep varies the vocabulary (when it does),
+    and there the widest model, the largest dataset and the longest training."""
     data = _done(df, "vocab", y)
+    data, _ = _one_protocol(data)
+    data = main_grid(data)
+    varied = where_varied(data, "vocab")
+    data = varied if len(varied) else data
     if not len(data):
         return pd.DataFrame()
     cells = {}
     for (vocab, target), group in data.groupby(["vocab", "target"]):
-        group = group[group["width"] == group["width"].max()]
-        group = group[group["dataset_images"] == group["dataset_images"].max()]
+        for column in ("width", "dataset_images", "images_seen"):
+            if column in group.columns and group[column].notna().any():
+                group = group[group[column] == group[column].max()]
         cells[(vocab, target)] = group[y].mean()
     table = pd.Series(cells).unstack()
     table.index.name, table.columns.name = "vocab", "target"
@@ -341,7 +378,9 @@ def plot_vocab_matrix(df: pd.DataFrame, y: str = "top1") -> Figure:
             return fig
         sns.heatmap(table.astype(float), annot=True, fmt=".1f", cmap="viridis", ax=ax,
                     cbar_kws={"label": _ylabel(y, table.to_numpy())})
-        ax.set_title(f"{y}: vocabulary x target (widest model, most images)")
+        _, protocol = _one_protocol(_done(df, "vocab", y))
+        where = f"{protocol}, " if protocol else ""
+        ax.set_title(f"{y}: vocabulary x target ({where}widest model, most images)")
     return fig
 
 
@@ -355,16 +394,12 @@ def plot_ablation(df: pd.DataFrame, axis: str, y: str = "top1",
                   by: Sequence[str] = ("target", "protocol"),
                   units: str | None = None) -> Figure:
     """Transfer ``y`` per level of one ablation ``axis`` (resampling, label noise), at the
-    (width, dataset size, vocabulary) points where the sweep varies that axis; one panel
-    per group of ``by`` (target x protocol; one panel for a table without them), mean +-
-    sd over seeds, the main-grid value first."""
+    pretraining points where the sweep varies that axis (`where_varied`: runs that differ
+    only in ``axis`` and the seed); one panel per group of ``by`` (target x protocol; one
+    panel for a table without them), mean +- sd over seeds, the main-grid value first."""
     data = _done(df, axis, y, units)
     others = [a for a in ablation_axes(data) if a != axis]
-    data = _common(data, others)
-    keys = [c for c in ("width", "dataset_images", "vocab") if c in data.columns]
-    if keys:
-        varied = data.groupby(keys)[axis].transform("nunique") > 1
-        data = data[varied.to_numpy()]
+    data = where_varied(_common(data, others), axis)
     panel_keys, panels = _groups(data, by)
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85):
         fig, axes = _facet(len(panels), 3.0, 3.4)
