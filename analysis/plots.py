@@ -370,7 +370,8 @@ def plot_vocab_matrix(df: pd.DataFrame, y: str = "top1") -> Figure:
     """Heatmap of `vocab_matrix`: which hashtag vocabulary transfers best to which target."""
     table = vocab_matrix(df, y)
     with sns.plotting_context("notebook", font_scale=0.85):
-        fig = Figure(figsize=(1.8 + 1.3 * max(table.shape[1], 1),
+        label = max((len(str(v)) for v in table.index), default=4)   # row labels, level
+        fig = Figure(figsize=(max(5.6, 1.2 + 0.08 * label + 1.3 * max(table.shape[1], 1)),
                               1.2 + 0.5 * max(table.shape[0], 1)), layout="constrained")
         ax = fig.subplots()
         if table.empty:
@@ -380,6 +381,7 @@ def plot_vocab_matrix(df: pd.DataFrame, y: str = "top1") -> Figure:
                     cbar_kws={"label": _ylabel(y, table.to_numpy())})
         _, protocol = _one_protocol(_done(df, "vocab", y))
         where = f"{protocol}, " if protocol else ""
+        ax.tick_params(axis="y", rotation=0)
         ax.set_title(f"{y}: vocabulary x target ({where}widest model, most images)")
     return fig
 
