@@ -330,8 +330,17 @@ def where_varied(data: pd.DataFrame, axis: str) -> pd.DataFrame:
     keys = _pretraining_keys(data, axis)
     if not keys or not len(data):
         return data
-    levels = data.groupby(keys, dropna=False)[axis].transform("nunique")
+    # list-valued axes (an axis over lists, e.g. milestones) arrive as arrays: group on tuples
+    frame = pd.DataFrame({k: data[k].map(_hashable) for k in keys}, index=data.index)
+    frame[axis] = data[axis].map(_hashable)
+    levels = frame.groupby(keys, dropna=False)[axis].transform("nunique")
     return data[(levels > 1).to_numpy()]
+
+
+def _hashable(value):
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(_hashable(v) for v in value)
+    return value
 
 
 def _one_protocol(data: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:

@@ -8,6 +8,7 @@ resampling grid (53 instead of 61), contradicting the Findings section."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -74,3 +75,15 @@ def test_where_varied_keeps_points_with_two_levels_whatever_else_differs(paper_m
     kept = where_varied(paper_mini_shaped, "resample")
     assert set(kept["images_seen"]) == {192000} and set(kept["dataset_images"]) == {192000}
     assert set(kept["resample"]) == {"natural", "uniform"}
+
+
+def test_where_varied_groups_list_valued_axes(paper_mini_shaped):
+    # collect reads an axis over lists (here a pretraining one) back as arrays, unhashable
+    df = paper_mini_shaped.assign(**{"optim.milestones": [
+        np.array([1, 2]) if s == 0 else np.array([2, 4]) for s in paper_mini_shaped["seed"]]})
+    kept = where_varied(df, "resample")
+    # seeds no longer share a point (each seed its own milestones), but each keeps both
+    # schemes, so the same rows are kept
+    assert set(kept["resample"]) == {"natural", "uniform"} and len(kept) == 6
+    # as the compared axis itself: every point has both lists (over its seeds), so all stay
+    assert len(where_varied(df, "optim.milestones")) == len(df)
