@@ -56,6 +56,14 @@ FIELDS = {
     "supervised": "data.supervised",
 }
 
+
+def design_columns(df: pd.DataFrame, transfer: bool = True) -> list[str]:
+    """Columns of a results table that say which run a row is: ``sweep``, the run-config
+    fields and the sweep's dotted axes; with ``transfer=False`` the ``transfer.*`` axes are
+    left out (what is left names the pretraining)."""
+    dotted = [c for c in df.columns if "." in c and (transfer or not c.startswith("transfer."))]
+    return [c for c in dict.fromkeys(["sweep", *FIELDS, *dotted]) if c in df.columns]
+
 # the fixed columns of results.parquet, in order, with their dtypes
 COLUMNS = {
     "sweep": "text", "run_id": "text", "status": "text",

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.collect import FIELDS
+from analysis.collect import design_columns
 from analysis.findings_config import FindingsConfig, load_findings_config
 from analysis.fit import _interval, fit_xy
 from analysis.laws import get_law
@@ -198,12 +198,6 @@ def seed_bootstrap(table: pd.DataFrame, statistic: Callable[[dict], float],
 
 # --------------------------------------------------------------------------- selecting rows
 
-def _design_columns(df: pd.DataFrame) -> list[str]:
-    """Columns that say which run a row is: the run-config fields and sweep axes."""
-    cols = ["sweep", *FIELDS, *[c for c in df.columns if "." in c]]
-    return [c for c in dict.fromkeys(cols) if c in df.columns]
-
-
 def _equal(series: pd.Series, value) -> pd.Series:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         numeric = pd.to_numeric(series, errors="coerce")
@@ -245,11 +239,11 @@ def paired(df: pd.DataFrame, axis: str, a, b, target: str, protocol: str,
     if axis == "protocol":
         side_a = _rows(df, target, a, fixed)
         side_b = _rows(df, target, b, fixed)
-        key = ["run_id", *_design_columns(df)]
+        key = ["run_id", *design_columns(df)]
     else:
         rows = _rows(df, target, protocol, fixed)
         side_a, side_b = rows[_equal(rows[axis], a)], rows[_equal(rows[axis], b)]
-        key = [c for c in _design_columns(df) if c != axis]
+        key = [c for c in design_columns(df) if c != axis]
     key = [c for c in dict.fromkeys(key) if c in df.columns]
     left = side_a[[*key, "top1"]].drop_duplicates(key, keep="last")
     right = side_b[[*key, "top1"]].drop_duplicates(key, keep="last")

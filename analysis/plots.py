@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from analysis.collect import FIELDS
+from analysis.collect import design_columns
 from analysis.fit import _require, fit_groups, predict_row
 from analysis.select import DERIVED, accuracy_units, direction, frontier, main_grid
 from analysis.select import column as derived_column
@@ -314,20 +314,13 @@ def plot_model_size(df: pd.DataFrame, x: str = "params", y: str = "top1",
     return fig
 
 
-def _pretraining_keys(data: pd.DataFrame, axis: str) -> list[str]:
-    """Columns that name a pretraining point: the run-config columns (width, dataset size,
-    vocabulary, images seen, ... and the sweep's dotted axes such as ``data.seed``), less
-    ``axis``, the run seed and the transfer settings."""
-    cols = [c for c in FIELDS if c not in (axis, "seed")]
-    cols += [c for c in data.columns if "." in c and not c.startswith("transfer.")]
-    return [c for c in dict.fromkeys(cols) if c in data.columns and c != axis]
-
-
 def where_varied(data: pd.DataFrame, axis: str) -> pd.DataFrame:
     """The rows at pretraining points where ``axis`` takes more than one value: a figure
     that compares levels of ``axis`` shows these, so a level never pools runs that also
-    differ in something else (e.g. a vocabulary grid trained twice as long)."""
-    keys = _pretraining_keys(data, axis)
+    differ in something else (e.g. a vocabulary grid trained twice as long). A point is
+    every pretraining column (`design_columns` without transfer settings) but ``axis``, the
+    run seed and the sweep."""
+    keys = [c for c in design_columns(data, transfer=False) if c not in (axis, "seed", "sweep")]
     if not keys or not len(data):
         return data
     # list-valued axes (an axis over lists, e.g. milestones) arrive as arrays: group on tuples
@@ -358,7 +351,7 @@ def vocab_matrix(df: pd.DataFrame, y: str = "top1") -> pd.DataFrame:
     main-grid values, only the points where the sweep varies the vocabulary (when it does),
     and there the widest model, the largest dataset and the longest training."""
     data = _done(df, "vocab", y)
-    data, _ = _one_protocol(data)
+    data, protocol = _one_protocol(data)
     data = main_grid(data)
     varied = where_varied(data, "vocab")
     data = varied if len(varied) else data
@@ -372,7 +365,9 @@ def vocab_matrix(df: pd.DataFrame, y: str = "top1") -> pd.DataFrame:
         cells[(vocab, target)] = group[y].mean()
     table = pd.Series(cells).unstack()
     table.index.name, table.columns.name = "vocab", "target"
-    return table.loc[_levels(table.index.to_series())]
+    table = table.loc[_levels(table.index.to_series())]
+    table.attrs["protocol"] = protocol   # the one protocol its cells read (None: no column)
+    return table
 
 
 def plot_vocab_matrix(df: pd.DataFrame, y: str = "top1") -> Figure:
@@ -388,7 +383,7 @@ def plot_vocab_matrix(df: pd.DataFrame, y: str = "top1") -> Figure:
             return fig
         sns.heatmap(table.astype(float), annot=True, fmt=".1f", cmap="viridis", ax=ax,
                     cbar_kws={"label": _ylabel(y, table.to_numpy())})
-        _, protocol = _one_protocol(_done(df, "vocab", y))
+        protocol = table.attrs.get("protocol")
         where = f"{protocol}, " if protocol else ""
         ax.tick_params(axis="y", rotation=0)
         ax.set_title(f"{y}: vocabulary x target ({where}widest model, most images)")
