@@ -91,6 +91,9 @@ def main(argv=None) -> None:
     if args.seeds and any(n == 1 or n < 0 for n in args.seeds):
         ap.error(f"--seeds {args.seeds}: give 0 (not run) or at least 2 seeds per quantity "
                  "(an interval over seeds needs 2)")
+    if args.seeds and not any(args.seeds):
+        ap.error(f"--seeds {args.seeds}: a design runs at least one quantity; give its seeds "
+                 "(0 marks only the ones it does not run)")
     summary = summarise(read_effects(args.effects))
 
     worlds = summary["slope_gap"]["worlds"]
