@@ -1,12 +1,13 @@
 """`scaling sweep`: a sweep file -> `<root>/<name>/runs/<run_id>/config.yaml` + manifest.csv.
 
-The sweep file (docs/design.md) names a base config and axes; grids are crossed, `zip` groups
-move together, `grids` adds more blocks over the same base, runs are de-duplicated by
-config hash. Every run config is validated here, so a typo fails now, not on the cluster.
-Regenerating adds new runs, never touches a `done` run, and refuses when the config of a
-run that is `done` or has a checkpoint would change (a resumed run must train on the
-config its folder records). A sweep folder belongs to one sweep file (`study.json`): a
-different file with the same name is refused instead of merged.
+The sweep file (docs/design.md) names a base config, fields `set` to one value for every run
+(kept out of run ids), and axes; grids are crossed, `zip` groups move together, `grids`
+adds more blocks over the same base, runs are de-duplicated by config hash. Every run
+config is validated here, so a typo fails now, not on the cluster. Regenerating adds new
+runs, never touches a `done` run, and refuses when the config of a run that is `done` or
+has a checkpoint would change (a resumed run must train on the config its folder records).
+A sweep folder belongs to one sweep file (`study.json`): a different file with the same
+name is refused instead of merged.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from contract.runfolder import SAFE_NAME, read_json, read_manifest, read_state, 
 from scaling.errors import ConfigError, UserError
 from scaling.runfiles import private_dir
 
-SWEEP_KEYS = ("name", "description", "base", "axes", "zip", "seeds", "grids")
+SWEEP_KEYS = ("name", "description", "base", "set", "axes", "zip", "seeds", "grids")
 GRID_KEYS = ("axes", "zip")
 MAX_NAME = 100  # sweep names and run ids name folders (255 bytes at most) and Slurm jobs
 # Short prefixes for readable run ids (others use the field's last name).
@@ -108,6 +109,28 @@ def _grid_points(axes: dict, zipped: list, where: str) -> list[dict]:
     return points
 
 
+def _with_set(base: dict, fixed, axes: list[str]) -> dict:
+    """The base with the sweep's `set` fields applied: one value for every run, so they
+    do not name runs (an axis with one value does)."""
+    if fixed is None:
+        return base
+    if not isinstance(fixed, dict):
+        raise ConfigError(f"set={fixed!r} is invalid: use a mapping field -> value "
+                          "(one value for every run)")
+    base = copy.deepcopy(base)
+    for key, value in fixed.items():
+        try:
+            check_field_path(str(key))
+        except ConfigError as exc:
+            raise ConfigError(f"set.{key}: {exc}") from None
+        if key in axes:
+            raise ConfigError(f"set.{key} is also an axis of this sweep: give it once, as an "
+                              "axis (its values vary and name runs) or in set (one value "
+                              "for every run)")
+        set_path(base, key, value)
+    return base
+
+
 def _check_keys(mapping: dict, allowed, where: str) -> None:
     for key in mapping:
         if key not in allowed:
@@ -170,6 +193,7 @@ def expand(spec: dict, base: dict) -> tuple[list[tuple[str, RunConfig, dict]], l
                 order.append(key)
     if seeds is not None and "seed" not in order:
         order.append("seed")
+    base = _with_set(base, spec.get("set"), order)
 
     runs, seen_hash, seen_id = [], set(), {}
     for axes, zipped, where in grids:

@@ -65,6 +65,13 @@ def test_duplicate_points_across_grids_are_deduplicated(tmp_path):
     ({"zip": [{"data.images": [1, 2], "optim.images_seen": [640]}]}, "same length"),
     ({"axes": {"data.resample": ["natural", "sqrtt"]}}, "data.resample='sqrtt'"),
     ({"seeds": "0"}, "seeds='0'"),
+    ({"set": {"data.sed": 3}}, r"set.data.sed: .*did you mean 'data.seed'"),
+    ({"set": [{"data.seed": 3}]}, "set=.* use a mapping field -> value"),
+    ({"set": {"data.seed": 3}, "grids": [{"axes": {"data.seed": [3, 5]}}]},
+     "set.data.seed is also an axis"),
+    ({"set": {"seed": 1}, "seeds": [0, 1]}, "set.seed is also an axis"),
+    ({"set": {"data.resample": "sqrtt"}, "axes": {"model.width_per_group": [4]}},
+     "run w4: .*data.resample='sqrtt'"),
 ])
 def test_bad_sweep_files_fail_before_writing_anything(tmp_path, spec, message):
     path = write_sweep(tmp_path, **spec)
@@ -95,6 +102,25 @@ def test_base_path_is_resolved_next_to_the_sweep_file(tmp_path, repo_root):
     sweep_dir = expand_sweep(repo_root / "configs" / "demo.yaml", tmp_path)
     rows = manifest(sweep_dir)
     assert len(rows) == 6 and rows[0]["run_id"].startswith("w4-n1k")
+
+
+def test_set_fixes_a_field_for_every_grid_without_naming_runs(tmp_path):
+    path = write_sweep(tmp_path, set={"data.seed": 7, "transfer.targets": ["coarse"]},
+                       axes={"model.width_per_group": [4, 8]},
+                       grids=[{"axes": {"data.images": [64]}}])
+    sweep_dir = expand_sweep(path, tmp_path / "root")
+    rows = manifest(sweep_dir)
+    assert sorted(r["run_id"] for r in rows) == ["n64", "w4", "w8"]
+    for row in rows:
+        config = load_run_config(sweep_dir / "runs" / row["run_id"] / "config.yaml")
+        assert config.data.seed == 7 and config.transfer.targets == ["coarse"]
+    # a set value that changes is a changed config: a done run is not silently re-seeded
+    update_state(sweep_dir / "runs" / "w4", train="done")
+    path = write_sweep(tmp_path, set={"data.seed": 9, "transfer.targets": ["coarse"]},
+                       axes={"model.width_per_group": [4, 8]},
+                       grids=[{"axes": {"data.images": [64]}}])
+    with pytest.raises(ConfigError, match=r"run w4 is done .*data.seed: 7 -> 9"):
+        expand_sweep(path, tmp_path / "root")
 
 
 def test_world_seed_and_list_axes_get_readable_run_ids(tmp_path):
