@@ -52,6 +52,7 @@ FIELDS = {
     "resample": "data.resample",
     "label_noise": "data.label_noise",
     "seed": "seed",
+    "data_seed": "data.seed",     # the synthetic world's seed (the same world for every seed)
     "images_seen": "optim.images_seen",
     "supervised": "data.supervised",
 }
@@ -71,7 +72,7 @@ COLUMNS = {
     "arch": "text", "depth": "Int64", "width": "Int64", "cardinality": "Int64",
     "base_width": "Int64", "params": "Int64", "flops_per_image": "float64",
     "dataset_images": "Int64", "vocab": "text", "resample": "text",
-    "label_noise": "float64", "seed": "Int64", "images_seen": "Int64",
+    "label_noise": "float64", "seed": "Int64", "data_seed": "Int64", "images_seen": "Int64",
     "pretrain_flops": "float64", "target": "text", "protocol": "text",
     "top1": "float64", "top5": "float64", "floor_top1": "float64", "floor_top5": "float64",
     "git_sha": "text",

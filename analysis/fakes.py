@@ -67,13 +67,13 @@ def _run_id(width, images, vocab, seed, resample="natural", label_noise=0.0) -> 
 
 
 def _config(run_id, width, images, vocab, seed, targets, protocols, resample,
-            label_noise) -> dict:
+            label_noise, world) -> dict:
     return {
         "schema_version": 1, "name": run_id, "seed": seed, "precision": "fp32",
         "model": {"arch": "resnext", "depth": 11, "stages": 3, "cardinality": 4,
                   "width_per_group": width, "base_width": 16, "stem": "small",
                   "image_size": 32},
-        "data": {"source": "synthetic", "images": images, "vocab": vocab,
+        "data": {"source": "synthetic", "seed": world, "images": images, "vocab": vocab,
                  "resample": resample, "label_noise": label_noise,
                  "cache": images * 3 * 32 * 32 <= 2**30},  # a valid config at any size
         "optim": {"global_batch": 64, "lr_per_256": 0.1, "images_seen": 10 * images},
@@ -91,7 +91,7 @@ def make_sweep(root: Path, name: str = "fake", widths=(4, 16), vocabs=(1000, "al
                images=(1_000, 10_000, 100_000), seeds=(0, 1, 2),
                targets=("fine", "coarse"), protocols=("linear",), noise: float = 0.5,
                problems: bool = True, ablations: bool = False, rng_seed: int = 0,
-               ceiling: float | None = None) -> Path:
+               ceiling: float | None = None, world: int = 0) -> Path:
     """Write ``root/name/`` like `scaling sweep` + finished runs would.
 
     Done runs: top1 = `true_top1` + N(0, noise), with ``images_seen = 10 * images``,
@@ -105,12 +105,13 @@ def make_sweep(root: Path, name: str = "fake", widths=(4, 16), vocabs=(1000, "al
     truncated transfer JSON and no provenance, seed 2 never started (no state.json). With
     ``ceiling`` (a top-1 %), every noiseless accuracy is `saturate`d under it, for sweeps
     too large for the log-linear law to stay an accuracy (the benches' 10M images).
+    Every run is on synthetic world ``world`` (``data.seed``, set sweep-wide).
     """
     rng = np.random.default_rng(rng_seed)
     root = Path(root)
     sweep = root / name
     (sweep / "runs").mkdir(parents=True)
-    spec = {"name": name, "base": "configs/base-cpu.yaml",
+    spec = {"name": name, "base": "configs/base-cpu.yaml", "set": {"data.seed": world},
             "axes": {"model.width_per_group": list(widths), "data.vocab": list(vocabs),
                      "optim.lr_per_256": [0.1]},
             "zip": [{"data.images": list(images)}], "seeds": list(seeds)}
@@ -125,7 +126,7 @@ def make_sweep(root: Path, name: str = "fake", widths=(4, 16), vocabs=(1000, "al
         run = sweep / "runs" / run_id
         run.mkdir()
         (run / "config.yaml").write_text(yaml.safe_dump(_config(
-            run_id, width, n, vocab, seed, targets, protocols, resample, label_noise)))
+            run_id, width, n, vocab, seed, targets, protocols, resample, label_noise, world)))
         params = 1000 * width ** 2
         row = {"run_id": run_id, "config_hash": f"h{len(manifest):04d}",
                "model.width_per_group": width, "data.images": n, "data.vocab": vocab,

@@ -7,6 +7,7 @@ import warnings
 
 import pandas as pd
 import pytest
+import yaml
 
 from analysis import (
     CollectWarning,
@@ -21,7 +22,8 @@ from analysis.fakes import make_sweep
 
 CONTRACT = ["sweep", "run_id", "status", "train_status", "transfer_status", "arch", "depth",
             "width", "cardinality", "base_width", "params", "flops_per_image",
-            "dataset_images", "vocab", "resample", "label_noise", "seed", "images_seen",
+            "dataset_images", "vocab", "resample", "label_noise", "seed", "data_seed",
+            "images_seen",
             "pretrain_flops", "target", "protocol", "top1", "top5", "floor_top1",
             "floor_top5", "git_sha",
             # the transfer files' fields added with the protocols (issue 12)
@@ -167,3 +169,17 @@ def test_read_metrics_skips_a_truncated_last_line(sweep):
     metrics = read_metrics(run)
     assert metrics.step.tolist() == [0, 1, 2] and "loss" in metrics
     assert read_metrics(sweep / "runs" / "w4-n1000000-v1000-s2").empty
+
+
+def test_results_name_the_world_each_run_was_trained_on(tmp_path):
+    # data.seed picks the synthetic world: a `set` value in the sweep file names no run, so
+    # the results must carry it, from the run's own config
+    sweep = make_sweep(tmp_path, widths=(4,), vocabs=("all",), images=(1_000,), seeds=(0, 1),
+                       targets=("fine",), problems=False)
+    worlds = {}
+    for run in sorted((sweep / "runs").iterdir()):
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        config["data"]["seed"] = worlds[run.name] = 43 + 4 * len(worlds)
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+    df = _collect(sweep)
+    assert dict(zip(df.run_id, df.data_seed)) == worlds and len(worlds) == 2
