@@ -117,18 +117,34 @@ def _with_set(base: dict, fixed, axes: list[str]) -> dict:
     if not isinstance(fixed, dict):
         raise ConfigError(f"set={fixed!r} is invalid: use a mapping field -> value "
                           "(one value for every run)")
-    base = copy.deepcopy(base)
+    fixed_base = copy.deepcopy(base)
     for key, value in fixed.items():
+        if key == "name":
+            raise ConfigError("set.name is invalid: every run is named by its axis values; "
+                              "name the sweep with the top-level `name`")
         try:
             check_field_path(str(key))
         except ConfigError as exc:
             raise ConfigError(f"set.{key}: {exc}") from None
+        if key == "seed" and key in axes:
+            raise ConfigError("set.seed and `seeds` (or a seed axis) both give the run seed: "
+                              "keep one")
         if key in axes:
             raise ConfigError(f"set.{key} is also an axis of this sweep: give it once, as an "
                               "axis (its values vary and name runs) or in set (one value "
                               "for every run)")
-        set_path(base, key, value)
-    return base
+        set_path(fixed_base, key, value)
+    # a bad set value is the sweep's, not one run's: name it when the base alone is valid
+    try:
+        read_run_config({**fixed_base, "name": "set-check"})
+    except ConfigError as exc:
+        try:
+            read_run_config({**base, "name": "set-check"})
+        except ConfigError:
+            pass  # the base needs the axes to be valid: the runs will say what is wrong
+        else:
+            raise ConfigError(f"set: {exc}") from None
+    return fixed_base
 
 
 def _check_keys(mapping: dict, allowed, where: str) -> None:

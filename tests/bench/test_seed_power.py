@@ -70,6 +70,7 @@ def test_joint_chance_leaves_out_quantities_a_design_does_not_run(capsys):
         mod.main(["--seeds", "6", "3", "1", "6", "6", "4"])   # one seed gives no interval
     with pytest.raises(SystemExit):
         mod.main(["--seeds"] + ["0"] * len(mod.QUANTITIES))  # a design that runs nothing
+    assert "a design runs at least one quantity" in capsys.readouterr().err
 
 
 def test_ten_percent_noise_bar_is_losing_half_the_images_on_each_worlds_curve():

@@ -69,9 +69,10 @@ def test_duplicate_points_across_grids_are_deduplicated(tmp_path):
     ({"set": [{"data.seed": 3}]}, "set=.* use a mapping field -> value"),
     ({"set": {"data.seed": 3}, "grids": [{"axes": {"data.seed": [3, 5]}}]},
      "set.data.seed is also an axis"),
-    ({"set": {"seed": 1}, "seeds": [0, 1]}, "set.seed is also an axis"),
+    ({"set": {"seed": 1}, "seeds": [0, 1]}, "set.seed and `seeds`"),
+    ({"set": {"name": "x"}}, "set.name is invalid"),
     ({"set": {"data.resample": "sqrtt"}, "axes": {"model.width_per_group": [4]}},
-     "run w4: .*data.resample='sqrtt'"),
+     "^set: .*data.resample='sqrtt'"),
 ])
 def test_bad_sweep_files_fail_before_writing_anything(tmp_path, spec, message):
     path = write_sweep(tmp_path, **spec)
