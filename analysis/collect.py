@@ -52,7 +52,7 @@ FIELDS = {
     "resample": "data.resample",
     "label_noise": "data.label_noise",
     "seed": "seed",
-    "data_seed": "data.seed",     # the synthetic world's seed (the same world for every seed)
+    "data_seed": "data.seed",     # the world on the synthetic source, the noise draw elsewhere
     "images_seen": "optim.images_seen",
     "supervised": "data.supervised",
 }
@@ -64,6 +64,7 @@ def design_columns(df: pd.DataFrame, transfer: bool = True) -> list[str]:
     left out (what is left names the pretraining)."""
     dotted = [c for c in df.columns if "." in c and (transfer or not c.startswith("transfer."))]
     return [c for c in dict.fromkeys(["sweep", *FIELDS, *dotted]) if c in df.columns]
+
 
 # the fixed columns of results.parquet, in order, with their dtypes
 COLUMNS = {
