@@ -14,6 +14,7 @@ from analysis.collect import (
     SchemaVersionError,
     collect,
     load_results,
+    precision_summary,
     read_metrics,
     run_states,
 )
@@ -43,7 +44,8 @@ _LAZY = {name: "analysis.plots" for name in (
     "plot_scaling", "plot_status", "plot_model_size", "plot_vocab_matrix", "plot_ablation",
     "plot_telemetry", "plot_frontier", "vocab_matrix", "ablation_axes")}
 
-__all__ = ["collect", "load_results", "read_metrics", "run_states", "SCHEMA_VERSION",
+__all__ = ["collect", "load_results", "precision_summary", "read_metrics", "run_states",
+           "SCHEMA_VERSION",
            "SchemaVersionError", "CollectWarning", "fit_law", "fit_groups", "fit_xy",
            "minimise", "predict_row", "FitResult", "FitWarning", "fit_table", "ColumnError",
            "accuracy_units", "Law", "LAWS", "register_law", "get_law",

@@ -60,10 +60,12 @@ FIELDS = {
 
 def design_columns(df: pd.DataFrame, transfer: bool = True) -> list[str]:
     """Columns of a results table that say which run a row is: ``sweep``, the run-config
-    fields and the sweep's dotted axes; with ``transfer=False`` the ``transfer.*`` axes are
-    left out (what is left names the pretraining)."""
+    fields, the precision training ran in and the sweep's dotted axes; with
+    ``transfer=False`` the ``transfer.*`` axes are left out (what is left names the
+    pretraining)."""
     dotted = [c for c in df.columns if "." in c and (transfer or not c.startswith("transfer."))]
-    return [c for c in dict.fromkeys(["sweep", *FIELDS, *dotted]) if c in df.columns]
+    return [c for c in dict.fromkeys(["sweep", *FIELDS, "precision", *dotted])
+            if c in df.columns]
 
 
 # the fixed columns of results.parquet, in order, with their dtypes
@@ -81,6 +83,7 @@ COLUMNS = {
     "top1_dedup": "float64", "n_duplicates": "Int64", "n_train": "Int64", "n_test": "Int64",
     "num_classes": "Int64", "l2": "float64", "feature_dim": "Int64",
     "transfer_wall_s": "float64", "supervised": "text",
+    "precision": "text",   # what training ran in (state.json): `auto` resolves per host
 }
 _TEXT = pd.Series(["text"]).dtype  # pandas' own string dtype ('str' in pandas 3, else object)
 _METRICS = ("top1", "top5", "floor_top1", "floor_top5", "top1_dedup", "n_duplicates",
@@ -250,6 +253,7 @@ def _run_rows(sweep_name: str, run: RunEntry, axes: list[str]) -> list[dict]:
         base[column] = run.manifest.get(field) if value is None else value
     for column in _MANIFEST_VALUES:
         base[column] = run.manifest.get(column)
+    base["precision"] = _precision_ran(config, state)
     for field in axes:
         value = _dotted(config, field)
         base[field] = run.manifest.get(field) if value is None else value
@@ -277,6 +281,16 @@ def _run_rows(sweep_name: str, run: RunEntry, axes: list[str]) -> list[dict]:
     return rows or [dict(base, target=None, protocol=None)]
 
 
+def _precision_ran(config: dict | None, state: dict | None) -> str | None:
+    """The precision training ran in: state.json's (where `auto` was resolved), else the
+    config's when it names one; None while an `auto` run has not started."""
+    ran = (state or {}).get("precision")
+    if isinstance(ran, str) and ran:
+        return ran
+    configured = (config or {}).get("precision", "fp32")
+    return configured if configured != "auto" else None
+
+
 def check_sweep_dir(sweep: Path) -> Path:
     """Refuse (one line) a folder that is not a sweep with runs, before anything is read
     or written there: `collect` of a typo or of `/` must not leave a results.parquet."""
@@ -299,7 +313,22 @@ def _collect_one(sweep: Path) -> pd.DataFrame:
     axes = [c for c in manifest.columns if "." in c and c not in mapped]
     name = _sweep_name(sweep)
     rows = [row for run in _runs(sweep, manifest) for row in _run_rows(name, run, axes)]
-    return _typed(pd.DataFrame(rows), axes)
+    df = _typed(pd.DataFrame(rows), axes)
+    if df["precision"].dropna().nunique() > 1:
+        warnings.warn(f"{name}: runs trained in {precision_summary(df)} (precision: auto "
+                      "resolves per host): findings pair runs of one precision; fit them "
+                      "apart (by=[..., 'precision'])", CollectWarning, stacklevel=3)
+    return df
+
+
+def precision_summary(df: pd.DataFrame) -> str:
+    """'bf16 (4 runs), fp32 (2 runs)': the precisions training ran in, by distinct run."""
+    if "precision" not in df.columns or not len(df):
+        return "unknown precision"
+    runs = df.drop_duplicates(["sweep", "run_id"])["precision"].fillna("not yet trained")
+    counts = runs.value_counts()
+    return ", ".join(f"{kind} ({n} run{'s' if n != 1 else ''})"
+                     for kind, n in sorted(counts.items()))
 
 
 def _typed(df: pd.DataFrame, axes: list[str]) -> pd.DataFrame:

@@ -574,11 +574,15 @@ def fit_groups(df: pd.DataFrame, by: Sequence[str] = ("width", "vocab", "target"
             group = (group.assign(_y=_column(group, y, units).to_numpy())
                      .groupby(xcols, as_index=False, dropna=True)["_y"].mean()
                      .rename(columns={"_y": y}))
+        mixed = _mixed_precisions(group, by)
         result = fit_law(group, x=x, y=y, law=law, n_boot=n_boot, seed=seed, units=units,
                          **fit_options)
+        notes = result.warnings + ([mixed] if mixed else [])
+        if mixed:
+            warnings.warn(f"{dict(zip(by, key))}: {mixed}", FitWarning, stacklevel=2)
         row = dict(zip(by, key), law=law.name, n=result.n, n_x=result.n_x,
                    r2=result.r2, rmse=result.rmse, x_max=result.x_range[1],
-                   message=result.message, warning="; ".join(result.warnings))
+                   message=result.message, warning="; ".join(notes))
         for p in law.params:
             row[p] = result.params[p]
             row[f"{p}_lo"], row[f"{p}_hi"] = result.intervals[p]
@@ -586,6 +590,18 @@ def fit_groups(df: pd.DataFrame, by: Sequence[str] = ("width", "vocab", "target"
             row["fit"] = result
         rows.append(row)
     return pd.DataFrame(rows, columns=columns)
+
+
+def _mixed_precisions(group: pd.DataFrame, by: list[str]) -> str | None:
+    """Why a group's points should not share a curve: they trained in more than one
+    precision (`precision: auto` resolves per host), or None."""
+    if "precision" not in group.columns or "precision" in by:
+        return None
+    kinds = sorted(group["precision"].dropna().unique())
+    if len(kinds) < 2:
+        return None
+    return (f"its runs trained in {', '.join(kinds)} (precision: auto resolves per host): "
+            "numerics differ; fit them apart with by=[..., 'precision']")
 
 
 def predict_row(row: pd.Series | dict, x) -> np.ndarray:

@@ -28,6 +28,9 @@ from contract.versions import RUN_CONFIG as SCHEMA_VERSION
 from contract.world import WorldConfig
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+"""The precisions a run trains in."""
+PRECISION_CHOICES = (*PRECISIONS, "auto")
+"""What `precision` accepts: `auto` is resolved where the run trains (scaling/precision.py)."""
 RESAMPLES = ("natural", "sqrt", "uniform")
 NOISE_FROM = ("marginal", "uniform")
 SCHEDULES = ("step", "cosine")
@@ -454,6 +457,9 @@ class RunConfig:
     seed: int = 0
     """Run seed: model init and data order (the world has its own, data.seed)."""
     precision: str = "fp32"
+    """fp32, bf16 or fp16 autocast, or `auto`: bf16 where the training device runs it
+    natively, else fp32 (fp16 on older GPUs); resolved at train time, recorded in
+    state.json and the results' `precision` column (docs/design.md)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -465,8 +471,8 @@ class RunConfig:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        check(self.precision in PRECISIONS, "precision", self.precision,
-              f"use one of {', '.join(PRECISIONS)}")
+        check(self.precision in PRECISION_CHOICES, "precision", self.precision,
+              f"use one of {', '.join(PRECISION_CHOICES)}")
         check(self.schema_version <= SCHEMA_VERSION, "schema_version", self.schema_version,
               f"this version reads schema <= {SCHEMA_VERSION}; upgrade wsl-scaling")
         world = self.resources.world_size

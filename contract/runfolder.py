@@ -83,7 +83,7 @@ def default_state() -> dict[str, Any]:
 _STATE_TYPES = {"train": (str,), "transfer": (str,), "attempts": (int,),
                 "images_seen": (int,), "error": (str, type(None)),
                 "heartbeat": (str, type(None)), "job": (str, type(None)),
-                "host": (str, type(None))}
+                "host": (str, type(None)), "precision": (str, type(None))}
 
 
 def state_problem(payload: Any) -> Optional[str]:

@@ -22,9 +22,9 @@ from typing import Optional
 import torch
 
 from contract.atomic import atomic_write_text
-from contract.config import RunConfig, dump_yaml, support_reason, to_dict
+from contract.config import PRECISIONS, RunConfig, dump_yaml, support_reason, to_dict
 from contract.runfolder import now_iso, read_state, write_json
-from scaling import checkpoint, dist, logs, recipe
+from scaling import checkpoint, dist, logs, precision, recipe
 from scaling.allocator import pin_heap
 from scaling.errors import ConfigError, RunError
 from scaling.runfiles import (
@@ -137,7 +137,10 @@ class Trainer:
                 log.info("warning: %d of %d records of %s are missing or undecodable (skipped; "
                          "data.max_corrupt_frac=%s)", pset.corrupt, config.data.images,
                          config.data.path, config.data.max_corrupt_frac)
-        config = _resolve_strategy(config, env, self.pset.num_classes)
+        config = _resolve_strategy(config, env, self.pset.num_classes,
+                                   self._started_in(config))
+        if env.is_main and self.run_dir is not None:
+            update_state(self.run_dir, precision=config.precision)
         self.config, optim = config, config.optim
         torch.manual_seed(config.seed)
         model = create_model(config.model.arch, num_classes=self.pset.num_classes,
@@ -159,6 +162,16 @@ class Trainer:
         self.total_steps = recipe.total_steps(optim)
         self.step, self.skipped, self.consecutive_skips = 0, 0, 0
         self.last_applied = True
+
+    def _started_in(self, config: RunConfig) -> Optional[str]:
+        """The precision `auto` resolved to when this run started, if it has a checkpoint
+        to resume from (state.json `precision`); None: resolve on this device."""
+        if config.precision != precision.AUTO or self.run_dir is None:
+            return None
+        if checkpoint.latest_complete(self.run_dir / "checkpoints") is None:
+            return None
+        recorded = read_state(self.run_dir).get("precision")
+        return recorded if recorded in PRECISIONS else None
 
     # ------------------------------------------------------------------ state (Stateful)
     def state_dict(self) -> dict:
@@ -407,9 +420,12 @@ def forward_backward(strategy, config: RunConfig, x: torch.Tensor, y: torch.Tens
     return step_loss
 
 
-def _resolve_strategy(config: RunConfig, env: dist.DistEnv, num_classes: int) -> RunConfig:
-    """Refuse an unsupported cell once the device is known; resolve `auto` at this world
-    size (a sweep normally resolves it already, with nodes x devices)."""
+def _resolve_strategy(config: RunConfig, env: dist.DistEnv, num_classes: int,
+                      started_in: Optional[str] = None) -> RunConfig:
+    """Refuse an unsupported cell once the device is known; resolve `shard.strategy: auto`
+    at this world size (a sweep normally resolves it already, with nodes x devices) and
+    `precision: auto` on this device (scaling/precision.py), or to `started_in`, the
+    precision a resumed run started in: one run, one numerics."""
     import copy
 
     from scaling import memory
@@ -425,12 +441,34 @@ def _resolve_strategy(config: RunConfig, env: dist.DistEnv, num_classes: int) ->
             setattr(config.shard, key, value)
         if env.is_main:
             log.info("shard.strategy=auto -> %s %s", plan.strategy, plan.shard)
+    if config.precision == precision.AUTO:
+        config = copy.deepcopy(config)
+        if started_in:
+            config.precision, why = started_in, "the precision this run started in"
+        else:
+            config.precision, why = precision.resolve(precision.AUTO, env.device,
+                                                      config.shard.strategy,
+                                                      config.shard.offload)
+        if env.is_main:
+            log.info("precision=auto -> %s (%s)", config.precision, why)
+    else:
+        _warn_once(precision.slow_bf16_warning(config.precision, env.device), env)
     reason = support_reason(config.shard.strategy, config.precision, device,
                             config.shard.offload)
     if reason:
         raise ConfigError(f"shard.strategy={config.shard.strategy!r} with precision="
                           f"{config.precision!r} on {device} is unsupported: {reason}")
     return config
+
+
+_WARNED: set = set()
+
+
+def _warn_once(message: Optional[str], env: dist.DistEnv) -> None:
+    """A warning said once per process on rank 0 (fine-tuning resolves per target)."""
+    if message and env.is_main and message not in _WARNED:
+        _WARNED.add(message)
+        log.warning(message)
 
 
 def _tracker(strategy):

@@ -18,6 +18,7 @@ import dataclasses
 import io
 import itertools
 import json
+import logging
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -37,6 +38,8 @@ from contract.config import (
 from contract.runfolder import SAFE_NAME, read_json, read_manifest, read_state, write_json
 from scaling.errors import ConfigError, UserError
 from scaling.runfiles import private_dir
+
+log = logging.getLogger(__name__)
 
 SWEEP_KEYS = ("name", "description", "base", "set", "axes", "zip", "seeds", "grids")
 GRID_KEYS = ("axes", "zip")
@@ -324,6 +327,21 @@ def _estimates(config: RunConfig, cache: dict) -> dict:
             "est_host_mem_per_node_gb": round(memory.gib(_host_bytes(config, est)), 3)}
 
 
+def _warn_slow_precision(configs) -> None:
+    """Warn once per kind for runs asking for bf16 where it is emulated (this host's CPU
+    for CPU runs; the GPU table for CUDA runs): the sweep is where a user can still change
+    it (scaling/precision.py)."""
+    from scaling.precision import sweep_warning
+
+    said = set()
+    for config in configs:
+        res = config.resources
+        message = sweep_warning(config.precision, res.device, res.gpu)
+        if message and message not in said:
+            said.add(message)
+            log.warning(message)
+
+
 def _host_bytes(config: RunConfig, est) -> float:
     """Host memory of one node: every rank's uint8 pretraining cache, plus the ranks' own
     memory when they run on CPU."""
@@ -355,6 +373,8 @@ def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps"
             estimates[run_id] = _estimates(config, cache)
         except (UserError, FileNotFoundError) as exc:  # the data source refuses the config
             raise ConfigError(f"run {run_id}: {exc}") from None
+
+    _warn_slow_precision(config for _, config, _ in runs)
 
     # refuse before writing anything: another study under the same name, or a run that is
     # done or has a checkpoint whose config would change

@@ -168,5 +168,7 @@ def autocast(config: RunConfig, device: torch.device):
     mixed dtypes), convolutions and the classifier run in bf16 / fp16."""
     if config.precision == "fp32":
         return contextlib.nullcontext()
+    if config.precision not in ("bf16", "fp16"):  # `auto` is resolved before any strategy
+        raise AssertionError(f"precision={config.precision!r} reached autocast unresolved")
     dtype = torch.bfloat16 if config.precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)

@@ -28,7 +28,7 @@ CONTRACT = ["sweep", "run_id", "status", "train_status", "transfer_status", "arc
             "floor_top5", "git_sha",
             # the transfer files' fields added with the protocols (issue 12)
             "top1_dedup", "n_duplicates", "n_train", "n_test", "num_classes", "l2",
-            "feature_dim", "transfer_wall_s", "supervised"]
+            "feature_dim", "transfer_wall_s", "supervised", "precision"]
 
 
 def _collect(*dirs, **kw):
