@@ -20,6 +20,7 @@ def scaling(*args, cwd):
 @pytest.mark.slow
 def test_tiny_sweep_end_to_end_beats_the_random_trunk_and_reports(tmp_path, repo_root):
     base = yaml.safe_load((repo_root / "configs" / "base-cpu.yaml").read_text())
+    base["precision"] = "fp32"  # the same numerics on every host (auto follows the CPU)
     base["model"].update(width_per_group=4)
     base["optim"].update(images_seen=8192)
     base["transfer"].update(train_images=1500, test_images=1500)

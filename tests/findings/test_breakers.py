@@ -69,6 +69,7 @@ def breaker_results(tmp_path_factory, repo_root):
     root = Path(os.environ.get("FINDINGS_BREAKERS_ROOT") or tmp_path_factory.mktemp("breakers"))
     root.mkdir(parents=True, exist_ok=True)
     base = yaml.safe_load((repo_root / "configs" / "base-cpu.yaml").read_text())
+    base["precision"] = "fp32"  # the same numerics on every host (auto follows the CPU)
     base["model"].update(width_per_group=4, image_size=16)
     base["data"]["world"] = {**(base["data"].get("world") or {}), **TINY_WORLD}
     base["optim"].update(images_seen=EPOCHS * MIDDLE)
