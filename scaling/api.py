@@ -21,20 +21,35 @@ def _as_config(config: Union[RunConfig, str, Path]) -> tuple[RunConfig, Optional
     return load_run_config(config), Path(config).resolve().parent
 
 
-def sweep(sweep_file: str, root: str = "sweeps") -> Path:
-    """Expand SWEEP_FILE into ROOT/<name>/runs/<run_id>/config.yaml and manifest.csv.
+def sweep(sweep_file: str, root: str = "sweeps", parallel: int = 2) -> Path:
+    """Expand SWEEP_FILE into ROOT/<name>/runs/<run_id>/config.yaml and manifest.csv, and
+    print the study's estimated wall time on this host.
 
     Args:
         sweep_file: the sweep YAML (docs/design.md format).
         root: folder that holds sweep folders.
+        parallel: runs at a time the wall-time estimate assumes (`scaling run --parallel`).
     """
+    _check_parallel(parallel)
     from scaling.sweep import expand_sweep
+    from slurm.eta import sweep_summary
 
     out = expand_sweep(sweep_file, root)
     from contract.runfolder import read_manifest
 
-    print(f"{out}: {len(read_manifest(out / 'manifest.csv'))} runs")
+    rows = read_manifest(out / "manifest.csv")
+    print(f"{out}: {len(rows)} runs")
+    line = sweep_summary(rows, parallel)
+    if line:
+        print(line)
     return out
+
+
+def _check_parallel(parallel) -> None:
+    from scaling.errors import ConfigError
+
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+        raise ConfigError(f"parallel={parallel!r} is invalid: use at least 1 run at a time")
 
 
 expand_sweep = sweep
@@ -55,8 +70,7 @@ def run(sweep_dir: str, local: bool = False, parallel: int = 2, retry_failed: bo
 
     if not local:
         raise ConfigError("run: --local is required (use `scaling submit` for Slurm)")
-    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
-        raise ConfigError(f"parallel={parallel!r} is invalid: use at least 1 run at a time")
+    _check_parallel(parallel)
     from slurm.local import run_local as _run_local
 
     return _run_local(sweep_dir, parallel=parallel, retry_failed=retry_failed,
@@ -267,7 +281,7 @@ def demo(root: str = "sweeps", parallel: int = 2, sweep_file: Optional[str] = No
     import time
 
     start = time.perf_counter()
-    sweep_dir = sweep(sweep_file or str(REPO / "configs" / "demo.yaml"), root)
+    sweep_dir = sweep(sweep_file or str(REPO / "configs" / "demo.yaml"), root, parallel)
     run(str(sweep_dir), local=True, parallel=parallel)
     path = report(str(sweep_dir))
     print(f"demo finished in {time.perf_counter() - start:.0f} s")

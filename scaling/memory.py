@@ -53,6 +53,8 @@ class ModelProfile:
     flops_per_image: int = 0
     param_numels: tuple = ()
     """Elements of each parameter in model order (how flat and whole-tensor shards cut)."""
+    num_features: int = 0
+    """Width of the pooled features transfer probes (0 when the model does not say)."""
 
 
 @dataclass
@@ -123,7 +125,8 @@ def profile_model(model_factory, image_size: int,
                         input_bytes_per_image=3 * image_size * image_size * 4,
                         flops_per_image=(forward_flops(model, image_size)
                                          if flops_per_image is None else flops_per_image),
-                        param_numels=tuple(p.numel() for p in model.parameters()))
+                        param_numels=tuple(p.numel() for p in model.parameters()),
+                        num_features=int(getattr(model, "num_features", 0)))
 
 
 def profile_config(config, num_classes: int,

@@ -293,9 +293,10 @@ def _check_targets(run_id: str, config: RunConfig, checked: set) -> None:
     checked.add(key)
 
 
-def _estimates(config: RunConfig, cache: dict) -> dict:
+def _estimates(config: RunConfig, cache: dict, clock) -> dict:
     """Manifest columns of one run; resolves `shard.strategy: auto` in `config` (in place)
-    to the strategy and nodes x devices the memory estimator picks (scaling/memory.py)."""
+    to the strategy and nodes x devices the memory estimator picks (scaling/memory.py);
+    `clock` (a scaling.walltime.Estimator) times it on this host."""
     from scaling import memory
     from scaling.recipe import model_kwargs
 
@@ -317,6 +318,7 @@ def _estimates(config: RunConfig, cache: dict) -> dict:
         chosen = config.shard.strategy
     world = config.resources.world_size
     est = memory.estimate(profile, config, world)
+    wall = clock.run(config, classes, profile.flops_per_image, profile.num_features or 256)
     return {"params": profile.params, "flops_per_image": profile.flops_per_image,
             "pretrain_flops": 3 * profile.flops_per_image * config.optim.images_seen,
             "num_classes": classes, "est_mem_per_device_gb": round(memory.gib(est.total_bytes), 3),
@@ -324,7 +326,9 @@ def _estimates(config: RunConfig, cache: dict) -> dict:
             "reshard_after_forward": config.shard.reshard_after_forward,
             "nodes_x_devices": f"{config.resources.nodes}x{config.resources.devices_per_node}",
             "est_device_hours": round(memory.device_hours(profile, config, world), 4),
-            "est_host_mem_per_node_gb": round(memory.gib(_host_bytes(config, est)), 3)}
+            "est_host_mem_per_node_gb": round(memory.gib(_host_bytes(config, est)), 3),
+            "est_train_s": round(wall.train_s, 1), "est_transfer_s": round(wall.transfer_s, 1),
+            "est_basis": wall.basis}
 
 
 def _warn_slow_precision(configs) -> None:
@@ -366,13 +370,20 @@ def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps"
         _check_targets(run_id, config, checked)
 
     # resolve `auto` (strategy, nodes x devices) first: a done run is compared resolved
+    from scaling.walltime import Estimator
+
     cache: dict = {}
+    clock = Estimator()
     estimates = {}
     for run_id, config, _ in runs:
         try:
-            estimates[run_id] = _estimates(config, cache)
+            estimates[run_id] = _estimates(config, cache, clock)
         except (UserError, FileNotFoundError) as exc:  # the data source refuses the config
             raise ConfigError(f"run {run_id}: {exc}") from None
+    clock.cache.save()
+    for row in estimates.values():
+        if not row["est_basis"].startswith("GPU table"):
+            row["est_basis"] += clock.busy_note()
 
     _warn_slow_precision(config for _, config, _ in runs)
 

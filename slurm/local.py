@@ -26,6 +26,7 @@ from contract.runfolder import MISSING, RunEntry, list_runs, read_state
 from scaling.errors import ConfigError, RunError
 from scaling.runfiles import one_line
 from slurm.environment import without_slurm
+from slurm.eta import Eta, describe, run_seconds
 from slurm.retry import next_phase
 from slurm.tasks import local_argv, run_resources, write_task_scripts
 
@@ -177,29 +178,47 @@ def run_one(run_dir: Path, retry_failed: bool = False, env: Optional[dict] = Non
 
 
 def _pooled(pool: CpuPool, run_dir: Path, retry_failed: bool, failures: dict,
-            children: Children) -> str:
+            children: Children, eta: Optional[Eta] = None) -> str:
     try:
         res = run_resources(run_dir)
         want = res.devices_per_node * res.cpus_per_rank
     except ConfigError:
         want = 1
     got = pool.take(want)
+    if eta is not None:
+        eta.start(run_dir.name, time.monotonic())
     try:
         return run_one(run_dir, retry_failed, failures=failures, children=children)
     finally:
+        if eta is not None:
+            eta.finish(run_dir.name, time.monotonic())
         pool.give(got)
 
 
+def _estimate(entry: RunEntry) -> Optional[float]:
+    """Seconds left of a run by the sweep's estimate (transfer only once trained)."""
+    total = run_seconds(entry.manifest)
+    if total is None or read_state(entry.path)["train"] != "done":
+        return total
+    try:
+        return float(entry.manifest["est_transfer_s"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def longest_first(entries: list[RunEntry]) -> list[Path]:
-    """Run folders by the sweep's estimate of their cost (manifest `est_device_hours`:
-    pretraining plus any full fine-tuning), largest first, ties in manifest order: with a
-    few runs at a time, the last ones to start are then the short ones, so cores are not
-    left idle behind one long run at the end. A run without a usable estimate counts as
-    the cheapest. (So the runs `run_local` reports and names on failure come in this order
-    too.)"""
+    """Run folders by the sweep's estimate of their cost (manifest `est_train_s` +
+    `est_transfer_s`, measured on this host; else `est_device_hours`), largest first, ties
+    in manifest order: with a few runs at a time, the last ones to start are then the
+    short ones, so cores are not left idle behind one long run at the end. A run without a
+    usable estimate counts as the cheapest. (So the runs `run_local` reports and names on
+    failure come in this order too.)"""
     def cost(entry: RunEntry) -> float:
+        seconds = run_seconds(entry.manifest)  # measured on this host by `scaling sweep`
+        if seconds is not None:
+            return seconds
         try:
-            value = float(entry.manifest.get("est_device_hours") or 0.0)
+            value = float(entry.manifest.get("est_device_hours") or 0.0) * 3600
         except (TypeError, ValueError):
             return 0.0
         return value if math.isfinite(value) else 0.0
@@ -220,8 +239,12 @@ def run_local(sweep_dir: Union[str, Path], parallel: int = 2, retry_failed: bool
     pool = CpuPool(cores or len(os.sched_getaffinity(0)))
     todo = [r for r in runs if next_phase(read_state(r), retry_failed) is not None]
     skipped = len(runs) - len(todo)
+    by_path = {e.path: e for e in entries}
+    eta = Eta({r.name: _estimate(by_path[r]) for r in todo}, parallel)
+    left = eta.left(time.monotonic())
     print(f"{sweep_dir.name}: {len(todo)} runs to do, {skipped} already finished or failed "
           f"(--retry_failed reruns failed ones); {parallel} at a time"
+          + (f"; about {describe(left)} by the sweep's estimate" if left else "")
           + (f"; {len(missing)} listed in manifest.csv have no folder ({missing[0]}...): "
              "`scaling sweep` again recreates them" if missing else ""), flush=True)
     bar = None
@@ -234,13 +257,18 @@ def run_local(sweep_dir: Union[str, Path], parallel: int = 2, retry_failed: bool
     previous = _install_stop_handlers()
     ex = ThreadPoolExecutor(max_workers=max(1, parallel))
     try:
-        futures = {ex.submit(_pooled, pool, r, retry_failed, failures, children): r
+        futures = {ex.submit(_pooled, pool, r, retry_failed, failures, children, eta): r
                    for r in todo}
-        for future in as_completed(futures):
+        for count, future in enumerate(as_completed(futures), 1):
             line = future.result()
+            left = eta.left(time.monotonic()) if count < len(todo) else None
+            if left is not None:
+                line += f"  [{count}/{len(todo)} runs, about {describe(left)} left]"
             if bar:
                 bar.write(line)
                 bar.update(1)
+                if left is not None:
+                    bar.set_postfix_str(f"about {describe(left)} left")
             else:
                 print(line, flush=True)
     except (KeyboardInterrupt, _Stopped) as exc:
