@@ -19,7 +19,7 @@ QUICK = [
                        "--rounds", "5", "--data"]),
     ("bench_control.py", ["--runs", "10000", "--rounds", "2"]),
     ("bench_data.py", ["--images", "4096"]),
-    ("bench_train.py", ["--widths", "4", "16", "--steps", "4"]),
+    ("bench_train.py", ["--widths", "4", "16", "--rounds", "5"]),
     ("bench_sweep.py", []),
     ("bench_submit.py", []),
     ("bench_engine.py", ["--strategies", "ddp", "fsdp2_z3", "--steps", "6"]),
@@ -35,7 +35,7 @@ FULL = [
     ("bench_control.py", ["--runs", "10000", "--rounds", "3"]),
     ("bench_data.py", ["--images", "32768"]),
     ("bench_data.py", ["--images", "8192", "--image_size", "64"]),
-    ("bench_train.py", ["--widths", "4", "8", "16", "32", "--steps", "8"]),
+    ("bench_train.py", ["--widths", "4", "8", "16", "32", "--rounds", "9"]),
     ("bench_train.py", ["--widths", "4", "16", "--threads", "2"]),
     ("bench_sweep.py", ["--full"]),
     ("bench_engine.py", ["--steps", "12"]),  # every row of the strategy table

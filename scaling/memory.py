@@ -18,13 +18,11 @@ import weakref
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+from scaling import gpus
 from scaling.errors import ConfigError
 
 GIB = 2 ** 30
 # Memory (GiB) and dense bf16 peak FLOP/s of the GPUs sweeps plan for.
-GPUS = {"H200": (141, 989.4e12), "H100": (80, 989.4e12), "A100": (80, 312e12),
-        "A100-40": (40, 312e12), "L40S": (48, 362e12), "A10": (24, 125e12),
-        "V100": (32, 125e12)}
 CPU_FLOPS_PER_CORE = 5e10  # a plan-level figure; telemetry measures the real one per run
 ASSUMED_MFU = {"cuda": 0.35, "cpu": 0.25}
 # Saved-for-backward bytes counted on the meta device exceed the peak the CPU members
@@ -247,7 +245,7 @@ def device_capacity(config) -> float:
         return res.device_mem_gb * GIB
     if res.device == "cpu":
         return res.mem_gb * GIB / res.devices_per_node
-    return GPUS.get(res.gpu, GPUS["H100"])[0] * GIB
+    return gpus.by_name(res.gpu).memory_gb * GIB
 
 
 def device_hours(profile: ModelProfile, config, devices: int) -> float:
@@ -255,7 +253,7 @@ def device_hours(profile: ModelProfile, config, devices: int) -> float:
     if kind == "cpu":
         peak = CPU_FLOPS_PER_CORE * config.resources.cpus_per_rank
     else:
-        peak = GPUS.get(config.resources.gpu, GPUS["H100"])[1]
+        peak = gpus.by_name(config.resources.gpu).half
     images = config.optim.images_seen
     if "finetune" in config.transfer.protocols:  # trains the whole trunk again per target
         images += config.transfer.finetune.images_seen * len(config.transfer.targets)

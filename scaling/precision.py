@@ -39,8 +39,6 @@ X86_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 SLOW_BF16 = ("measured 8.5x slower than fp32 there (70 against 600 images/s, paper-mini's "
              "width-16 model on a 2-core AVX2 host)")
 """The slowdown the warnings name: the one measurement of it on these hosts."""
-GPUS_WITHOUT_BF16 = ("V100", "T4", "P100")
-"""GPU models (resources.gpu) with compute capability < 8.0: no bf16 tensor cores."""
 
 
 @dataclass(frozen=True)
@@ -146,7 +144,9 @@ def sweep_warning(precision: str, device: str, gpu: str) -> Optional[str]:
         return None
     if device == "cpu":
         return slow_bf16_warning(precision, "cpu")
-    if gpu in GPUS_WITHOUT_BF16:
+    from scaling.gpus import GPUS
+
+    if gpu in GPUS and not GPUS[gpu].bf16:
         return (f"precision=bf16 with resources.gpu={gpu!r}: compute capability < 8.0 has no "
                 "bf16 tensor cores, so bf16 is emulated and slow; use precision: auto (fp16 "
                 "with loss scaling there) or fp16")

@@ -19,17 +19,7 @@ import torch
 
 from contract.atomic import atomic_write_text
 from contract.runfolder import parse_metrics_line
-
-# Dense peak FLOP/s by GPU name fragment: (bf16/fp16 tensor core, tf32, fp32 CUDA cores).
-GPU_PEAKS = {
-    "H200": (989.4e12, 494.7e12, 66.9e12),
-    "H100": (989.4e12, 494.7e12, 66.9e12),
-    "A100": (312e12, 156e12, 19.5e12),
-    "L40S": (362e12, 183e12, 91.6e12),
-    "A10": (125e12, 62.5e12, 31.2e12),
-    "V100": (125e12, 15.7e12, 15.7e12),
-}
-
+from scaling import gpus
 
 QUIET_LOAD = 0.25
 """A peak is trusted only when measured with at most this much other load per core (the
@@ -135,13 +125,12 @@ def peak_flops(device: torch.device, precision: str) -> float:
     """Peak FLOP/s of the device for MFU: the table for known GPUs, a trusted measurement
     on CPUs; NaN when unknown (MFU is then reported as NaN rather than guessed)."""
     if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        for key, (half, tf32, fp32) in GPU_PEAKS.items():
-            if key in name:
-                if precision in ("bf16", "fp16"):
-                    return half
-                return tf32 if torch.backends.cuda.matmul.allow_tf32 else fp32
-        return float("nan")
+        gpu = gpus.by_device_name(torch.cuda.get_device_name(device))
+        if gpu is None:
+            return float("nan")
+        if precision in ("bf16", "fp16"):
+            return gpu.half
+        return gpu.tf32 if torch.backends.cuda.matmul.allow_tf32 else gpu.fp32
     return measured_cpu_peak(torch.get_num_threads())
 
 
