@@ -1,6 +1,6 @@
 """How often a paper-mini finding clears its bar at a given number of seeds (a power estimate).
 
-    python bench/seed_power.py [--effects bench/records/paper_mini_seed_effects.csv]
+    python bench/seed_power.py [--effects records/paper_mini_seed_effects.csv]
                                [--seeds 6 3 6 0 6 4]
 
 The effects file holds the per-seed effects of the judged quantities in the `make
@@ -12,7 +12,7 @@ findings' widened seed bootstrap approximates) clears the bar of configs/finding
 averaged over the worlds (the noncentral t: a one-sample t test's power). `--seeds` gives
 a design's seeds for the quantities in the order printed (0: a quantity the design does
 not run, e.g. sqrt when it resamples with uniform), and the script prints the chance that
-all it runs clear together (independence assumed). data/README.md, "Power across the
+all it runs clear together (independence assumed). records/history.md, "Power across the
 records", quotes its tables.
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from scipy import stats
 
-DEFAULT_EFFECTS = Path(__file__).parent / "records" / "paper_mini_seed_effects.csv"
+DEFAULT_EFFECTS = Path(__file__).parents[1] / "records" / "paper_mini_seed_effects.csv"
 # quantity: (label, bar, side): "lower" passes when the interval's lower bound is above
 # the bar, "upper" when its upper bound is below it; bar None = log10(2) x b16 of the world
 # (10% noise costs less than halving the images, finding 5's rule read in points).

@@ -1,5 +1,5 @@
 """bench/seed_power.py estimates how often a finding's 95% interval clears its bar at n seeds
-(data/README.md, "Power across the records", quotes it): checked against what a t interval
+(records/history.md, "Power across the records", quotes it): checked against what a t interval
 must do, by simulation, and on the records file it ships with."""
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ node, a private bridge between them).
 What runs here: ranks started by srun on two hosts with two addresses, rendezvous on the
 first host of the allocation, gloo traffic across the bridge, USR2 and requeue of a two-node
 task, a node's link cut mid-run. What only a GPU cluster can show: NCCL, InfiniBand, GPU
-placement (README "Multi-node").
+placement (docs/slurm.md, "Multi-node").
 """
 
 from __future__ import annotations

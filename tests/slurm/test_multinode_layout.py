@@ -1,4 +1,4 @@
-"""The documented multi-node GPU layout (README "Multi-node"), rendered without GPUs or a
+"""The documented multi-node GPU layout (docs/slurm.md), rendered without GPUs or a
 cluster: a 2-node x 8-GPU run gets one srun task per device, each rank its place, its
 device and NCCL, and all of them the same rendezvous on the first host."""
 
