@@ -293,8 +293,8 @@ def _check_overrides(given: dict, allowed: dict, where: str) -> None:
 # (strategy, precision, device) -> None when supported, else the reason it is refused; the
 # refused cells and offload support are rows of the strategy table
 # (contract/strategies.py). Every supported CPU cell is exercised by
-# tests/scaling/test_precision.py and every GPU cell by its gpu-marked twin; README
-# "Sharding strategies and the support matrix" publishes this table as measured.
+# tests/scaling/test_precision.py and every GPU cell by its gpu-marked twin;
+# docs/strategies.md, "The support matrix", publishes this table as measured.
 
 
 def support_reason(strategy: str, precision: str, device: str, offload: bool = False

@@ -16,7 +16,8 @@ from slurm.environment import JobEnvironment
 
 def restrict_umask() -> None:
     """Never create files or folders that group or others can write (a checkpoint that
-    someone else can replace is code they can run: see README, "What is trusted")."""
+    someone else can replace is code they can run: see docs/run-folder.md, "What is
+    trusted")."""
     current = os.umask(0o022)
     os.umask(current | 0o022)
 
