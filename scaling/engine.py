@@ -436,9 +436,7 @@ def _resolve_strategy(config: RunConfig, env: dist.DistEnv, num_classes: int,
         config.resources.device = device
         plan = memory.choose(memory.profile_config(config, num_classes), config,
                              max_nodes=config.resources.nodes)
-        config.shard.strategy = plan.strategy
-        for key, value in plan.shard.items():
-            setattr(config.shard, key, value)
+        memory.apply_plan(config, plan)
         if env.is_main:
             log.info("shard.strategy=auto -> %s %s", plan.strategy, plan.shard)
     if config.precision == precision.AUTO:

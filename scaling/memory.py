@@ -271,6 +271,17 @@ class Plan:
     fits: bool
 
 
+def apply_plan(config, plan: Plan) -> str:
+    """Write `auto`'s choice into `config` (in place): strategy, its shard knobs, nodes x
+    devices; returns what the sweep and the log say (`auto->fsdp2`, `(does not fit)`)."""
+    config.shard.strategy = plan.strategy
+    for name, value in plan.shard.items():
+        setattr(config.shard, name, value)
+    config.resources.nodes = plan.nodes
+    config.resources.devices_per_node = plan.devices_per_node
+    return f"auto->{plan.strategy}" + ("" if plan.fits else " (does not fit)")
+
+
 def choose(profile: ModelProfile, config, max_nodes: int = 64) -> Plan:
     """`auto`: the least-communication strategy that fits, at the configured devices per
     node, adding nodes (powers of two) only when nothing fits on fewer."""

@@ -307,13 +307,7 @@ def _estimates(config: RunConfig, cache: dict, clock) -> dict:
         cache[key] = memory.profile_config(config, classes)
     profile = cache[key]
     if config.shard.strategy == "auto":
-        plan = memory.choose(profile, config)
-        config.shard.strategy = plan.strategy
-        for name, value in plan.shard.items():
-            setattr(config.shard, name, value)
-        config.resources.nodes = plan.nodes
-        config.resources.devices_per_node = plan.devices_per_node
-        chosen = f"auto->{plan.strategy}" + ("" if plan.fits else " (does not fit)")
+        chosen = memory.apply_plan(config, memory.choose(profile, config))
     else:
         chosen = config.shard.strategy
     world = config.resources.world_size
