@@ -17,9 +17,15 @@ def test_local_run_goes_through_the_task_scripts(tmp_path):
     sweep = write_sweep(tmp_path, "loc", {
         "r0": {"transfer.floor": False},
         "two-nodes": {"resources": {"nodes": 2, "mem_gb": 1, "time_min": 10}}})
+    # the sweep's host estimates (scaling sweep writes them): the executor says the time
+    # left at the start and after each run that is not the last
+    (sweep / "manifest.csv").write_text("run_id,est_train_s,est_transfer_s\n"
+                                        "r0,20,10\ntwo-nodes,40,20\n")
     proc = scaling("run", sweep, "--local", "--parallel", "2", "--progress", "false",
                    timeout=300, check=False)
     out = proc.stdout
+    assert "2 at a time; about 1.0 min by the sweep's estimate" in out
+    assert out.count("runs, about") == 1 and "[1/2 runs, about " in out
     # the two-node run cannot run here: the executor says so and exits non-zero
     assert proc.returncode == 1 and "1 of 2 runs did not finish: two-nodes" in proc.stderr
     assert (state(sweep / "runs" / "r0")["train"], state(sweep / "runs" / "r0")["transfer"]) \
@@ -65,3 +71,16 @@ def test_local_executor_starts_the_costliest_runs_first(tmp_path):
                for name, est in rows] + [RunEntry("unlisted", tmp_path / "unlisted")]
     assert [p.name for p in longest_first(entries)] == \
         ["long", "mid", "short-a", "short-b", "nan", "odd", "none", "unlisted"]
+
+
+def test_host_measured_seconds_order_runs_before_device_hours(tmp_path):
+    """`scaling sweep`'s host estimate (est_train_s + est_transfer_s) decides the order
+    where a run has it: a CPU run's FLOP-based device-hours misjudge it several-fold."""
+    rows = [("flops-say-long", {"est_device_hours": "9", "est_train_s": "10",
+                                "est_transfer_s": "5"}),
+            ("measured-long", {"est_device_hours": "0.001", "est_train_s": "100",
+                               "est_transfer_s": "50"}),
+            ("hours-only", {"est_device_hours": "0.01"})]   # 36 s
+    entries = [RunEntry(name, tmp_path / name, {"run_id": name, **est}) for name, est in rows]
+    assert [p.name for p in longest_first(entries)] == \
+        ["measured-long", "hours-only", "flops-say-long"]
