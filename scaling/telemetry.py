@@ -13,7 +13,7 @@ import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -148,7 +148,7 @@ class MetricsLogger:
     def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
         self.path = run_dir / "metrics.jsonl"
         self.run_dir = run_dir
-        self.tb = None
+        self.tb: Any = None  # a SummaryWriter once made
         self._want_tb = tensorboard
 
     def _writer(self):
