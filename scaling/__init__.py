@@ -4,6 +4,7 @@ Everything here is importable without torch; each function imports its engine on
 """
 
 from contract.config import RunConfig, load_run_config
+from contract.errors import ConfigError, RunError
 from scaling.api import (
                          collect,
                          demo,
@@ -17,7 +18,6 @@ from scaling.api import (
                          train,
                          transfer,
 )
-from scaling.errors import ConfigError, RunError
 
 __all__ = ["RunConfig", "load_run_config", "ConfigError", "RunError", "expand_sweep", "sweep",
            "run", "run_local", "train", "transfer", "status", "collect", "fit", "report",

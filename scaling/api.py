@@ -46,7 +46,7 @@ def sweep(sweep_file: str, root: str = "sweeps", parallel: int = 2) -> Path:
 
 
 def _check_parallel(parallel) -> None:
-    from scaling.errors import ConfigError
+    from contract.errors import ConfigError
 
     if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
         raise ConfigError(f"parallel={parallel!r} is invalid: use at least 1 run at a time")
@@ -66,7 +66,7 @@ def run(sweep_dir: str, local: bool = False, parallel: int = 2, retry_failed: bo
         retry_failed: also rerun runs whose last phase failed.
         progress: show a progress bar over runs.
     """
-    from scaling.errors import ConfigError
+    from contract.errors import ConfigError
 
     if not local:
         raise ConfigError("run: --local is required (use `scaling submit` for Slurm)")
@@ -94,7 +94,7 @@ def train(config: Union[RunConfig, str], run_dir: Optional[str] = None) -> str:
     cfg, folder = _as_config(config)
     target = run_dir or folder
     if target is None:
-        from scaling.errors import ConfigError
+        from contract.errors import ConfigError
 
         raise ConfigError("train: give run_dir when passing a RunConfig object")
     return _train(cfg, target)
@@ -109,7 +109,7 @@ def transfer(config: Union[RunConfig, str], run_dir: Optional[str] = None) -> di
     cfg, folder = _as_config(config)
     target = run_dir or folder
     if target is None:
-        from scaling.errors import ConfigError
+        from contract.errors import ConfigError
 
         raise ConfigError("transfer: give run_dir when passing a RunConfig object")
     return _transfer(cfg, target)
@@ -146,8 +146,8 @@ def status(sweep_dir: str) -> list[dict]:
     Args:
         sweep_dir: a sweep folder.
     """
+    from contract.errors import RunError
     from contract.runfolder import require_sweep
-    from scaling.errors import RunError
     from slurm.status import print_table, status_rows
 
     require_sweep(sweep_dir)
@@ -242,7 +242,7 @@ def fit(sweep_dir: str, x: str = "dataset_images", y: str = "top1",
     from analysis import collect as _collect
     from analysis import fit_groups, get_law
     from analysis.collect import RESULTS_FILE, write_results
-    from scaling.errors import ConfigError
+    from contract.errors import ConfigError
 
     try:
         get_law(law)

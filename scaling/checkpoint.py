@@ -30,9 +30,9 @@ import torch
 
 from contract import versions
 from contract.atomic import atomic_write_text
+from contract.errors import RunError
 from contract.runfolder import now_iso
 from scaling.dist import DistEnv, all_reduce_max, barrier
-from scaling.errors import RunError
 
 log = logging.getLogger(__name__)
 

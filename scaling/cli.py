@@ -22,8 +22,8 @@ from typing import Any, Optional
 from jsonargparse import ActionConfigFile
 from jsonargparse import ArgumentParser as _JsonArgParser
 
+from contract.errors import ConfigError, RunError, user_message
 from scaling import api, logs
-from scaling.errors import ConfigError, RunError, user_message
 
 TRUTHY = {"true", "false", "yes", "no", "1", "0", "on", "off"}
 

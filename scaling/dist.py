@@ -13,8 +13,8 @@ from typing import Optional
 import torch
 import torch.distributed as tdist
 
+from contract.jobenv import JobEnvironment
 from scaling import logs
-from slurm.environment import JobEnvironment
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Rendezvous:
 
 
 def rendezvous(environ=None, use_cuda: bool = False) -> Rendezvous:
-    """This rank's place and rank 0's address, as `slurm.environment.JobEnvironment` reads
+    """This rank's place and rank 0's address, as `contract.jobenv.JobEnvironment` reads
     them: torchrun's variables, else Slurm's (one srun task per device, rank 0 on the first
     host of the node list, port 20000 + job id % 20000), else one process. MASTER_ADDR /
     MASTER_PORT already in the environment win (torchrun sets them; a cluster profile may

@@ -23,12 +23,12 @@ import torch
 
 from contract.atomic import atomic_write_text
 from contract.config import PRECISIONS, RunConfig, dump_yaml, support_reason, to_dict
+from contract.errors import ConfigError, RunError, one_line
+from contract.retry import may_requeue
 from contract.runfolder import now_iso, read_state, write_json
 from scaling import checkpoint, dist, logs, precision, recipe
 from scaling.allocator import pin_heap
-from scaling.errors import ConfigError, RunError
 from scaling.runfiles import (
-    one_line,
     private_dir,
     restrict_umask,
     update_state,
@@ -38,7 +38,6 @@ from scaling.signals import PREEMPT, SignalFlags, requeue_self
 from scaling.strategies import get_strategy, policy
 from scaling.strategies.base import autocast
 from scaling.telemetry import MetricsLogger, max_mem_bytes, peak_flops, provenance
-from slurm.retry import may_requeue
 
 log = logging.getLogger(__name__)
 

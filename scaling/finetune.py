@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from contract.config import RunConfig
+from contract.errors import RunError
 from scaling import checkpoint, dist, recipe
-from scaling.errors import RunError
 from scaling.probe import topk
 from scaling.signals import PREEMPT, SignalFlags, requeue_self
 from scaling.strategies import get_strategy, policy

@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 
-from scaling.errors import ConfigError
+from contract.errors import ConfigError
 
 ROOT = "scaling"
 ALL_RANKS = {"all_ranks": True}
@@ -36,7 +36,7 @@ def rank_and_world() -> tuple[int, int]:
     """The rank set by `set_rank`, else the launcher's variables (torchrun, then srun)."""
     if _rank is not None and _world is not None:
         return _rank, _world
-    from slurm.environment import JobEnvironment
+    from contract.jobenv import JobEnvironment
 
     try:
         env = JobEnvironment.from_env()

@@ -18,8 +18,8 @@ import weakref
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+from contract.errors import ConfigError
 from scaling import gpus
-from scaling.errors import ConfigError
 
 GIB = 2 ** 30
 # Memory (GiB) and dense bf16 peak FLOP/s of the GPUs sweeps plan for.

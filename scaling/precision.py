@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Optional
 
 from contract.config import PRECISIONS, support_reason
-from scaling.errors import ConfigError
+from contract.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Writing the run folder from a running task: state.json updates (heartbeat, host, Slurm
 job), folder permissions, one-line errors. What the files mean, and how they are read,
 is the contract layer's (contract/runfolder.py). Torch-free (the Slurm job id is
-slurm/environment.py's JobEnvironment)."""
+contract/jobenv.py's JobEnvironment)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import socket
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from contract.jobenv import JobEnvironment
 from contract.runfolder import now_iso, read_state, write_json
-from slurm.environment import JobEnvironment
 
 
 def restrict_umask() -> None:
@@ -52,7 +52,3 @@ def slurm_job_id() -> Optional[str]:
     """`<array>_<task>` for array tasks, else the job id, else None."""
     return JobEnvironment.from_env().job_id
 
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:300]

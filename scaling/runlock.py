@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Optional, Union
 
-from scaling.errors import RunError
+from contract.errors import RunError
 
 LOCK = "run.lock"
 HEARTBEAT_S = 15.0

@@ -12,7 +12,7 @@ import signal
 import subprocess
 from typing import Any
 
-from slurm.environment import JobEnvironment
+from contract.jobenv import JobEnvironment
 
 PREEMPT, CANCEL = 1.0, 2.0
 

@@ -35,8 +35,8 @@ from contract.config import (
     set_path,
     to_dict,
 )
+from contract.errors import ConfigError, UserError
 from contract.runfolder import SAFE_NAME, read_json, read_manifest, read_state, write_json
-from scaling.errors import ConfigError, UserError
 from scaling.runfiles import private_dir
 
 log = logging.getLogger(__name__)

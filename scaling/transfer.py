@@ -31,9 +31,9 @@ import torch
 
 from contract.atomic import atomic_path
 from contract.config import RunConfig
+from contract.errors import RunError
 from contract.runfolder import read_json, read_state, write_json
 from scaling import dist, logs, recipe
-from scaling.errors import RunError
 from scaling.probe import fixed_probe, linear_probe
 from scaling.runfiles import restrict_umask, update_state
 from scaling.runlock import RunLocked

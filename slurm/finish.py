@@ -1,7 +1,7 @@
 """The finish job (afterany on every array of a submission): print the status table, say
-plainly which runs did not finish and why, then collect (and report, unless
---no_report). Exits 1 when a run is not done or a step failed, so the job's own state
-shows that something needs a look.
+plainly which runs did not finish and why, then `scaling collect` (and `scaling report`,
+unless --no_report), each as its own process. Exits 1 when a run is not done or a step
+failed, so the job's own state shows that something needs a look.
 
     python -m slurm.finish SWEEP_DIR [--no_report]
 """
@@ -9,9 +9,12 @@ shows that something needs a look.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+from slurm.tasks import NOCWD
 
 
 def main(argv=None) -> int:
@@ -30,18 +33,16 @@ def main(argv=None) -> int:
         print(f"NOT DONE {r['run_id']}: train={r['train']} transfer={r['transfer']} "
               f"slurm={r['slurm'] or '?'} {r['error']}".rstrip())
     rc = 1 if bad else 0
-    try:
-        from scaling import api
-
-        api.collect([str(sweep)])
-        if not args.no_report:
-            api.report(str(sweep))
-    except Exception as exc:  # the report job reports; it never hides a traceback
-        import traceback
-
-        traceback.print_exc()
-        print(f"finish: collect/report failed: {type(exc).__name__}: {exc}")
-        rc = 1
+    steps = [["collect", str(sweep)]] + ([] if args.no_report else [["report", str(sweep)]])
+    for step in steps:
+        # the CLI's own process: slurm/ talks to the steps after it through commands and
+        # files, never imports (docs/design.md, Layers); its output lands in this job's log
+        code = subprocess.run([sys.executable, "-c", NOCWD, "scaling.cli", *step]).returncode
+        if code != 0:
+            print(f"finish: `scaling {step[0]}` exited {code} (its error is above)",
+                  flush=True)
+            rc = 1
+            break
     print(f"wsl-scaling: finish end rc={rc} at={time.time():.6f}", flush=True)
     return rc
 

@@ -3,7 +3,7 @@
 Runs the same task scripts as a Slurm array task (`<sweep>/slurm/<phase>_task.sh`, rendered
 by slurm/tasks.py) in their `local` mode: train, then transfer, each a subprocess whose
 output goes to `<sweep>/logs/<run_id>.<phase>.log`. `done` phases are skipped; failed ones
-are retried only with `retry_failed` (slurm/retry.py, the rule `submit` shares). Runs start
+are retried only with `retry_failed` (contract/retry.py, the rule `submit` shares). Runs start
 while their CPUs (ranks x cpus_per_rank) fit in this machine's cores, at most `parallel` at
 a time; a run larger than the machine runs alone.
 """
@@ -22,12 +22,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Optional, Union
 
+from contract.errors import ConfigError, RunError, one_line
+from contract.jobenv import without_slurm
+from contract.retry import next_phase
 from contract.runfolder import MISSING, RunEntry, list_runs, read_state
-from scaling.errors import ConfigError, RunError
-from scaling.runfiles import one_line
-from slurm.environment import without_slurm
 from slurm.eta import Eta, describe, run_seconds
-from slurm.retry import next_phase
 from slurm.tasks import local_argv, run_resources, write_task_scripts
 
 

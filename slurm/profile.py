@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
-from scaling.errors import ConfigError
+from contract.errors import ConfigError
 
 PROFILES = Path(__file__).resolve().parent / "profiles"
 DEFAULT_PROFILE = PROFILES / "default.yaml"

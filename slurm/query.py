@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable
 
-from scaling.errors import RunError
+from contract.errors import RunError
 
 ACTIVE = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED",
           "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT")

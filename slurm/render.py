@@ -21,7 +21,7 @@ from typing import Optional
 
 from contract.atomic import atomic_write_text
 from contract.config import ResourcesConfig
-from scaling.errors import ConfigError
+from contract.errors import ConfigError
 from slurm.profile import Profile
 from slurm.tasks import NOCWD, check_run_id, task_script_path
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Union
 
+from contract.errors import RunError
 from contract.runfolder import MISSING, is_stale, list_runs, read_state
-from scaling.errors import RunError
 from slurm import query
 from slurm.submit import read_jobs, recorded_tasks
 

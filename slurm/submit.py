@@ -19,12 +19,12 @@ import sys
 from pathlib import Path
 from typing import Optional, Union
 
+from contract.errors import ConfigError, RunError
+from contract.retry import next_phase
 from contract.runfolder import list_runs, now_iso, read_json, read_state, write_json
-from scaling.errors import ConfigError, RunError
 from slurm import query
 from slurm.profile import load_profile
 from slurm.render import ArrayJob, Plan, group_arrays, render_array, render_finish, shape_of
-from slurm.retry import next_phase
 from slurm.tasks import check_run_id, run_resources, write_task_scripts
 
 

@@ -24,10 +24,10 @@ from typing import Union
 
 from contract.atomic import atomic_write_text
 from contract.config import ResourcesConfig, load_run_config
+from contract.errors import ConfigError
+from contract.jobenv import SHELL_JOB_ID, SHELL_RESTARTS
 from contract.runfolder import SAFE_NAME
 from contract.runfolder import check_run_id as _check_run_id
-from scaling.errors import ConfigError
-from slurm.environment import SHELL_JOB_ID, SHELL_RESTARTS
 
 PHASES = ("train", "transfer")
 RUN_ID = SAFE_NAME

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import importlib
 
+from contract.errors import ConfigError
 from contract.strategies import TABLE
-from scaling.errors import ConfigError
 
 
 def get_strategy(name: str):

@@ -19,7 +19,7 @@ import sys
 import slurm.status
 
 def boom(*args, **kwargs):
-    from scaling.errors import ConfigError
+    from contract.errors import ConfigError
     raise {exc}
 
 slurm.status.status_rows = boom
@@ -65,14 +65,13 @@ def test_bad_model_depth_from_models_is_one_line_exit_2(tmp_path):
 @pytest.mark.parametrize("exc", [ValueError("a bug"), NotImplementedError(), KeyError("k"),
                                  RuntimeError("a bug")])
 def test_plain_exceptions_are_bugs(exc):
-    from scaling.errors import user_message
+    from contract.errors import user_message
 
     assert user_message(exc) is None
 
 
 def test_user_errors_and_user_paths_are_one_line():
-    from contract.errors import ConfigError, RunError
-    from scaling.errors import user_message
+    from contract.errors import ConfigError, RunError, user_message
 
     assert user_message(ConfigError("a=1 is invalid:\n use 2")) == ("a=1 is invalid: use 2", 2)
     assert user_message(RunError("run s0 is locked")) == ("run s0 is locked", 1)
@@ -84,7 +83,7 @@ def test_user_errors_and_user_paths_are_one_line():
 def test_an_os_error_about_the_users_file_is_one_line_but_about_our_own_file_is_a_bug(
         tmp_path):
     import analysis
-    from scaling.errors import user_message
+    from contract.errors import user_message
 
     theirs = FileNotFoundError(errno.ENOENT, "No such file or directory", str(tmp_path / "x"))
     assert user_message(theirs) == (

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from contract.config import load_run_config
-from scaling.errors import RunError
+from contract.errors import RunError
 from tests.reliability.helpers_b import make_run, state
 
 

@@ -1,7 +1,7 @@
 import pytest
 
 from contract.config import RunConfig, config_hash, field_paths, from_dict, load_run_config, to_dict
-from scaling.errors import ConfigError
+from contract.errors import ConfigError
 
 
 def test_unknown_field_names_the_closest_valid_one():

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from contract.config import RunConfig, from_dict, support_matrix
+from contract.errors import ConfigError
 from contract.strategies import TABLE
-from scaling.errors import ConfigError
 from tests.helpers.engine import TINY, cell, make_run, run_cells, state, train
 
 

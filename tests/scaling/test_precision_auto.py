@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from contract.config import RunConfig, from_dict
+from contract.errors import ConfigError
 from scaling import precision
-from scaling.errors import ConfigError
 from tests.helpers.engine import TINY, make_run
 
 AVX2_HOST = {"fpu", "sse4_2", "avx", "avx2", "fma", "f16c"}

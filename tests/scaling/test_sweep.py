@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from contract.config import load_run_config
-from scaling.errors import ConfigError
+from contract.errors import ConfigError
 from scaling.runfiles import update_state
 from scaling.sweep import expand_sweep
 

@@ -17,8 +17,8 @@ import yaml
 
 import scaling.transfer as T
 from contract.config import RunConfig, from_dict, load_run_config
+from contract.errors import ConfigError
 from contract.runfolder import read_state
-from scaling.errors import ConfigError
 from tests.helpers.engine import TINY, env, make_run
 from tests.scaling.transfer_helpers import (
     CLASSES,
@@ -435,7 +435,7 @@ def test_the_supervised_baseline_pretrains_on_the_targets_clean_labels(tmp_path)
 
 
 def test_load_trunk_without_an_exported_model_names_the_missing_file(tmp_path):
-    from scaling.errors import RunError
+    from contract.errors import RunError
 
     (tmp_path / "final").mkdir()
     with pytest.raises(RunError, match=r"final/model.json is missing: .*pretrain it first"):

@@ -1,4 +1,4 @@
-"""slurm/environment.py: one JobEnvironment for everything Slurm and torchrun set, read from
+"""contract/jobenv.py: one JobEnvironment for everything Slurm and torchrun set, read from
 fake environments (no cluster), and the only reader of those variables."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from slurm.environment import (
+from contract.jobenv import (
     SHELL_JOB_ID,
     SHELL_RESTARTS,
     JobEnvironment,
@@ -199,16 +199,16 @@ def _env_reads(tree: ast.AST) -> list[tuple[int, str]]:
     return found
 
 
-def test_no_module_but_slurm_environment_reads_slurm_or_launcher_variables():
+def test_no_module_but_jobenv_reads_slurm_or_launcher_variables():
     offenders = []
-    for package in ("scaling", "slurm", "models", "data", "analysis", "bench"):
+    for package in ("contract", "scaling", "slurm", "models", "data", "analysis", "bench"):
         for path in sorted((REPO / package).rglob("*.py")):
             rel = path.relative_to(REPO)
-            if rel in (Path("slurm/environment.py"), TEMPLATE):
+            if rel in (Path("contract/jobenv.py"), TEMPLATE):
                 continue
             offenders += [f"{rel}:{line} {name}"
                           for line, name in _env_reads(ast.parse(path.read_text()))]
-    assert not offenders, ("read these through slurm.environment.JobEnvironment: "
+    assert not offenders, ("read these through contract.jobenv.JobEnvironment: "
                            + ", ".join(offenders))
 
 

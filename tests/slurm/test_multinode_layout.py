@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from contract.jobenv import hostnames, master_port_for
 from scaling.dist import rendezvous
-from slurm.environment import hostnames, master_port_for
 from slurm.tasks import NOCWD
 from tests.helpers.slurm_runs import scaling, write_sweep
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scaling.errors import ConfigError
+from contract.errors import ConfigError
 from slurm.profile import load_profile, parse_profile
 from slurm.submit import plan
 from tests.helpers.slurm_runs import scaling, write_sweep

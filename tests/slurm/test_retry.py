@@ -1,4 +1,4 @@
-"""slurm/retry.py: one rule for which phase of a run starts next, shared by the local
+"""contract/retry.py: one rule for which phase of a run starts next, shared by the local
 executor and `scaling submit`, and for how many times a preempted task requeues itself."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+from contract.retry import may_requeue, next_phase, should_run
 from contract.runfolder import PHASES, read_state
 from slurm import local
 from slurm.profile import load_profile
-from slurm.retry import may_requeue, next_phase, should_run
 from slurm.submit import plan
 from tests.helpers.slurm_runs import write_sweep
 
