@@ -15,13 +15,17 @@ from contract.errors import ConfigError
 
 class Trunk(Protocol):
     """What every registered model offers besides being an `nn.Module`: the feature width,
-    the pooled features transfer probes, and its weights without the hashtag classifier."""
+    the pooled features transfer probes, and its weights without the hashtag classifier
+    (`is_trunk_key` says which state-dict keys are the trunk's: strategies that gather a
+    sharded state dict and the trunk loader ask the model, never a hard-coded prefix)."""
 
     num_features: int
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor: ...
 
     def trunk_state_dict(self) -> dict[str, torch.Tensor]: ...
+
+    def is_trunk_key(self, key: str) -> bool: ...
 
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}

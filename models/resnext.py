@@ -91,7 +91,12 @@ class ResNeXt(ResNet):
 
     def trunk_state_dict(self) -> dict[str, torch.Tensor]:
         """Weights without the hashtag classifier (what `final/` holds)."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("fc.")}
+        return {k: v for k, v in self.state_dict().items() if self.is_trunk_key(k)}
+
+    @staticmethod
+    def is_trunk_key(key: str) -> bool:
+        """A state-dict key of the trunk, not of the classifier `fc`."""
+        return not key.startswith("fc.")
 
 
 def _build(num_classes: int, depth: int, stages: int, **kwargs) -> ResNeXt:

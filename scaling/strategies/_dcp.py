@@ -20,7 +20,9 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
+from models import Trunk
 from scaling.dist import DistEnv
+from scaling.strategies.base import Strategy
 
 
 def save(model, optimizer, directory: Path) -> None:
@@ -36,12 +38,13 @@ def load(model, optimizer, directory: Path) -> None:
                    optim_state_dict=state["optim"])
 
 
-def full_trunk(model) -> dict[str, torch.Tensor]:
-    """Consolidated weights on rank 0 (collective; other ranks get an empty dict)."""
+def full_trunk(model, trunk: Trunk) -> dict[str, torch.Tensor]:
+    """Consolidated weights on rank 0 (collective; other ranks get an empty dict); `trunk`
+    (the unwrapped model) says which keys are its own."""
     full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True,
                                                                 cpu_offload=True))
     # a full, CPU-offloaded model state dict holds plain tensors only
-    return {k: cast(torch.Tensor, v) for k, v in full.items() if not k.startswith("fc.")}
+    return {k: cast(torch.Tensor, v) for k, v in full.items() if trunk.is_trunk_key(k)}
 
 
 class DCPState:
@@ -67,4 +70,5 @@ class DCPState:
         self.scaler.load_state_dict(payload["scaler"])
 
     def trunk_state_dict(self) -> dict[str, torch.Tensor]:
-        return full_trunk(self.model)
+        unwrapped = cast(Strategy, self).module  # mixed into a Strategy
+        return full_trunk(self.model, cast(Trunk, unwrapped))

@@ -30,9 +30,11 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 import torch
 
+from models import Trunk
 from scaling import memory
 from scaling.strategies.base import OptimizerFactory, Strategy, contiguous_on, ensure_process_group
 
@@ -154,7 +156,8 @@ class DeepSpeedStrategy(Strategy):
                 return {}
         else:
             full = self._module.state_dict()
-        return {k: v for k, v in full.items() if not k.startswith("fc.")}
+        trunk = cast(Trunk, self._module)
+        return {k: v for k, v in full.items() if trunk.is_trunk_key(k)}
 
     def state_tensors(self) -> dict[str, list]:
         """Parameter partitions and flat buffers (master copies included), everything
