@@ -644,11 +644,11 @@ def scope_text(worlds) -> str:
         return "the world of these runs (its seed is not recorded)"
     if len(worlds) == 1:
         return f"world {worlds[0]} only (one world of this generator)"
-    return (f"a random world of this generator (worlds {_listing(worlds)}, "
+    return (f"a random world of this generator (worlds {world_list(worlds)}, "
             f"{len(worlds)} in all)")
 
 
-def _listing(values) -> str:
+def world_list(values) -> str:
     """``100-105`` for a run of consecutive integers, else the values by commas."""
     values = sorted(values)
     if len(values) > 2 and values == list(range(values[0], values[-1] + 1)):
