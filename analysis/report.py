@@ -195,9 +195,9 @@ def write_fits(fits: pd.DataFrame, path: str | os.PathLike, extra: dict | None =
 
 
 def world_line(df: pd.DataFrame) -> str:
-    """The header's words on the worlds the runs trained on: one world is the only claim's
-    scope; several (replicate worlds) make the claims about a random world of the
-    generator."""
+    """The header's words on the worlds the runs trained on: ``data seed 43`` for one (the
+    Findings header says the claims are about that world only); several (replicate
+    worlds) make the claims about a random world of the generator, and it says so."""
     from analysis.findings import world_list
 
     worlds = sorted(int(w) for w in pd.to_numeric(df["data_seed"], errors="coerce")
@@ -205,7 +205,7 @@ def world_line(df: pd.DataFrame) -> str:
     if not worlds:
         return "data seed unknown"
     if len(worlds) == 1:
-        return f"data seed {worlds[0]} (one world: the claims are about this world only)"
+        return f"data seed {worlds[0]}"
     return (f"data seeds {world_list(worlds)} ({len(worlds)} worlds: the claims are about "
             "a random world of this generator)")
 

@@ -104,6 +104,11 @@ def test_the_findings_header_says_registered_or_which_hash_differs(tmp_path):
     header = _header(sweep, path)
     assert header.startswith("**registered study-1 on 2026-12-07.**")
     assert "a random world of this generator (worlds 100-102" in header
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = collect(sweep, write=False)
+    assert world_line(df) == ("data seeds 100-102 (3 worlds: the claims are about a random "
+                              "world of this generator)")
 
     other = dict(_hashes(sweep), design="0" * 64)
     path = _registry(tmp_path, _entry(sweep, id="old", sha256=other),
@@ -132,7 +137,7 @@ def test_one_world_and_no_registry_are_said_in_the_header(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         df = collect(sweep, write=False)
-    assert world_line(df) == "data seed 43 (one world: the claims are about this world only)"
+    assert world_line(df) == "data seed 43"
     assert registration(sweep, None, None).line == (  # the repository's: no entries yet
         f"exploratory (not registered: {R.DEFAULT_REGISTRY} has no entries)")
 
