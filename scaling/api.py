@@ -268,9 +268,11 @@ def report(sweep_dir: str, findings: Optional[str] = None,
             exploratory).
     """
     from analysis import report as _report
+    from analysis.registry import registration
 
     path = _report(sweep_dir, findings_config=findings, registry=registry)
     print(f"report: {Path(path).resolve()}")
+    print(f"findings: {registration(sweep_dir, findings, registry).line}")
     return path
 
 

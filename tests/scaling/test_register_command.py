@@ -104,3 +104,25 @@ def test_the_advice_a_fresh_sweep_folder_can_be_registered(tmp_path, capsys, rep
     from analysis.registry import design_hash
 
     assert entry["sha256"]["design"] == design_hash(first)
+
+
+def test_scaling_report_prints_the_registration_line(tmp_path, capsys, monkeypatch):
+    """`scaling report` ends with the Findings header's first line (the notebook itself is
+    replaced here: tests/findings/test_findings_report.py executes it)."""
+    import analysis
+
+    sweep = write_sweep(tmp_path, "s", {"a": {}})
+    registry = tmp_path / "registry.yaml"
+    registry.write_text("[]\n")
+    monkeypatch.setattr(analysis, "report", lambda *a, **k: tmp_path / "report.html")
+    assert main(["report", str(sweep), "--registry", str(registry)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == f"findings: exploratory (not registered: {registry} has " \
+                                   "no entries)"
+    code, entry, err = _register(capsys, sweep, "--id", "s-1", "--reason", "r",
+                                 "--registry", registry)
+    assert code == 0, err
+    registry.write_text(entry)  # the paste
+    assert main(["report", str(sweep), "--registry", str(registry)]) == 0
+    date = yaml.safe_load(entry)[0]["date"]
+    assert capsys.readouterr().out.splitlines()[-1] == f"findings: registered s-1 on {date}"
