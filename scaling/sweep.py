@@ -229,20 +229,22 @@ def _replicates(spec: dict, grid_specs: list) -> Optional[tuple[int, list[int]]]
                           "count: N}} (replicate r trains on world W + r with seed r)")
     _check_keys(top, REPLICATE_KEYS, "replicates.")
     start = top.get("worlds_from")
-    if not _is_int(start) or start < 0:
+    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
         raise ConfigError(f"replicates.worlds_from={start!r} is invalid: use the first world "
                           "seed (an integer >= 0; replicate r trains on world worlds_from + r)")
     if spec.get("seeds") is not None:
         raise ConfigError("seeds and replicates both give the run seed: keep one (replicate "
                           "r trains on world worlds_from + r with seed r)")
-    fixed = spec.get("set") if isinstance(spec.get("set"), dict) else {}
+    given = spec.get("set")
+    fixed: dict = given if isinstance(given, dict) else {}
     for key in TIED:
         if key in fixed:
             raise ConfigError(f"set.{key} and replicates both give {key}: keep one "
                               "(replicate r sets seed r and data.seed worlds_from + r)")
     for i, grid in enumerate([spec, *grid_specs]):
         where = "" if i == 0 else f"grids[{i - 1}]."
-        axes = grid.get("axes") if isinstance(grid.get("axes"), dict) else {}
+        axes_given = grid.get("axes")
+        axes: dict = axes_given if isinstance(axes_given, dict) else {}
         zipped = [g for g in (grid.get("zip") or []) if isinstance(g, dict)]
         for key in list(axes) + [k for g in zipped for k in g]:
             if key in TIED:
@@ -296,7 +298,7 @@ def expand(spec: dict, base: dict) -> tuple[list[tuple[str, RunConfig, dict]], l
                 full = {**point, **more}
                 data = copy.deepcopy(base)
                 for key, value in full.items():
-                    if key == REPLICATE:
+                    if key == REPLICATE and replicates is not None:
                         set_path(data, "seed", value)
                         set_path(data, "data.seed", replicates[0] + value)
                     else:
