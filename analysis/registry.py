@@ -215,7 +215,7 @@ def registration(sweep_dir: str | os.PathLike, findings_config=None,
     try:
         own = hashes(sweep_dir, findings_config)
     except ConfigError as exc:  # e.g. a damaged run config: the report still renders
-        return Registration(False, {}, why_not=f"the design cannot be hashed: {exc}")
+        return Registration(False, {}, why_not=f"the study cannot be hashed: {exc}")
     where = str(Path(registry)) if registry is not None else (
         str(DEFAULT_REGISTRY) if DEFAULT_REGISTRY.is_file() else None)
     entries = load_registry(registry)

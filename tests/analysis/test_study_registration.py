@@ -190,6 +190,17 @@ def test_a_malformed_entry_names_its_field(tmp_path, field, value, message):
         load_registry(_registry(tmp_path, good, good))
 
 
+def test_a_damaged_run_config_leaves_the_report_exploratory_not_broken(tmp_path):
+    sweep = write_sweep(tmp_path, "s", {"a": {}, "b": {"seed": 1}})
+    path = _registry(tmp_path, _entry(sweep))
+    assert registration(sweep, None, path).registered
+    (sweep / "runs" / "b" / "config.yaml").write_text("model: {depht: 3}\n")
+    reg = registration(sweep, None, path)
+    assert not reg.registered and reg.line.startswith(
+        "exploratory (not registered: the study cannot be hashed: ")
+    assert "depht" in reg.line and "\n" not in reg.line
+
+
 def test_the_repository_registry_is_valid_and_empty():
     assert R.DEFAULT_REGISTRY.is_file()
     assert load_registry() == []
