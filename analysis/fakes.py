@@ -56,9 +56,10 @@ def achieved_flops(width: int) -> float:
     return 1e12 * (0.2 + 0.1 * math.log2(width))
 
 
-def _run_id(width, images, vocab, seed, resample="natural", label_noise=0.0) -> str:
+def _run_id(width, images, vocab, seed, resample="natural", label_noise=0.0,
+            unit: str = "s") -> str:
     # as `scaling sweep` spells them: run ids are folder names of [A-Za-z0-9._+-] only
-    run_id = f"w{width}-n{images}-v{str(vocab).replace(':', '-')}-s{seed}"
+    run_id = f"w{width}-n{images}-v{str(vocab).replace(':', '-')}-{unit}{seed}"
     if resample != "natural":
         run_id += f"-r{resample}"
     if label_noise:
@@ -82,6 +83,29 @@ def _config(run_id, width, images, vocab, seed, targets, protocols, resample,
     }
 
 
+class _WorldEffect:
+    """One fabricated world's deviation from the generator's effects (see `make_sweep`)."""
+
+    def __init__(self, level, slope, resample, finetune, noise):
+        self.level, self.slope, self.resample = level, slope, resample
+        self.finetune, self.noise = finetune, noise
+
+    def shift(self, width, images, protocol, resample, label_noise) -> float:
+        return (self.level + self.slope[width] * math.log10(images)
+                + self.resample.get(resample, 0.0)
+                + (self.finetune if protocol == "finetune" else 0.0)
+                - self.noise * label_noise)
+
+
+def _world_effect(rng, widths, sd: float) -> _WorldEffect:
+    draw = rng.standard_normal(4 + len(widths) + len(RESAMPLE_GAIN))
+    slope = {w: sd / 2 * float(d) for w, d in zip(widths, draw[4:])}
+    resample = {k: (sd * float(d) if k != "natural" else 0.0)
+                for k, d in zip(RESAMPLE_GAIN, draw[4 + len(widths):])}
+    return _WorldEffect(sd * float(draw[0]), slope, resample, sd * float(draw[1]),
+                        NOISE_COST * sd / 2 * float(draw[2]))
+
+
 def _write_json(path: Path, obj: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj))
@@ -91,7 +115,9 @@ def make_sweep(root: Path, name: str = "fake", widths=(4, 16), vocabs=(1000, "al
                images=(1_000, 10_000, 100_000), seeds=(0, 1, 2),
                targets=("fine", "coarse"), protocols=("linear",), noise: float = 0.5,
                problems: bool = True, ablations: bool = False, rng_seed: int = 0,
-               ceiling: float | None = None, world: int = 0) -> Path:
+               ceiling: float | None = None, world: int = 0,
+               replicates: int | None = None, worlds_from: int = 100,
+               world_sd: float = 0.0) -> Path:
     """Write ``root/name/`` like `scaling sweep` + finished runs would.
 
     Done runs: top1 = `true_top1` + N(0, noise), with ``images_seen = 10 * images``,
@@ -106,15 +132,36 @@ def make_sweep(root: Path, name: str = "fake", widths=(4, 16), vocabs=(1000, "al
     ``ceiling`` (a top-1 %), every noiseless accuracy is `saturate`d under it, for sweeps
     too large for the log-linear law to stay an accuracy (the benches' 10M images).
     Every run is on synthetic world ``world`` (``data.seed``, set sweep-wide).
+
+    With ``replicates`` (a count), the sweep is a replicate sweep (`scaling sweep`'s
+    ``replicates: {worlds_from, count}``): replicate r trains on world ``worlds_from + r``
+    with seed r (``seeds`` and ``world`` are not used; run ids end in ``-r<r>``). Each
+    world then draws its own random effect: a level shift and a deviation of every
+    effect (the slope b of each width, each resampling gain, fine-tuning's gain, the
+    label-noise cost per unit), each N(0, ``world_sd``) (b: N(0, ``world_sd`` / 2)), on
+    top of the per-run noise; with ``world_sd=0`` every world is the same world. The world
+    draws come from their own stream, so the per-run noise is the same for any
+    ``world_sd``: the generator-level effects are the constants above.
     """
     rng = np.random.default_rng(rng_seed)
     root = Path(root)
     sweep = root / name
     (sweep / "runs").mkdir(parents=True)
+    if replicates is not None:
+        seeds = tuple(range(replicates))
     spec = {"name": name, "base": "configs/base-cpu.yaml", "set": {"data.seed": world},
             "axes": {"model.width_per_group": list(widths), "data.vocab": list(vocabs),
                      "optim.lr_per_256": [0.1]},
             "zip": [{"data.images": list(images)}], "seeds": list(seeds)}
+    if replicates is not None:
+        del spec["set"], spec["seeds"]
+        spec["replicates"] = {"worlds_from": worlds_from, "count": replicates}
+    world_rng = np.random.default_rng([rng_seed, 1])
+    effects = {s: _world_effect(world_rng, widths, world_sd if replicates else 0.0)
+               for s in seeds}
+
+    def world_of(seed):
+        return worlds_from + seed if replicates is not None else world
     if ablations:
         spec["grids"] = [{"axes": {"data.resample": ["natural", "sqrt", "uniform"]}},
                          {"axes": {"data.label_noise": [0.0, 0.1, 0.25]}}]
@@ -122,15 +169,17 @@ def make_sweep(root: Path, name: str = "fake", widths=(4, 16), vocabs=(1000, "al
     manifest: list[dict[str, object]] = []
 
     def add(width, n, vocab, seed, resample="natural", label_noise=0.0):
-        run_id = _run_id(width, n, vocab, seed, resample, label_noise)
+        run_id = _run_id(width, n, vocab, seed, resample, label_noise,
+                         "s" if replicates is None else "r")
         run = sweep / "runs" / run_id
         run.mkdir()
         (run / "config.yaml").write_text(yaml.safe_dump(_config(
-            run_id, width, n, vocab, seed, targets, protocols, resample, label_noise, world)))
+            run_id, width, n, vocab, seed, targets, protocols, resample, label_noise,
+            world_of(seed))))
         params = 1000 * width ** 2
         row = {"run_id": run_id, "config_hash": f"h{len(manifest):04d}",
                "model.width_per_group": width, "data.images": n, "data.vocab": vocab,
-               "optim.lr_per_256": 0.1, "seed": seed}
+               "optim.lr_per_256": 0.1, ("seed" if replicates is None else "replicate"): seed}
         if ablations:
             row.update({"data.resample": resample, "data.label_noise": label_noise})
         row.update({"params": params, "flops_per_image": 2.0 * params,
@@ -150,6 +199,7 @@ def make_sweep(root: Path, name: str = "fake", widths=(4, 16), vocabs=(1000, "al
         for target in targets:
             for protocol in protocols:
                 mean = true_top1(width, vocab, n, target, protocol, resample, label_noise)
+                mean += effects[seed].shift(width, n, protocol, resample, label_noise)
                 if ceiling is not None:
                     mean = saturate(mean, ceiling)
                 top1 = float(mean + rng.normal(0, noise))

@@ -7,6 +7,11 @@ the interval into a verdict with the rule `configs/findings.yaml` fixed before t
 compared rows are missing). Nothing here is written by hand: the verdicts, the numbers
 and the sentence saying what they mean all come from the table.
 
+Runs on several worlds (a sweep with `replicates:`, docs/sweep-file.md) are judged over
+(world, seed) REPLICATES instead of seeds: pairs are taken within a replicate and whole
+replicates are resampled (`replicate_units`), so an interval covers world-to-world
+variation and the claim is about a random world of the generator, not one world.
+
 Why seeds are the unit resampled: runs that share a training seed share their
 initialisation and data order, and the design pairs them (natural vs sqrt sampling at
 seed 0, width 4 vs 16 at seed 0). Resampling individual rows would treat the six runs of
@@ -24,6 +29,7 @@ from __future__ import annotations
 import functools
 import html
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -99,6 +105,16 @@ class Findings:
     config: FindingsConfig
     level: float = 0.95
     extra: dict = field(default_factory=dict)
+    unit: str = "seed"
+    """What the bootstrap resamples: ``seed`` (one world), or ``replicate`` (a (world,
+    seed) pair, when the runs span several worlds: see `replicate_units`)."""
+    worlds: list = field(default_factory=list)
+    """The world seeds (``data_seed``) of the judged runs."""
+
+    @property
+    def scope(self) -> str:
+        """What the verdicts are claims about, in words (the report says it)."""
+        return scope_text(self.worlds)
 
     def __getitem__(self, number: int) -> Finding:
         for f in self.findings:
@@ -121,7 +137,7 @@ class Findings:
                     "effect": round(p.effect, digits) if math.isfinite(p.effect) else None,
                     ci: (f"[{p.lo:.{digits}f}, {p.hi:.{digits}f}]"
                          if math.isfinite(p.lo) and math.isfinite(p.hi) else ""),
-                    "seeds": p.seeds, "rule": p.rule,
+                    f"{self.unit}s": p.seeds, "rule": p.rule,
                     "test": {True: "pass", False: "fail", None: "-"}[p.passed]
                     if p.rule else "shown",
                     "verdict": f.verdict, "note": p.note})
@@ -135,7 +151,8 @@ class Findings:
     def to_dict(self) -> dict:
         def num(v):
             return None if v is None or not math.isfinite(v) else float(v)
-        return {"level": self.level, "findings": [
+        return {"level": self.level, "unit": self.unit, "worlds": list(self.worlds),
+                "scope": self.scope, "findings": [
             {"number": f.number, "title": f.title, "verdict": f.verdict,
              "meaning": f.meaning,
              "parts": [{"label": p.label, "effect": num(p.effect), "lo": num(p.lo),
@@ -148,8 +165,9 @@ class Findings:
 
     def _repr_html_(self) -> str:
         table = self.table().to_html(index=False, escape=True, na_rep="")
+        over = "seeds" if self.unit == "seed" else "(world, seed) replicates"
         return f"<p><b>Findings</b> ({html.escape(f'{100 * self.level:g}')}% intervals " \
-               f"over seeds)</p>{table}"
+               f"over {over}; {html.escape(self.scope)})</p>{table}"
 
 
 # --------------------------------------------------------------------------- the bootstrap
@@ -609,6 +627,71 @@ def _hashable(df: pd.DataFrame) -> pd.DataFrame:
                         for c in lists})
 
 
+def _worlds(df: pd.DataFrame) -> list:
+    """The distinct world seeds of the rows a verdict can use (done, with a top-1)."""
+    if "data_seed" not in df.columns:
+        return []
+    keep = df["top1"].notna() & df["seed"].notna()
+    if "status" in df.columns:
+        keep &= df["status"].eq("done").fillna(False).astype(bool)
+    values = pd.to_numeric(df.loc[keep, "data_seed"], errors="coerce").dropna()
+    return sorted(int(v) for v in values.unique())
+
+
+def scope_text(worlds) -> str:
+    """The claim's scope: one world, or a random world of the generator (several)."""
+    if not worlds:
+        return "the world of these runs (its seed is not recorded)"
+    if len(worlds) == 1:
+        return f"world {worlds[0]} only (one world of this generator)"
+    return (f"a random world of this generator (worlds {world_list(worlds)}, "
+            f"{len(worlds)} in all)")
+
+
+def world_list(values) -> str:
+    """``100-105`` for a run of consecutive integers, else the values by commas."""
+    values = sorted(values)
+    if len(values) > 2 and values == list(range(values[0], values[-1] + 1)):
+        return f"{values[0]}-{values[-1]}"
+    return ", ".join(map(str, values))
+
+
+def replicate_units(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """``(table, unit)``: with runs on several worlds, the ``seed`` column replaced by one
+    code per (data_seed, seed) pair, the REPLICATE unit, and ``unit`` = ``replicate``;
+    otherwise the table unchanged and ``seed``.
+
+    Why: with `replicates:` (docs/sweep-file.md) replicate r trains on world base + r with
+    seed r, so the runs of one replicate share (data_seed, seed). Pairs are already matched
+    on every design column, data_seed included (a difference is taken within a replicate);
+    coding the pair into ``seed`` makes every seed-resampling step below (the bootstrap,
+    the seed counts, "a seed needs every size") resample whole replicates, so intervals
+    include world-to-world variation. A sweep on one world keeps its seeds as they are, and
+    its verdicts are exactly what they were. A design that crosses worlds with seeds (each
+    world with several seeds) is read as independent (world, seed) replicates, which
+    understates world-to-world variation; `replicates:` gives one seed per world.
+    """
+    worlds = _worlds(df)
+    if len(worlds) < 2:
+        return df, "seed"
+    world = pd.to_numeric(df["data_seed"], errors="coerce").fillna(-1)  # -1: not recorded
+    seed = pd.to_numeric(df["seed"], errors="coerce")
+    known = seed.notna()
+    pairs = pd.Series([(int(w), int(s)) if ok else None
+                       for w, s, ok in zip(world, seed, known)], index=df.index)
+    codes = {p: i for i, p in enumerate(sorted(set(pairs[known])))}
+    coded = pairs.map(lambda p: codes.get(p) if p is not None else None)
+    return df.assign(seed=pd.array(coded, dtype="Int64")), "replicate"
+
+
+_SEED_WORDS = re.compile(r"\bseed(s|\(s\))?\b")
+
+
+def _in_replicates(text: str) -> str:
+    """A note or meaning written about seeds, said of replicates."""
+    return _SEED_WORDS.sub(lambda m: "replicate" + (m.group(1) or ""), text)
+
+
 def findings(df: pd.DataFrame, config=None) -> Findings:
     """All six verdicts for a results table (`analysis.collect`'s columns).
 
@@ -620,8 +703,15 @@ def findings(df: pd.DataFrame, config=None) -> Findings:
     if missing:
         raise KeyError(f"column(s) {missing} not in the results table; have {list(df.columns)}")
     df = _hashable(df)
+    worlds = _worlds(df)
+    df, unit = replicate_units(df)
     curves: _Curves = functools.cache(functools.partial(_scaling_rows, df, config))
     result = [f(df, config, curves) for f in (_finding_loglinear, _finding_wider,
                                                _finding_vocabulary, _finding_resampling,
                                                _finding_label_noise, _finding_finetune)]
-    return Findings(result, config, config.level)
+    if unit == "replicate":
+        for finding in result:
+            finding.meaning = _in_replicates(finding.meaning)
+            for part in finding.parts:
+                part.note = _in_replicates(part.note)
+    return Findings(result, config, config.level, unit=unit, worlds=worlds)

@@ -42,7 +42,8 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
            execute: bool = True, kernel_name: str = "python3",
            timeout_s: int = 600, budget_hours: float | None = None, n_boot: int = 200,
            n_boot_nonlinear: int = 50, holdout: int = 1,
-           findings_config: str | os.PathLike | None = None) -> Path:
+           findings_config: str | os.PathLike | None = None,
+           registry: str | os.PathLike | None = None) -> Path:
     """Write ``<sweep>/report/report.html`` (or under ``out``) and return its path.
 
     Collects the sweep first (writing ``results.parquet``), then executes the template with
@@ -51,7 +52,10 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     ``n_boot`` bootstrap replicates for the closed-form laws and ``n_boot_nonlinear`` for
     the iterative ones, ``holdout`` largest sizes held out in the extrapolation check,
     ``findings_config`` the YAML deciding the Findings section (None: the shipped
-    ``configs/findings.yaml``; it is validated here, before any cell runs). With
+    ``configs/findings.yaml``; it is validated here, before any cell runs), ``registry``
+    the registry of studies the Findings header checks the sweep against (None: the
+    repository's ``records/registry.yaml`` when it exists, else none: exploratory;
+    `analysis.registry`, validated here too). With
     ``execute=False`` only the parameterised, unexecuted ``report.ipynb`` is written (to
     run or edit by hand) and its path is returned. A failing cell raises `ReportError`
     after the partial notebook and HTML are written, so the traceback can be read there.
@@ -64,6 +68,11 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     if findings_config is not None:
         load_findings_config(findings_config)  # a bad field fails here, in one line
         findings_config = str(Path(findings_config).resolve())
+    from analysis.registry import load_registry
+
+    load_registry(registry)  # a malformed registry fails here, in one line
+    if registry is not None:
+        registry = str(Path(registry).resolve())
     out = Path(out).resolve() if out else sweep / "report"
     out.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
@@ -75,7 +84,7 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     notebook = out / "report.ipynb"
     parameters = {"sweep_dir": str(sweep), "out_dir": str(out), "budget_hours": budget_hours,
                   "n_boot": n_boot, "n_boot_nonlinear": n_boot_nonlinear, "holdout": holdout,
-                  "findings_config": findings_config}
+                  "findings_config": findings_config, "registry": registry}
     if not execute:
         papermill.execute_notebook(str(template), str(notebook), parameters=parameters,
                                    prepare_only=True, progress_bar=False)
@@ -183,6 +192,33 @@ def write_fits(fits: pd.DataFrame, path: str | os.PathLike, extra: dict | None =
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
+
+
+def world_line(df: pd.DataFrame) -> str:
+    """The header's words on the worlds the runs trained on: ``data seed 43`` for one (the
+    Findings header says the claims are about that world only); several (replicate
+    worlds) make the claims about a random world of the generator, and it says so."""
+    from analysis.findings import world_list
+
+    worlds = sorted(int(w) for w in pd.to_numeric(df["data_seed"], errors="coerce")
+                    .dropna().unique()) if "data_seed" in df.columns else []
+    if not worlds:
+        return "data seed unknown"
+    if len(worlds) == 1:
+        return f"data seed {worlds[0]}"
+    return (f"data seeds {world_list(worlds)} ({len(worlds)} worlds: the claims are about "
+            "a random world of this generator)")
+
+
+def findings_header(result, registered) -> str:
+    """Markdown above the findings table: whether the study is registered
+    (`analysis.registry.Registration.line`) and what the verdicts are claims about."""
+    over = ("training seeds on one world (whole seeds resampled, so runs that share a seed "
+            "stay paired)" if result.unit == "seed" else
+            "(world, seed) replicates (pairs taken within a replicate, whole replicates "
+            "resampled, so the intervals include world-to-world variation)")
+    return (f"**{registered.line}.** The verdicts are claims about {result.scope}; each "
+            f"interval is a {100 * result.level:g}% bootstrap interval over {over}.")
 
 
 def write_findings(result, path: str | os.PathLike, **meta) -> Path:

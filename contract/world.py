@@ -11,6 +11,12 @@ from dataclasses import dataclass
 
 from contract.errors import check
 
+GENERATOR_VERSION = 1
+"""The synthetic world generator's version (data/world.py, data/render.py): bump it when
+the same WorldConfig and seed would give other images or tags. A registered study
+(records/registry.yaml) hashes it with the defaults below, so a changed generator makes
+a study exploratory instead of silently another experiment."""
+
 
 @dataclass
 class WorldConfig:

@@ -255,19 +255,65 @@ def fit(sweep_dir: str, x: str = "dataset_images", y: str = "top1",
     return table
 
 
-def report(sweep_dir: str, findings: Optional[str] = None) -> Path:
+def report(sweep_dir: str, findings: Optional[str] = None,
+           registry: Optional[str] = None) -> Path:
     """Collect, fit and render SWEEP_DIR/report/report.html (executed notebook).
 
     Args:
         sweep_dir: a sweep folder.
         findings: the findings YAML that decides the Findings section (default:
             configs/findings.yaml).
+        registry: the registry of studies the Findings header checks the sweep against
+            (default: records/registry.yaml when it exists; without one the report is
+            exploratory).
     """
     from analysis import report as _report
+    from analysis.registry import registration
 
-    path = _report(sweep_dir, findings_config=findings)
+    path = _report(sweep_dir, findings_config=findings, registry=registry)
     print(f"report: {Path(path).resolve()}")
+    print(f"findings: {registration(sweep_dir, findings, registry).line}")
     return path
+
+
+def register(sweep_dir: str, id: Optional[str] = None, reason: Optional[str] = None,
+             findings: Optional[str] = None, registry: Optional[str] = None) -> dict:
+    """Print the registry entry of SWEEP_DIR, a study none of whose runs has started, to
+    paste into records/registry.yaml and commit before the runs.
+
+    Args:
+        sweep_dir: a sweep folder made by `scaling sweep`, not run yet.
+        id: the study's name in the registry (letters, digits, . _ + -).
+        reason: one line on the choices made at registration (e.g. which form of a
+            verdict is registered, and why).
+        findings: the findings YAML that will decide the verdicts (default:
+            configs/findings.yaml).
+        registry: the registry to check the id against (default: records/registry.yaml
+            when it exists).
+    """
+    import yaml
+
+    from analysis.registry import entry, load_registry
+    from contract.errors import ConfigError
+    from contract.runfolder import SAFE_NAME, read_json, require_sweep
+
+    require_sweep(sweep_dir)
+    if not id or not SAFE_NAME.match(id):
+        raise ConfigError(f"--id={id!r} is invalid: name the study with letters, digits and "
+                          ". _ + -, e.g. --id paper-mini-1")
+    if not reason or not reason.strip():
+        raise ConfigError(f"--reason={reason!r} is invalid: say in one line why the study's "
+                          "choices were made, e.g. --reason 'finding 5 judged in images: ...'")
+    taken = [e["id"] for e in load_registry(registry)]
+    if id in taken:
+        raise ConfigError(f"--id={id!r} is already registered: a changed design or rule is a "
+                          "new study with a new entry; give it a new id")
+    source = (read_json(Path(sweep_dir) / "study.json") or {}).get("sweep_file")
+    if source and Path(source).is_relative_to(REPO):
+        source = str(Path(source).relative_to(REPO))
+    found = entry(sweep_dir, id, " ".join(reason.split()), findings, source)
+    print(yaml.safe_dump([found], sort_keys=False, width=100), end="")
+    return found
 
 
 def demo(root: str = "sweeps", parallel: int = 2, sweep_file: Optional[str] = None) -> Path:

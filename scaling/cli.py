@@ -101,6 +101,7 @@ COMMANDS: dict[str, Callable[[], _JsonArgParser]] = {
     "collect": _collect_parser,
     "fit": lambda: _function_parser(api.fit),
     "report": lambda: _function_parser(api.report),
+    "register": lambda: _function_parser(api.register),
     "demo": lambda: _function_parser(api.demo),
     "data": _data_parser,
 }

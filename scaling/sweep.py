@@ -2,7 +2,9 @@
 
 The sweep file (docs/design.md) names a base config, fields `set` to one value for every run
 (kept out of run ids), and axes; grids are crossed, `zip` groups move together, `grids`
-adds more blocks over the same base, runs are de-duplicated by config hash. Every run
+adds more blocks over the same base, runs are de-duplicated by config hash. `replicates`
+makes worlds replicates: replicate r trains on world ``worlds_from + r`` with init seed r
+(one key ties both, run ids end in ``-r<r>``; a grid may give its own count). Every run
 config is validated here, so a typo fails now, not on the cluster. Regenerating adds new
 runs, never touches a `done` run, and refuses when the config of a run that is `done` or
 has a checkpoint would change (a resumed run must train on the config its folder records).
@@ -41,8 +43,14 @@ from scaling.runfiles import private_dir
 
 log = logging.getLogger(__name__)
 
-SWEEP_KEYS = ("name", "description", "base", "set", "axes", "zip", "seeds", "grids")
-GRID_KEYS = ("axes", "zip")
+SWEEP_KEYS = ("name", "description", "base", "set", "axes", "zip", "seeds", "replicates",
+              "grids")
+GRID_KEYS = ("axes", "zip", "replicates")
+REPLICATE_KEYS = ("worlds_from", "count")
+REPLICATE = "replicate"
+"""The pseudo-axis of `replicates:`: replicate r sets ``data.seed`` to worlds_from + r and
+``seed`` to r (one key ties the world and the init seed; runs are named ``-r<r>``)."""
+TIED = ("seed", "data.seed")
 MAX_NAME = 100  # sweep names and run ids name folders (255 bytes at most) and Slurm jobs
 # Short prefixes for readable run ids (others use the field's last name).
 ABBREV = {"model.width_per_group": "w", "data.images": "n", "data.vocab": "v", "seed": "s",
@@ -50,7 +58,7 @@ ABBREV = {"model.width_per_group": "w", "data.images": "n", "data.vocab": "v", "
           "data.label_noise": "ln", "data.label_noise_from": "lnf-",
           "optim.images_seen": "i", "model.base_width": "b",
           "shard.strategy": "", "precision": "", "data.seed": "world",
-          "transfer.targets": "t", "data.supervised": "sup-"}
+          "transfer.targets": "t", "data.supervised": "sup-", REPLICATE: "r"}
 
 
 def _si(value: float) -> str:
@@ -189,41 +197,112 @@ def resolve_base(base, sweep_file: Path) -> dict:
     raise ConfigError(f"base={base!r} is invalid: use a path or an inline mapping")
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _replicate_list(value, where: str) -> list[int]:
+    """A replicate count (``6`` -> 0..5) or an explicit list of replicate numbers."""
+    if _is_int(value) and value >= 1:
+        return list(range(value))
+    if (isinstance(value, list) and value and all(_is_int(r) and r >= 0 for r in value)
+            and len(set(value)) == len(value)):
+        return list(value)
+    raise ConfigError(f"{where}={value!r} is invalid: use a count of replicates (e.g. 6 for "
+                      "replicates 0-5) or a list of distinct replicate numbers >= 0")
+
+
+def _replicates(spec: dict, grid_specs: list) -> Optional[tuple[int, list[int]]]:
+    """(worlds_from, the top level's replicate numbers) of `replicates:`, or None without
+    it; refuses every other way of giving the run seed or the world, since replicate r
+    fixes both (seed r, data.seed worlds_from + r)."""
+    top = spec.get("replicates")
+    if top is None:
+        for i, grid in enumerate(grid_specs):
+            if grid.get("replicates") is not None:
+                raise ConfigError(f"grids[{i}].replicates needs the top-level `replicates: "
+                                  "{worlds_from: W, count: N}` (W: the first world seed): "
+                                  "add it")
+        return None
+    if not isinstance(top, dict):
+        raise ConfigError(f"replicates={top!r} is invalid: use a mapping {{worlds_from: W, "
+                          "count: N}} (replicate r trains on world W + r with seed r)")
+    _check_keys(top, REPLICATE_KEYS, "replicates.")
+    start = top.get("worlds_from")
+    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+        raise ConfigError(f"replicates.worlds_from={start!r} is invalid: use the first world "
+                          "seed (an integer >= 0; replicate r trains on world worlds_from + r)")
+    if spec.get("seeds") is not None:
+        raise ConfigError("seeds and replicates both give the run seed: keep one (replicate "
+                          "r trains on world worlds_from + r with seed r)")
+    given = spec.get("set")
+    fixed: dict = given if isinstance(given, dict) else {}
+    for key in TIED:
+        if key in fixed:
+            raise ConfigError(f"set.{key} and replicates both give {key}: keep one "
+                              "(replicate r sets seed r and data.seed worlds_from + r)")
+    for i, grid in enumerate([spec, *grid_specs]):
+        where = "" if i == 0 else f"grids[{i - 1}]."
+        axes_given = grid.get("axes")
+        axes: dict = axes_given if isinstance(axes_given, dict) else {}
+        zipped = [g for g in (grid.get("zip") or []) if isinstance(g, dict)]
+        for key in list(axes) + [k for g in zipped for k in g]:
+            if key in TIED:
+                kind = "axes" if key in axes else "zip"
+                raise ConfigError(f"{where}{kind} varies {key} and replicates gives it: keep "
+                                  "one (replicate r sets seed r and data.seed worlds_from + "
+                                  "r; a grid may give its own `replicates: N`)")
+    return start, _replicate_list(top.get("count", 1), "replicates.count")
+
+
 def expand(spec: dict, base: dict) -> tuple[list[tuple[str, RunConfig, dict]], list[str]]:
     """All (run_id, config, axis point) of a sweep spec, de-duplicated by config hash."""
-    grids = []
+    grids, grid_specs = [], []
     if spec.get("axes") or spec.get("zip") or not spec.get("grids"):
-        grids.append(({**(spec.get("axes") or {})}, spec.get("zip") or [], "sweep"))
+        grids.append(({**(spec.get("axes") or {})}, spec.get("zip") or [], "sweep", None))
     for i, grid in enumerate(spec.get("grids") or []):
         if not isinstance(grid, dict):
             raise ConfigError(f"grids[{i}]={grid!r} is invalid: use a mapping with axes/zip")
         _check_keys(grid, GRID_KEYS, f"grids[{i}].")
-        grids.append((grid.get("axes") or {}, grid.get("zip") or [], f"grids[{i}]"))
+        grid_specs.append(grid)
+        grids.append((grid.get("axes") or {}, grid.get("zip") or [], f"grids[{i}]",
+                      grid.get("replicates")))
     seeds = spec.get("seeds")
     if seeds is not None and (not isinstance(seeds, list) or not seeds or not all(
             isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
         raise ConfigError(f"seeds={seeds!r} is invalid: use a non-empty list of integers "
                           "(or leave seeds out for the base seed)")
+    replicates = _replicates(spec, grid_specs)
 
     order: list[str] = []
-    for axes, zipped, _ in grids:
+    for axes, zipped, _, _ in grids:
         for key in list(axes) + [k for g in zipped for k in g]:
             if key not in order:
                 order.append(key)
     if seeds is not None and "seed" not in order:
         order.append("seed")
+    if replicates is not None:
+        order.append(REPLICATE)
     base = _with_set(base, spec.get("set"), order)
 
     runs, seen_hash, seen_id = [], set(), {}
-    for axes, zipped, where in grids:
+    for axes, zipped, where, own in grids:
+        if replicates is None:
+            extra = [{"seed": s} for s in seeds] if seeds is not None else [{}]
+        else:
+            numbers = replicates[1] if own is None else _replicate_list(
+                own, f"{where}.replicates")
+            extra = [{REPLICATE: r} for r in numbers]
         for point in _grid_points(axes, zipped, where):
-            for seed in (seeds if seeds is not None else [None]):
-                full = dict(point)
-                if seed is not None:
-                    full["seed"] = seed
+            for more in extra:
+                full = {**point, **more}
                 data = copy.deepcopy(base)
                 for key, value in full.items():
-                    set_path(data, key, value)
+                    if key == REPLICATE and replicates is not None:
+                        set_path(data, "seed", value)
+                        set_path(data, "data.seed", replicates[0] + value)
+                    else:
+                        set_path(data, key, value)
                 run_id = make_run_id(full, order)
                 if len(run_id) > MAX_NAME:
                     raise ConfigError(f"run {run_id[:40]}...: its id would be {len(run_id)} "
@@ -403,7 +482,9 @@ def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps"
     rows = []
     for run_id, config, point in runs:
         run_dir = runs_dir / run_id
-        axis_values = {key: point.get(key, get_path(to_dict(config), key)) for key in order}
+        as_dict = to_dict(config)
+        axis_values = {key: point[key] if key in point else get_path(as_dict, key)
+                       for key in order}
         if run_id not in frozen:
             private_dir(run_dir)
             atomic_write_text(run_dir / "config.yaml", dump_yaml(to_dict(config)))

@@ -44,3 +44,48 @@ def test_bad_findings_config_fails_before_the_notebook_runs(tmp_path):
                            "--findings", str(bad)], capture_output=True, text=True)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "loglinear.min_slop" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_report_of_a_registered_replicate_sweep_says_so(tmp_path):
+    """A replicate sweep (worlds 100-105) registered in a registry: the header names the
+    worlds and the generator-level claim, the Findings header says "registered", and
+    findings.json carries the status and the hashes. The same sweep against an empty
+    registry is exploratory."""
+    import yaml
+
+    from analysis import registry as R
+
+    sweep = make_sweep(tmp_path, vocabs=("all",), images=(1000, 10000, 100000),
+                       targets=("fine",), problems=False, replicates=6, world_sd=1.0)
+    registry = tmp_path / "registry.yaml"
+    own = R.hashes(sweep)
+    registry.write_text(yaml.safe_dump([{
+        "id": "fake-1", "date": "2026-12-07", "sweep": "fake.yaml",
+        "worlds": list(range(100, 106)), "sha256": own, "reason": "a test"}]))
+    html = report(sweep, n_boot=20, n_boot_nonlinear=2, budget_hours=5.0, timeout_s=1800,
+                  registry=registry).read_text()
+    doc = json.loads((sweep / "report" / "findings.json").read_text())
+    assert doc["registration"]["status"] == "registered" and doc["registration"]["sha256"] == own
+    assert doc["unit"] == "replicate" and doc["worlds"] == list(range(100, 106))
+    assert "registered fake-1 on 2026-12-07" in html
+    assert "data seeds 100-105 (6 worlds: the claims are about a random world of this " \
+           "generator)" in html
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("[]\n")
+    html = report(sweep, n_boot=20, n_boot_nonlinear=2, budget_hours=5.0, timeout_s=1800,
+                  registry=empty).read_text()
+    assert f"exploratory (not registered: {empty} has no entries)" in html
+    assert json.loads((sweep / "report" / "findings.json").read_text())[
+        "registration"]["status"] == "exploratory"
+
+
+def test_a_malformed_registry_fails_before_the_notebook_runs(tmp_path):
+    from analysis.registry import RegistryError
+
+    sweep = make_sweep(tmp_path, problems=False)
+    bad = tmp_path / "registry.yaml"
+    bad.write_text("- {idd: x}\n")
+    with pytest.raises(RegistryError, match="unknown field 'idd'"):
+        report(sweep, registry=bad)
+    assert not (sweep / "report" / "report.ipynb").exists()

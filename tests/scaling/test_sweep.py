@@ -6,7 +6,7 @@ import yaml
 from contract.config import load_run_config
 from contract.errors import ConfigError
 from scaling.runfiles import update_state
-from scaling.sweep import expand_sweep
+from scaling.sweep import expand, expand_sweep
 
 BASE = {"model": {"arch": "resnext", "depth": 11, "stages": 3, "cardinality": 8,
                   "width_per_group": 4, "base_width": 16, "stem": "small", "image_size": 32},
@@ -174,3 +174,63 @@ def test_paper_mini_runs_the_finding_grids_on_an_untuned_world(tmp_path, repo_ro
     assert {tuple(c.transfer.targets) for c in configs if c.optim.images_seen == 384000} == {
         ("fine", "coarse")}
     assert len(configs) == 67
+
+
+def test_replicates_tie_each_world_to_its_init_seed(tmp_path):
+    """Replicate r trains on world worlds_from + r with seed r, in every grid; a grid's own
+    count (or list) overrides the top level's; runs shared between grids are shared."""
+    path = write_sweep(tmp_path, replicates={"worlds_from": 100, "count": 3},
+                       axes={"model.width_per_group": [4, 8]},
+                       grids=[{"axes": {"data.resample": ["natural", "sqrt"]},
+                               "replicates": [0, 4]}])
+    sweep_dir = expand_sweep(path, tmp_path / "root")
+    rows = manifest(sweep_dir)
+    ids = sorted(r["run_id"] for r in rows)
+    assert ids == sorted(["w4-r0", "w4-r1", "w4-r2", "w8-r0", "w8-r1", "w8-r2",
+                          "rsqrt-r0", "rsqrt-r4", "rnatural-r4"])  # natural r0 is w4-r0
+    for row in rows:
+        config = load_run_config(sweep_dir / "runs" / row["run_id"] / "config.yaml")
+        r = int(row["replicate"])
+        assert (config.seed, config.data.seed) == (r, 100 + r)
+        assert row["run_id"].endswith(f"-r{r}")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"seeds": [0, 1]}, r"^seeds and replicates both give the run seed: keep one"),
+    ({"set": {"data.seed": 3}}, r"^set.data.seed and replicates both give data.seed"),
+    ({"axes": {"seed": [0, 1]}}, r"^axes varies seed and replicates gives it"),
+    ({"grids": [{"zip": [{"data.seed": [1, 2], "data.images": [64, 128]}]}]},
+     r"^grids\[0\].zip varies data.seed and replicates gives it"),
+])
+def test_replicates_refuse_another_source_of_seed_or_world(tmp_path, spec, message):
+    path = write_sweep(tmp_path, replicates={"worlds_from": 100, "count": 2},
+                       **{"axes": {"model.width_per_group": [4]}, **spec})
+    with pytest.raises(ConfigError, match=message) as caught:
+        expand_sweep(path, tmp_path / "root")
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "root").exists()
+    # the fix the message gives (keep one): drop the other source, and the sweep expands
+    spec.pop("seeds", None)
+    spec.pop("set", None)
+    spec.pop("grids", None)
+    spec["axes"] = {"model.width_per_group": [4]}
+    runs, _ = expand({"name": "s", "replicates": {"worlds_from": 100, "count": 2}, **spec},
+                     BASE)
+    assert [(run_id, c.seed, c.data.seed) for run_id, c, _ in runs] == [
+        ("w4-r0", 0, 100), ("w4-r1", 1, 101)]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"replicates": 3}, r"^replicates=3 is invalid: use a mapping"),
+    ({"replicates": {"worlds_form": 1}}, r"did you mean 'worlds_from'"),
+    ({"replicates": {"count": 2}}, r"^replicates.worlds_from=None is invalid"),
+    ({"replicates": {"worlds_from": 1, "count": 0}}, r"^replicates.count=0 is invalid"),
+    ({"replicates": {"worlds_from": 1}, "grids": [{"replicates": [1, 1]}]},
+     r"^grids\[0\].replicates=\[1, 1\] is invalid"),
+    ({"grids": [{"axes": {"data.images": [64]}, "replicates": 2}]},
+     r"^grids\[0\].replicates needs the top-level `replicates"),
+])
+def test_bad_replicates_are_one_line_errors(tmp_path, spec, message):
+    path = write_sweep(tmp_path, **spec)
+    with pytest.raises(ConfigError, match=message):
+        expand_sweep(path, tmp_path / "root")
