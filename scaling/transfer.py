@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import pickle
+import signal
 import time
 from pathlib import Path
 from typing import cast
@@ -236,7 +237,8 @@ def transfer(config: RunConfig, run_dir) -> dict:
     from scaling.engine import hold_run
     from scaling.finetune import TransferStopped
 
-    lock = None
+    lock, clean = None, True
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         lock = hold_run(run_dir, env, "transfer")  # one process per run (scaling/runlock.py)
         if read_state(run_dir)["transfer"] == "done":  # finished while we waited
@@ -255,6 +257,18 @@ def transfer(config: RunConfig, run_dir) -> dict:
             update_state(run_dir, transfer=stop.phase, error=None)
         dist.barrier(env)
         return {}
+    except (Cancelled, KeyboardInterrupt) as stop:
+        # as training: a stopped phase is `cancelled` (rerun to resume: finished result
+        # files and cached features are kept), never left `running`
+        clean = False  # the peers stop too: no barrier on the way out
+        if env.is_main and lock is not None:
+            how = "SIGTERM" if isinstance(stop, Cancelled) else "Ctrl-C (SIGINT)"
+            update_state(run_dir, transfer="cancelled", error=f"cancelled by {how}")
+            log.info("%s: transfer cancelled by %s; finished results and cached features "
+                     "are kept: rerun `scaling transfer` to go on", run_dir.name, how)
+        if isinstance(stop, KeyboardInterrupt):
+            raise
+        return {}
     except BaseException as exc:
         if env.is_main and not isinstance(exc, RunLocked):
             from scaling.engine import record_failure
@@ -262,10 +276,22 @@ def transfer(config: RunConfig, run_dir) -> dict:
             record_failure(run_dir, "transfer", exc)
         raise
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if lock is not None:
             lock.release()
-        dist.teardown()
+        dist.teardown(clean)
     return results
+
+
+class Cancelled(BaseException):
+    """SIGTERM while probing (scancel, the local executor stopping): raised at once, since
+    a probe has no step boundary to wait for; every file is written atomically, so nothing
+    is torn. A BaseException, so no `except Exception` on the way swallows it. Fine-tuning
+    installs its own handlers (checkpoint at the step, then TransferStopped)."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Cancelled()
 
 
 FLOOR_CACHE_VERSION = 1
