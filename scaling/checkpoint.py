@@ -62,8 +62,10 @@ def sha256(path: Path) -> str:
 
 
 def _files(directory: Path) -> list[str]:
-    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*")
-                  if p.is_file() and p.name != MARKER)
+    """Every file of a checkpoint folder but its own marker (a file named like the marker
+    deeper down is a file like any other: listed, so one added afterwards is refused)."""
+    return sorted(rel for rel in (str(p.relative_to(directory)) for p in directory.rglob("*")
+                                  if p.is_file()) if rel != MARKER)
 
 
 def verify(directory: Path) -> Optional[str]:
