@@ -149,6 +149,31 @@ def test_finetune_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_run(
     assert not (run / "transfer" / "finetune" / "novel").exists()  # checkpoints removed
 
 
+def test_a_truncated_newest_finetune_checkpoint_is_skipped_and_the_previous_one_resumed(
+        trained, tmp_path, monkeypatch, caplog):
+    import scaling.finetune as F
+
+    spec = dict(protocols=["finetune"], finetune={**FT, "images_seen": 640})
+    whole = clone(trained, tmp_path, "whole", **spec)
+    T.transfer(load_run_config(whole / "config.yaml"), whole)
+    run = clone(trained, tmp_path, "cut", **spec)
+    config = load_run_config(run / "config.yaml")
+    monkeypatch.setattr(F, "SignalFlags", lambda: _StopAfter(12))
+    assert T.transfer(config, run) == {}
+    ckpts = run / "transfer/finetune/novel/checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["000000010", "000000012"]
+    newest = ckpts / "000000012" / "state.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    monkeypatch.setattr(F, "SignalFlags", lambda: _StopAfter(10**9))
+    T.transfer(config, run)
+    assert (f"checkpoint {ckpts / '000000012'} skipped: state.pt does not match its recorded "
+            "SHA-256") in caplog.text
+    assert read_state(run)["transfer"] == "done"
+    resumed, uncut = results(run)["novel__finetune"], results(whole)["novel__finetune"]
+    assert resumed["resumed_from_step"] == 10
+    assert resumed["top1"] == uncut["top1"] and resumed["top5"] == uncut["top5"]
+
+
 # ----- the feature cache ---------------------------------------------------------------------
 def test_runs_of_one_sweep_share_the_floor_of_their_random_trunk(trained, tmp_path):
     first = clone(trained, tmp_path, "first", protocols=["linear"], floor=True)
