@@ -279,8 +279,11 @@ def _check_targets(run_id: str, config: RunConfig, checked: set) -> None:
     a one-line ConfigError naming the run and the target otherwise."""
     from scaling.transfer import validate_targets
 
-    key = json.dumps([config.transfer.targets, config.data.supervised, config.data.source,
-                      config.data.path], sort_keys=True, default=str)
+    tc = config.transfer
+    key = json.dumps([tc.targets, config.data.supervised, config.data.source,
+                      config.data.path, config.data.seed, vars(config.data.world),
+                      config.model.image_size, tc.train_images, tc.protocols,
+                      tc.fewshot_shots], sort_keys=True, default=str)
     if key in checked:
         return
     try:

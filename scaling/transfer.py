@@ -34,7 +34,7 @@ from contract.atomic import atomic_path
 from contract.config import RunConfig
 from contract.runfolder import read_json, read_state, write_json
 from scaling import dist, logs, recipe
-from scaling.errors import RunError
+from scaling.errors import ConfigError, RunError
 from scaling.probe import fixed_probe, linear_probe
 from scaling.runfiles import restrict_umask, update_state
 from scaling.runlock import RunLocked
@@ -176,8 +176,21 @@ def _read_dedup(config: RunConfig, run_dir: Path, spec, n_test: int) -> dict | N
 # ----- protocols --------------------------------------------------------------------------
 def fewshot(train_f, train_y, test_f, test_y, classes: int, shots, draws: int, l2: float,
             seed: int) -> dict:
-    """k-shot probes: per k and draw, k train images per class drawn at random (all of a
-    class holding fewer), a probe at L2 `l2`; mean and sd over draws per k."""
+    """k-shot probes: per k and draw, k train images per class drawn at random, a probe at
+    L2 `l2`; mean and sd over draws per k. A k that some class (with any train image)
+    cannot give is not drawn (a smaller set would be reported as that k): it is listed in
+    `unavailable_shots` instead, and when no k can be drawn the probe fails."""
+    counts = torch.bincount(train_y, minlength=classes)
+    most = int(counts[counts > 0].min()) if bool((counts > 0).any()) else 0
+    unavailable = [int(k) for k in shots if k > most]
+    shots = [k for k in shots if k <= most]
+    if unavailable:
+        log.warning("few-shot k=%s not drawn: the smallest class has %d train images",
+                    unavailable, most)
+    if not shots:
+        raise RunError(f"transfer.fewshot_shots={unavailable} cannot be drawn: the train "
+                       f"split's smallest class has {most} images; use shots of at most "
+                       f"{most} or raise transfer.train_images")
     curve = []
     for k in shots:
         top1, top5, sizes = [], [], []
@@ -197,7 +210,7 @@ def fewshot(train_f, train_y, test_f, test_y, classes: int, shots, draws: int, l
                       "top1": t1.mean().item(), "top1_sd": t1.std().item() if draws > 1 else 0.0,
                       "top5": t5.mean().item(), "top5_sd": t5.std().item() if draws > 1 else 0.0})
     return {"fewshot": curve, "top1": curve[-1]["top1"], "top5": curve[-1]["top5"],
-            "l2": l2, "shots": [int(k) for k in shots]}
+            "l2": l2, "shots": [int(k) for k in shots], "unavailable_shots": unavailable}
 
 
 def validate_targets(config: RunConfig) -> None:
@@ -216,6 +229,40 @@ def validate_targets(config: RunConfig) -> None:
 
             check_materialized_world(config.data)
         check_target(spec)
+    if "fewshot" in config.transfer.protocols:
+        for spec in parse_targets(config.transfer.targets):
+            _check_shots(config, spec)
+
+
+def _check_shots(config: RunConfig, spec) -> None:
+    """Refuse a k of `transfer.fewshot_shots` that the target's train split cannot give
+    every class (a k-shot probe of fewer images would be reported under the wrong k)."""
+    from data.targets import train_class_counts
+
+    tc = config.transfer
+    counts, available = train_class_counts(config.data, config.model.image_size, spec,
+                                           tc.train_images)
+    most = min(counts)
+    too_many = [k for k in tc.fewshot_shots if k > most]
+    if not too_many:
+        return
+    fits = [k for k in tc.fewshot_shots if k <= most]
+    fixes = [f"use shots of at most {most}" + (f" (e.g. {fits})" if fits else "")] \
+        if most else []
+    need = max(too_many)
+    if spec.synthetic:
+        fixes.append(f"raise transfer.train_images to {need * len(counts)}")
+    elif tc.train_images < available:
+        uncapped, _ = train_class_counts(config.data, config.model.image_size, spec, available)
+        if min(uncapped) >= need:
+            fixes.append(f"raise transfer.train_images to {available} (all its train images)")
+    if not fixes:
+        fixes.append("give every class train images")
+    fix = ", or ".join(fixes)
+    raise ConfigError(f"transfer.fewshot_shots={list(tc.fewshot_shots)} is invalid for target "
+                      f"{spec.name!r}: its train split gives at most {most} images in its "
+                      f"smallest class (transfer.train_images={tc.train_images} over "
+                      f"{len(counts)} classes), fewer than k={need}: {fix}")
 
 
 def transfer(config: RunConfig, run_dir) -> dict:
