@@ -45,9 +45,14 @@ log = logging.getLogger(__name__)
 
 def train(config: RunConfig, run_dir) -> str:
     """Train one run in `run_dir`; returns the final train phase (`done` on success)."""
+    from scaling import runconfig
+
     run_dir = Path(run_dir)
     logs.setup()
     restrict_umask()
+    # the run's config.yaml records what runs: a command-line change is written there
+    # before training, or refused when a checkpoint or the trunk depends on the old one
+    rewrite = runconfig.check_train_change(run_dir, config)
     private_dir(run_dir)
     pin_heap()
     if read_state(run_dir)["train"] == "done":
@@ -61,6 +66,8 @@ def train(config: RunConfig, run_dir) -> str:
             log.info("%s: train already done, nothing to do", run_dir.name)
             clean = True
             return "done"
+        if rewrite and env.is_main:
+            log.info("%s", runconfig.record(run_dir, config, "train"))
         phase = Trainer(config, env, run_dir).fit()
         clean = True
         return phase

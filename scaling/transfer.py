@@ -275,7 +275,10 @@ def transfer(config: RunConfig, run_dir) -> dict:
     if state["train"] != "done" or not (run_dir / "final" / "model.json").is_file():
         raise RunError(f"{run_dir.name}: train phase is {state['train']!r}, not 'done': "
                        "finish `scaling train` first (transfer never reads an unfinished trunk)")
-    if state["transfer"] == "done":
+    from scaling import runconfig
+
+    rewrite = runconfig.check_transfer_change(run_dir, config)  # what config.yaml records
+    if state["transfer"] == "done" and not _missing_results(config, run_dir):
         log.info("%s: transfer already done, nothing to do", run_dir.name)
         return {}
     env = dist.setup(config.resources.device)
@@ -288,9 +291,11 @@ def transfer(config: RunConfig, run_dir) -> dict:
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         lock = hold_run(run_dir, env, "transfer")  # one process per run (scaling/runlock.py)
-        if read_state(run_dir)["transfer"] == "done":  # finished while we waited
-            log.info("%s: transfer already done, nothing to do", run_dir.name)
+        if read_state(run_dir)["transfer"] == "done" and not _missing_results(config, run_dir):
+            log.info("%s: transfer already done, nothing to do", run_dir.name)  # meanwhile
             return {}
+        if rewrite and env.is_main:
+            log.info("%s", runconfig.record(run_dir, config, "transfer"))
         if env.is_main:
             update_state(run_dir, transfer="running", error=None)
         results, errors = _transfer(config, run_dir, env)
@@ -328,6 +333,16 @@ def transfer(config: RunConfig, run_dir) -> dict:
             lock.release()
         dist.teardown(clean)
     return results
+
+
+def _missing_results(config: RunConfig, run_dir: Path) -> list[str]:
+    """Result files of the config's targets x protocols not in `transfer/` (a `done`
+    transfer whose files were removed evaluates them again)."""
+    from contract.targets import parse_targets
+
+    return [name for spec in parse_targets(config.transfer.targets)
+            for p in config.transfer.protocols
+            if not (run_dir / "transfer" / (name := f"{spec.name}__{p}.json")).is_file()]
 
 
 class Cancelled(BaseException):
