@@ -45,6 +45,18 @@ EXTRACTIONS = {"count": 0, "images": 0}
 """Feature extractions done by this process (the cache tests and the bench count them)."""
 
 
+def exported(run_dir: Path) -> bool:
+    """Whether `final/` holds the exported trunk (model.json and trunk.pt)."""
+    return all((run_dir / "final" / name).is_file() for name in ("model.json", "trunk.pt"))
+
+
+def reexport_fix(run_dir: Path) -> str:
+    """The advice for a missing or refused trunk: `scaling train` exports `final/` again
+    from the run's final checkpoint (scaling/engine.py: a done run without final/)."""
+    return (f"run `scaling train --config {run_dir / 'config.yaml'}` to export the trunk "
+            "again from the final checkpoint")
+
+
 def load_trunk(run_dir: Path, random_init: bool = False, seed: int = 0,
                num_classes: int = 1) -> torch.nn.Module:
     """Rebuild the trunk from `final/model.json`; load `final/trunk.pt` unless random_init.
@@ -53,19 +65,21 @@ def load_trunk(run_dir: Path, random_init: bool = False, seed: int = 0,
 
     meta = read_json(run_dir / "final" / "model.json")
     if meta is None:
-        raise RunError(f"{run_dir}/final/model.json is missing: the run has no exported "
-                       "trunk; pretrain it first (`scaling train`)")
+        raise RunError(f"{run_dir}/final/model.json is missing: {reexport_fix(run_dir)}")
     torch.manual_seed(seed)
     model = create_model(meta["arch"], num_classes=num_classes, **meta["kwargs"])
     if not random_init:
         from scaling.checkpoint import load_tensors
 
-        weights = load_tensors(run_dir / "final" / "trunk.pt", map_location="cpu")
+        weights = load_tensors(run_dir / "final" / "trunk.pt", map_location="cpu",
+                               fix=f"remove {run_dir / 'final'}, then "
+                                   f"{reexport_fix(run_dir)}")
         bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(
             torch.isfinite(v).all())]
         if bad:  # a diverged trunk must never yield a published number
             raise RunError(f"{run_dir}/final/trunk.pt holds non-finite weights ({bad[0]} and "
-                           f"{len(bad) - 1} more): retrain the run")
+                           f"{len(bad) - 1} more): remove {run_dir / 'final'}, then "
+                           f"{reexport_fix(run_dir)}")
         missing, unexpected = model.load_state_dict(weights, strict=False)
         if unexpected or any(not k.startswith("fc.") for k in missing):
             raise RunError(f"{run_dir}/final/trunk.pt does not match {meta['arch']}: "
@@ -272,9 +286,12 @@ def transfer(config: RunConfig, run_dir) -> dict:
     logs.setup()
     restrict_umask()
     state = read_state(run_dir)
-    if state["train"] != "done" or not (run_dir / "final" / "model.json").is_file():
+    if state["train"] != "done":
         raise RunError(f"{run_dir.name}: train phase is {state['train']!r}, not 'done': "
                        "finish `scaling train` first (transfer never reads an unfinished trunk)")
+    if not exported(run_dir):
+        raise RunError(f"{run_dir.name}: train is done but {run_dir / 'final'} is missing "
+                       f"or incomplete: {reexport_fix(run_dir)}")
     from scaling import runconfig
 
     rewrite = runconfig.check_transfer_change(run_dir, config)  # what config.yaml records
