@@ -293,9 +293,10 @@ def _check_targets(run_id: str, config: RunConfig, checked: set) -> None:
     checked.add(key)
 
 
-def _estimates(config: RunConfig, cache: dict) -> dict:
+def _estimates(config: RunConfig, cache: dict, check_host: bool = False) -> dict:
     """Manifest columns of one run; resolves `shard.strategy: auto` in `config` (in place)
-    to the strategy and nodes x devices the memory estimator picks (scaling/memory.py)."""
+    to the strategy and nodes x devices the memory estimator picks (scaling/memory.py).
+    With `check_host` (at sweep), a run whose node cannot hold it is refused."""
     from scaling import memory
     from scaling.recipe import model_kwargs
 
@@ -317,6 +318,8 @@ def _estimates(config: RunConfig, cache: dict) -> dict:
         chosen = config.shard.strategy
     world = config.resources.world_size
     est = memory.estimate(profile, config, world)
+    if check_host:
+        _check_host_estimate(config, est)
     return {"params": profile.params, "flops_per_image": profile.flops_per_image,
             "pretrain_flops": 3 * profile.flops_per_image * config.optim.images_seen,
             "num_classes": classes, "est_mem_per_device_gb": round(memory.gib(est.total_bytes), 3),
@@ -328,11 +331,26 @@ def _estimates(config: RunConfig, cache: dict) -> dict:
 
 
 def _host_bytes(config: RunConfig, est) -> float:
-    """Host memory of one node: every rank's uint8 pretraining cache, plus the ranks' own
-    memory when they run on CPU."""
-    ranks = config.resources.devices_per_node
+    """Host memory of one node: every rank's pretraining data (uint8 cache and per-image
+    index, contract.config), plus the ranks' own memory when they run on CPU."""
+    return config.cache_bytes_per_node + config.index_bytes_per_node + _rank_bytes(config, est)
+
+
+def _rank_bytes(config: RunConfig, est) -> float:
+    """Host memory of one node's ranks themselves: counted when they run on CPU."""
     on_cpu = config.resources.device == "cpu"
-    return config.cache_bytes_per_node + (est.total_bytes * ranks if on_cpu else 0.0)
+    return est.total_bytes * config.resources.devices_per_node if on_cpu else 0.0
+
+
+def _check_host_estimate(config: RunConfig, estimate) -> None:
+    """The run config checks that a node holds the run's data; here, where the estimator
+    knows it, the ranks' own memory on CPU is added: a run that cannot fit the memory it
+    requests would be killed by the scheduler or swap the node."""
+    from contract.config import host_memory_problem
+
+    problem = host_memory_problem(config, _rank_bytes(config, estimate))
+    if problem:
+        raise ConfigError(problem)  # the caller names the run
 
 
 def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps") -> Path:
@@ -355,7 +373,7 @@ def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps"
     estimates = {}
     for run_id, config, _ in runs:
         try:
-            estimates[run_id] = _estimates(config, cache)
+            estimates[run_id] = _estimates(config, cache, check_host=True)
         except (UserError, FileNotFoundError) as exc:  # the data source refuses the config
             raise ConfigError(f"run {run_id}: {exc}") from None
 
