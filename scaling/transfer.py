@@ -54,7 +54,7 @@ def reexport_fix(run_dir: Path) -> str:
     """The advice for a missing or refused trunk: `scaling train` exports `final/` again
     from the run's final checkpoint (scaling/engine.py: a done run without final/)."""
     return (f"run `scaling train --config {run_dir / 'config.yaml'}` to export the trunk "
-            "again from the final checkpoint")
+            "(from the final checkpoint when training is done)")
 
 
 def load_trunk(run_dir: Path, random_init: bool = False, seed: int = 0,

@@ -532,5 +532,6 @@ def test_load_trunk_without_an_exported_model_names_the_missing_file(tmp_path):
     from scaling.errors import RunError
 
     (tmp_path / "final").mkdir()
-    with pytest.raises(RunError, match=r"final/model.json is missing: .*pretrain it first"):
+    with pytest.raises(RunError, match=r"final/model.json is missing: run `scaling train "
+                                       r"--config .*config.yaml` to export the trunk"):
         T.load_trunk(tmp_path)

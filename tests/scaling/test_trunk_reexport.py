@@ -42,13 +42,15 @@ def test_a_refused_trunks_advice_leads_to_a_working_transfer(tmp_path, capsys):
     line = _error(err)
     assert rc == 1 and f"{run / 'final' / 'trunk.pt'}: refused to load" in line
     assert line.endswith(f"remove {run / 'final'}, then run `scaling train --config "
-                         f"{config}` to export the trunk again from the final checkpoint")
+                         f"{config}` to export the trunk (from the final checkpoint when "
+                         "training is done)")
 
     shutil.rmtree(run / "final")  # the advice, step 1
     rc, _, err = _scaling(capsys, "transfer", "--config", config)  # before step 2
     assert rc == 1 and _error(err).endswith(
         f"train is done but {run / 'final'} is missing or incomplete: run `scaling train "
-        f"--config {config}` to export the trunk again from the final checkpoint")
+        f"--config {config}` to export the trunk (from the final checkpoint when training "
+        "is done)")
 
     rc, out, _ = _scaling(capsys, "train", "--config", config)  # the advice, step 2
     assert rc == 0 and "nothing to do" not in out
