@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -499,12 +500,7 @@ class RunConfig:
             raise ConfigError(f"shard.strategy={self.shard.strategy!r} with "
                               f"precision={self.precision!r} on {'/'.join(devices)} is "
                               f"unsupported: {reasons[0]}")
-        cache = self.cache_bytes_per_node
-        check(cache <= self.resources.mem_gb * 2 ** 30, "data.images", self.data.images,
-              f"its uint8 cache takes {cache / 2 ** 30:.1f} GiB per node (images x 3 x "
-              f"{self.model.image_size}^2 bytes x {self.resources.devices_per_node} ranks), "
-              f"more than resources.mem_gb={self.resources.mem_gb}: set data.cache=false, "
-              "raise resources.mem_gb or use fewer images")
+        self._check_host_memory()  # the data's part; `scaling sweep` adds CPU ranks
         vocab = self.data.vocab
         if isinstance(vocab, str) and vocab.startswith("matched:"):
             target = vocab.split(":", 1)[1]
@@ -512,11 +508,45 @@ class RunConfig:
 
     @property
     def cache_bytes_per_node(self) -> int:
-        """Host bytes of the uint8 pretraining cache on one node (every rank holds one)."""
+        """Host bytes of the uint8 pretraining cache on one node (every rank holds one; a
+        real source holds its decoded images twice while it stacks them)."""
+        return self.data.images * self._cache_bytes_per_image() * self.resources.devices_per_node
+
+    @property
+    def index_bytes_per_node(self) -> int:
+        """Host bytes of the per-image structures besides the cache on one node (every rank
+        builds its own set): `index_bytes_per_image` x images x ranks."""
+        return self.data.images * index_bytes_per_image(self.data, self.model.image_size) \
+            * self.resources.devices_per_node
+
+    def _cache_bytes_per_image(self) -> int:
         if not self.data.cache:
             return 0
-        side = self.model.image_size
-        return self.data.images * 3 * side * side * self.resources.devices_per_node
+        pixels = 3 * self.model.image_size ** 2
+        return pixels if self.data.source == "synthetic" else 2 * pixels + 256
+
+    def _check_host_memory(self) -> None:
+        problem = host_memory_problem(self)
+        if problem:
+            raise ConfigError(problem)
+
+
+# Host bytes each rank holds per pretraining image besides the pixel cache: kept indices,
+# CSR offsets and tags (int64), the loader's cached epoch orders, and the peak while the
+# set is built (data/pretrain.py, data/sources.py, data/loader.py). Measured peak RSS per
+# image at 1M-4M synthetic / 100k real images, 16 px, with margin: synthetic 85-94 B
+# (label noise: 397 B), webdataset 624 B (tag names and record refs as Python objects),
+# hf 2047 B (it also keeps each record's encoded image: about 3 x side^2 bytes or less).
+INDEX_BYTES = {"synthetic": 160, "webdataset": 1024, "hf": 1536}
+LABEL_NOISE_BYTES = 512  # the dense per-slot arrays label noise draws
+
+
+def index_bytes_per_image(data: DataConfig, image_size: int) -> int:
+    """Host bytes per pretraining image on one rank besides the cache (see INDEX_BYTES)."""
+    per = INDEX_BYTES[data.source] + (LABEL_NOISE_BYTES if data.label_noise > 0 else 0)
+    if data.source == "hf":
+        per += 3 * image_size ** 2
+    return per
 
 
 # --------------------------------------------------------------------------- dict <-> config
@@ -706,3 +736,40 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def dump_yaml(data: dict) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=None)
+
+
+def host_memory_problem(config: RunConfig, rank_bytes: float = 0.0) -> Optional[str]:
+    """Why a node cannot hold the run's data (uint8 cache and per-image index on every
+    rank) plus `rank_bytes` (the ranks' own memory on CPU, which `scaling sweep` knows
+    from the estimator) within resources.mem_gb; None when it fits. The fixes are
+    computed for these figures, so each one makes the check pass."""
+    budget = config.resources.mem_gb * 2 ** 30
+    cache, index = config.cache_bytes_per_node, config.index_bytes_per_node
+    total = cache + index + rank_bytes
+    if total <= budget:
+        return None
+    images, ranks = config.data.images, config.resources.devices_per_node
+    per_image = (cache + index) / images
+    fixes = []
+    most = int((budget - rank_bytes) // per_image)
+    if most >= 1:
+        fixes.append(f"use at most {most} images")
+    if cache and index + rank_bytes <= budget:
+        fixes.append("set data.cache=false")
+    fixes.append(f"raise resources.mem_gb to {math.ceil(total / 2 ** 30)}")
+    def gib(n: float) -> str:
+        return f"{n / 2 ** 30:.1f}" if n >= 2 ** 30 else f"{n / 2 ** 30:.3g}"
+
+    parts = f"{gib(index)} GiB of per-image index"
+    if cache:
+        parts = (f"{gib(cache)} GiB of uint8 cache (3 x {config.model.image_size}^2 bytes an "
+                 "image) and " + parts)
+    if rank_bytes:
+        parts += f", plus {gib(rank_bytes)} GiB for the ranks themselves on CPU"
+    if cache + index > budget:  # the data alone does not fit: its size is the problem
+        head = f"data.images={images} is invalid: on {ranks} rank(s) per node it takes"
+    else:
+        head = (f"resources.mem_gb={config.resources.mem_gb} is too small for this run: on "
+                f"{ranks} rank(s) per node it takes")
+    return (f"{head} {parts}, more than resources.mem_gb={config.resources.mem_gb}: "
+            f"{', or '.join(fixes)}")

@@ -281,3 +281,20 @@ def num_classes(data_cfg: DataConfig, image_size: int, target) -> int:
     if spec.format == "imagefolder":
         return len(_folder_items(spec, "train")[1])
     return len(_hf_items(spec, "train")[1])
+
+
+def train_class_counts(data_cfg: DataConfig, image_size: int, target, n: int
+                       ) -> tuple[list[int], int]:
+    """(images per class of the train split transfer loads with a cap of n, images of
+    that split without the cap), without rendering or decoding an image: what bounds the
+    k of k-shot probes at sweep time. A synthetic split is balanced (image j has class
+    j mod C) and as large as asked; a user split is its listed files (a file that will not
+    decode lowers a count at transfer time, where `fewshot` checks again)."""
+    spec = target if isinstance(target, TargetSpec) else parse_target(target)
+    if spec.synthetic:
+        count = num_classes(data_cfg, image_size, spec)
+        return [n // count + (c < n % count) for c in range(count)], n
+    items, names, _ = (_folder_items if spec.format == "imagefolder" else _hf_items)(
+        spec, "train")
+    labels = np.asarray([items[i][2] for i in _take(len(items), n)], dtype=np.int64)
+    return np.bincount(labels, minlength=len(names)).tolist(), len(items)

@@ -62,8 +62,10 @@ def sha256(path: Path) -> str:
 
 
 def _files(directory: Path) -> list[str]:
-    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*")
-                  if p.is_file() and p.name != MARKER)
+    """Every file of a checkpoint folder but its own marker (a file named like the marker
+    deeper down is a file like any other: listed, so one added afterwards is refused)."""
+    return sorted(rel for rel in (str(p.relative_to(directory)) for p in directory.rglob("*")
+                                  if p.is_file()) if rel != MARKER)
 
 
 def verify(directory: Path) -> Optional[str]:
@@ -185,10 +187,11 @@ def load(directory: Path, strategy, env: DistEnv) -> dict:
     return load_tensors(directory / "extra.pt")
 
 
-def load_tensors(path: Path, map_location=None):
+def load_tensors(path: Path, map_location=None, fix: str = "remove it (or its checkpoint "
+                 "folder)"):
     """torch.load with weights_only=True; a file holding anything else is refused in one
-    line that names the file and what it tried to load (never suggesting weights_only=False:
-    a file this code did not write is not to be trusted)."""
+    line that names the file, what it tried to load and `fix` (never suggesting
+    weights_only=False: a file this code did not write is not to be trusted)."""
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -196,4 +199,4 @@ def load_tensors(path: Path, map_location=None):
         what = f" ({found.group(0).strip()})" if found else ""
         raise RunError(f"{path}: refused to load: it holds objects other than tensors and "
                        f"plain containers{what}; it was not written by wsl-scaling or was "
-                       "altered: remove it (or its checkpoint folder)") from None
+                       f"altered: {fix}") from None

@@ -44,22 +44,32 @@ log = logging.getLogger(__name__)
 
 def train(config: RunConfig, run_dir) -> str:
     """Train one run in `run_dir`; returns the final train phase (`done` on success)."""
+    from scaling import runconfig
+
     run_dir = Path(run_dir)
     logs.setup()
     restrict_umask()
+    # the run's config.yaml records what runs: a command-line change is written there
+    # before training, or refused when a checkpoint or the trunk depends on the old one
+    rewrite = runconfig.check_train_change(run_dir, config)
     private_dir(run_dir)
     pin_heap()
-    if read_state(run_dir)["train"] == "done":
+    if _finished(run_dir):
         log.info("%s: train already done, nothing to do", run_dir.name)
         return "done"
     env = dist.setup(config.resources.device, config.resources.collective_timeout_s)
     lock, clean = None, False
     try:
         lock = hold_run(run_dir, env, "train")
-        if read_state(run_dir)["train"] == "done":  # finished while we waited for the lock
+        if _finished(run_dir):  # finished while we waited for the lock
             log.info("%s: train already done, nothing to do", run_dir.name)
             clean = True
             return "done"
+        if read_state(run_dir)["train"] == "done" and env.is_main:
+            log.info("%s: train is done but final/ is missing or incomplete: exporting it "
+                     "again from the newest checkpoint", run_dir.name)
+        if rewrite and env.is_main:
+            log.info("%s", runconfig.record(run_dir, config, "train"))
         phase = Trainer(config, env, run_dir).fit()
         clean = True
         return phase
@@ -71,6 +81,14 @@ def train(config: RunConfig, run_dir) -> str:
         if lock is not None:
             lock.release()
         dist.teardown(clean)
+
+
+def _finished(run_dir: Path) -> bool:
+    """Done and exported: a done run whose final/ was removed (a refused trunk's advice)
+    resumes from its final checkpoint, where the loop has no step left, and exports."""
+    from scaling.transfer import exported
+
+    return read_state(run_dir)["train"] == "done" and exported(run_dir)
 
 
 def hold_run(run_dir: Path, env: dist.DistEnv, phase: str):
@@ -324,8 +342,9 @@ class Trainer:
         if signal_code:
             return _stop_on_signal(run_dir, env, signal_code, config)
         _check_finite_weights(self.strategy, env, self.total_steps)
-        checkpoint.save(ckpt_root, self.total_steps, self.strategy, self.state_dict(), env,
-                        config.checkpoint.keep_last)
+        if start < self.total_steps:  # else it resumed from the final checkpoint itself
+            checkpoint.save(ckpt_root, self.total_steps, self.strategy, self.state_dict(),
+                            env, config.checkpoint.keep_last)
         trunk = self.strategy.trunk_state_dict()
         if env.is_main:
             export_final(run_dir, trunk, config, self.pset.tag_names,

@@ -88,7 +88,9 @@ def finetune(config: RunConfig, run_dir: Path, env: dist.DistEnv, target: str, t
                              ft.global_batch, env.rank, world, cfg.seed, "natural")
     root = run_dir / "transfer" / "finetune" / target / "checkpoints"
     start = 0
-    latest = checkpoint.latest_complete(root)
+    # as the Trainer resumes: the newest checkpoint that verifies (SHA-256 of every file,
+    # before anything is unpickled), one choice for all ranks
+    latest = checkpoint.choose(root, env)
     if latest is not None:
         extra = checkpoint.load(latest, strategy, env)
         scheduler.load_state_dict(extra["scheduler"])

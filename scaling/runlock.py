@@ -50,10 +50,13 @@ def _proc_start(pid: int) -> Optional[str]:
 
 
 def read_holder(run_dir: Union[str, Path]) -> Optional[dict]:
+    """The lock's holder with its age (`age_s`); None when there is no lock. A lock that is
+    not a JSON object (torn, or written by something else) has no holder: pid None, so
+    `acquire` takes it over once it is a few seconds old."""
     path = Path(run_dir) / LOCK
     try:
         holder = json.loads(path.read_text())
-        holder["age_s"] = time.time() - path.stat().st_mtime
+        age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
@@ -62,7 +65,9 @@ def read_holder(run_dir: Union[str, Path]) -> Optional[dict]:
         except OSError:
             return None
         return {"pid": None, "host": None, "age_s": age}
-    return holder if isinstance(holder, dict) else {"pid": None, "host": None, "age_s": 0.0}
+    if not isinstance(holder, dict):
+        return {"pid": None, "host": None, "age_s": age}
+    return {**holder, "age_s": age}
 
 
 def stale_reason(holder: dict) -> Optional[str]:

@@ -361,8 +361,11 @@ def _check_targets(run_id: str, config: RunConfig, checked: set) -> None:
     a one-line ConfigError naming the run and the target otherwise."""
     from scaling.transfer import validate_targets
 
-    key = json.dumps([config.transfer.targets, config.data.supervised, config.data.source,
-                      config.data.path], sort_keys=True, default=str)
+    tc = config.transfer
+    key = json.dumps([tc.targets, config.data.supervised, config.data.source,
+                      config.data.path, config.data.seed, vars(config.data.world),
+                      config.model.image_size, tc.train_images, tc.protocols,
+                      tc.fewshot_shots], sort_keys=True, default=str)
     if key in checked:
         return
     try:
@@ -372,10 +375,11 @@ def _check_targets(run_id: str, config: RunConfig, checked: set) -> None:
     checked.add(key)
 
 
-def _estimates(config: RunConfig, cache: dict, clock) -> dict:
+def _estimates(config: RunConfig, cache: dict, clock, check_host: bool = False) -> dict:
     """Manifest columns of one run; resolves `shard.strategy: auto` in `config` (in place)
     to the strategy and nodes x devices the memory estimator picks (scaling/memory.py);
-    `clock` (a scaling.walltime.Estimator) times it on this host."""
+    `clock` (a scaling.walltime.Estimator) times it on this host. With `check_host` (at
+    sweep), a run whose node cannot hold it is refused."""
     from scaling import memory
     from scaling.recipe import model_kwargs
 
@@ -391,6 +395,8 @@ def _estimates(config: RunConfig, cache: dict, clock) -> dict:
         chosen = config.shard.strategy
     world = config.resources.world_size
     est = memory.estimate(profile, config, world)
+    if check_host:
+        _check_host_estimate(config, est)
     wall = clock.run(config, classes, profile.flops_per_image, profile.num_features or 256)
     return {"params": profile.params, "flops_per_image": profile.flops_per_image,
             "pretrain_flops": 3 * profile.flops_per_image * config.optim.images_seen,
@@ -420,11 +426,26 @@ def _warn_slow_precision(configs) -> None:
 
 
 def _host_bytes(config: RunConfig, est) -> float:
-    """Host memory of one node: every rank's uint8 pretraining cache, plus the ranks' own
-    memory when they run on CPU."""
-    ranks = config.resources.devices_per_node
+    """Host memory of one node: every rank's pretraining data (uint8 cache and per-image
+    index, contract.config), plus the ranks' own memory when they run on CPU."""
+    return config.cache_bytes_per_node + config.index_bytes_per_node + _rank_bytes(config, est)
+
+
+def _rank_bytes(config: RunConfig, est) -> float:
+    """Host memory of one node's ranks themselves: counted when they run on CPU."""
     on_cpu = config.resources.device == "cpu"
-    return config.cache_bytes_per_node + (est.total_bytes * ranks if on_cpu else 0.0)
+    return est.total_bytes * config.resources.devices_per_node if on_cpu else 0.0
+
+
+def _check_host_estimate(config: RunConfig, estimate) -> None:
+    """The run config checks that a node holds the run's data; here, where the estimator
+    knows it, the ranks' own memory on CPU is added: a run that cannot fit the memory it
+    requests would be killed by the scheduler or swap the node."""
+    from contract.config import host_memory_problem
+
+    problem = host_memory_problem(config, _rank_bytes(config, estimate))
+    if problem:
+        raise ConfigError(problem)  # the caller names the run
 
 
 def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps") -> Path:
@@ -450,7 +471,7 @@ def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps"
     estimates = {}
     for run_id, config, _ in runs:
         try:
-            estimates[run_id] = _estimates(config, cache, clock)
+            estimates[run_id] = _estimates(config, cache, clock, check_host=True)
         except (UserError, FileNotFoundError) as exc:  # the data source refuses the config
             raise ConfigError(f"run {run_id}: {exc}") from None
     clock.cache.save()

@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import pickle
+import signal
 import time
 from pathlib import Path
 from typing import cast
@@ -31,7 +32,7 @@ import torch
 
 from contract.atomic import atomic_path
 from contract.config import RunConfig
-from contract.errors import RunError
+from contract.errors import ConfigError, RunError
 from contract.runfolder import read_json, read_state, write_json
 from scaling import dist, logs, recipe
 from scaling.probe import fixed_probe, linear_probe
@@ -44,6 +45,18 @@ EXTRACTIONS = {"count": 0, "images": 0}
 """Feature extractions done by this process (the cache tests and the bench count them)."""
 
 
+def exported(run_dir: Path) -> bool:
+    """Whether `final/` holds the exported trunk (model.json and trunk.pt)."""
+    return all((run_dir / "final" / name).is_file() for name in ("model.json", "trunk.pt"))
+
+
+def reexport_fix(run_dir: Path) -> str:
+    """The advice for a missing or refused trunk: `scaling train` exports `final/` again
+    from the run's final checkpoint (scaling/engine.py: a done run without final/)."""
+    return (f"run `scaling train --config {run_dir / 'config.yaml'}` to export the trunk "
+            "(from the final checkpoint when training is done)")
+
+
 def load_trunk(run_dir: Path, random_init: bool = False, seed: int = 0,
                num_classes: int = 1) -> torch.nn.Module:
     """Rebuild the trunk from `final/model.json`; load `final/trunk.pt` unless random_init.
@@ -52,19 +65,21 @@ def load_trunk(run_dir: Path, random_init: bool = False, seed: int = 0,
 
     meta = read_json(run_dir / "final" / "model.json")
     if meta is None:
-        raise RunError(f"{run_dir}/final/model.json is missing: the run has no exported "
-                       "trunk; pretrain it first (`scaling train`)")
+        raise RunError(f"{run_dir}/final/model.json is missing: {reexport_fix(run_dir)}")
     torch.manual_seed(seed)
     model = create_model(meta["arch"], num_classes=num_classes, **meta["kwargs"])
     if not random_init:
         from scaling.checkpoint import load_tensors
 
-        weights = load_tensors(run_dir / "final" / "trunk.pt", map_location="cpu")
+        weights = load_tensors(run_dir / "final" / "trunk.pt", map_location="cpu",
+                               fix=f"remove {run_dir / 'final'}, then "
+                                   f"{reexport_fix(run_dir)}")
         bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(
             torch.isfinite(v).all())]
         if bad:  # a diverged trunk must never yield a published number
             raise RunError(f"{run_dir}/final/trunk.pt holds non-finite weights ({bad[0]} and "
-                           f"{len(bad) - 1} more): retrain the run")
+                           f"{len(bad) - 1} more): remove {run_dir / 'final'}, then "
+                           f"{reexport_fix(run_dir)}")
         missing, unexpected = model.load_state_dict(weights, strict=False)
         if unexpected or any(not k.startswith("fc.") for k in missing):
             raise RunError(f"{run_dir}/final/trunk.pt does not match {meta['arch']}: "
@@ -175,8 +190,21 @@ def _read_dedup(config: RunConfig, run_dir: Path, spec, n_test: int) -> dict | N
 # ----- protocols --------------------------------------------------------------------------
 def fewshot(train_f, train_y, test_f, test_y, classes: int, shots, draws: int, l2: float,
             seed: int) -> dict:
-    """k-shot probes: per k and draw, k train images per class drawn at random (all of a
-    class holding fewer), a probe at L2 `l2`; mean and sd over draws per k."""
+    """k-shot probes: per k and draw, k train images per class drawn at random, a probe at
+    L2 `l2`; mean and sd over draws per k. A k that some class (with any train image)
+    cannot give is not drawn (a smaller set would be reported as that k): it is listed in
+    `unavailable_shots` instead, and when no k can be drawn the probe fails."""
+    counts = torch.bincount(train_y, minlength=classes)
+    most = int(counts[counts > 0].min()) if bool((counts > 0).any()) else 0
+    unavailable = [int(k) for k in shots if k > most]
+    shots = [k for k in shots if k <= most]
+    if unavailable:
+        log.warning("few-shot k=%s not drawn: the smallest class has %d train images",
+                    unavailable, most)
+    if not shots:
+        raise RunError(f"transfer.fewshot_shots={unavailable} cannot be drawn: the train "
+                       f"split's smallest class has {most} images; use shots of at most "
+                       f"{most} or raise transfer.train_images")
     curve = []
     for k in shots:
         top1, top5, sizes = [], [], []
@@ -196,7 +224,7 @@ def fewshot(train_f, train_y, test_f, test_y, classes: int, shots, draws: int, l
                       "top1": t1.mean().item(), "top1_sd": t1.std().item() if draws > 1 else 0.0,
                       "top5": t5.mean().item(), "top5_sd": t5.std().item() if draws > 1 else 0.0})
     return {"fewshot": curve, "top1": curve[-1]["top1"], "top5": curve[-1]["top5"],
-            "l2": l2, "shots": [int(k) for k in shots]}
+            "l2": l2, "shots": [int(k) for k in shots], "unavailable_shots": unavailable}
 
 
 def validate_targets(config: RunConfig) -> None:
@@ -215,6 +243,40 @@ def validate_targets(config: RunConfig) -> None:
 
             check_materialized_world(config.data)
         check_target(spec)
+    if "fewshot" in config.transfer.protocols:
+        for spec in parse_targets(config.transfer.targets):
+            _check_shots(config, spec)
+
+
+def _check_shots(config: RunConfig, spec) -> None:
+    """Refuse a k of `transfer.fewshot_shots` that the target's train split cannot give
+    every class (a k-shot probe of fewer images would be reported under the wrong k)."""
+    from data.targets import train_class_counts
+
+    tc = config.transfer
+    counts, available = train_class_counts(config.data, config.model.image_size, spec,
+                                           tc.train_images)
+    most = min(counts)
+    too_many = [k for k in tc.fewshot_shots if k > most]
+    if not too_many:
+        return
+    fits = [k for k in tc.fewshot_shots if k <= most]
+    fixes = [f"use shots of at most {most}" + (f" (e.g. {fits})" if fits else "")] \
+        if most else []
+    need = max(too_many)
+    if spec.synthetic:
+        fixes.append(f"raise transfer.train_images to {need * len(counts)}")
+    elif tc.train_images < available:
+        uncapped, _ = train_class_counts(config.data, config.model.image_size, spec, available)
+        if min(uncapped) >= need:
+            fixes.append(f"raise transfer.train_images to {available} (all its train images)")
+    if not fixes:
+        fixes.append("give every class train images")
+    fix = ", or ".join(fixes)
+    raise ConfigError(f"transfer.fewshot_shots={list(tc.fewshot_shots)} is invalid for target "
+                      f"{spec.name!r}: its train split gives at most {most} images in its "
+                      f"smallest class (transfer.train_images={tc.train_images} over "
+                      f"{len(counts)} classes), fewer than k={need}: {fix}")
 
 
 def transfer(config: RunConfig, run_dir) -> dict:
@@ -224,10 +286,16 @@ def transfer(config: RunConfig, run_dir) -> dict:
     logs.setup()
     restrict_umask()
     state = read_state(run_dir)
-    if state["train"] != "done" or not (run_dir / "final" / "model.json").is_file():
+    if state["train"] != "done":
         raise RunError(f"{run_dir.name}: train phase is {state['train']!r}, not 'done': "
                        "finish `scaling train` first (transfer never reads an unfinished trunk)")
-    if state["transfer"] == "done":
+    if not exported(run_dir):
+        raise RunError(f"{run_dir.name}: train is done but {run_dir / 'final'} is missing "
+                       f"or incomplete: {reexport_fix(run_dir)}")
+    from scaling import runconfig
+
+    rewrite = runconfig.check_transfer_change(run_dir, config)  # what config.yaml records
+    if state["transfer"] == "done" and not _missing_results(config, run_dir):
         log.info("%s: transfer already done, nothing to do", run_dir.name)
         return {}
     env = dist.setup(config.resources.device)
@@ -236,12 +304,15 @@ def transfer(config: RunConfig, run_dir) -> dict:
     from scaling.engine import hold_run
     from scaling.finetune import TransferStopped
 
-    lock = None
+    lock, clean = None, True
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         lock = hold_run(run_dir, env, "transfer")  # one process per run (scaling/runlock.py)
-        if read_state(run_dir)["transfer"] == "done":  # finished while we waited
-            log.info("%s: transfer already done, nothing to do", run_dir.name)
+        if read_state(run_dir)["transfer"] == "done" and not _missing_results(config, run_dir):
+            log.info("%s: transfer already done, nothing to do", run_dir.name)  # meanwhile
             return {}
+        if rewrite and env.is_main:
+            log.info("%s", runconfig.record(run_dir, config, "transfer"))
         if env.is_main:
             update_state(run_dir, transfer="running", error=None)
         results, errors = _transfer(config, run_dir, env)
@@ -255,6 +326,18 @@ def transfer(config: RunConfig, run_dir) -> dict:
             update_state(run_dir, transfer=stop.phase, error=None)
         dist.barrier(env)
         return {}
+    except (Cancelled, KeyboardInterrupt) as stop:
+        # as training: a stopped phase is `cancelled` (rerun to resume: finished result
+        # files and cached features are kept), never left `running`
+        clean = False  # the peers stop too: no barrier on the way out
+        if env.is_main and lock is not None:
+            how = "SIGTERM" if isinstance(stop, Cancelled) else "Ctrl-C (SIGINT)"
+            update_state(run_dir, transfer="cancelled", error=f"cancelled by {how}")
+            log.info("%s: transfer cancelled by %s; finished results and cached features "
+                     "are kept: rerun `scaling transfer` to go on", run_dir.name, how)
+        if isinstance(stop, KeyboardInterrupt):
+            raise
+        return {}
     except BaseException as exc:
         if env.is_main and not isinstance(exc, RunLocked):
             from scaling.engine import record_failure
@@ -262,10 +345,32 @@ def transfer(config: RunConfig, run_dir) -> dict:
             record_failure(run_dir, "transfer", exc)
         raise
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if lock is not None:
             lock.release()
-        dist.teardown()
+        dist.teardown(clean)
     return results
+
+
+def _missing_results(config: RunConfig, run_dir: Path) -> list[str]:
+    """Result files of the config's targets x protocols not in `transfer/` (a `done`
+    transfer whose files were removed evaluates them again)."""
+    from contract.targets import parse_targets
+
+    return [name for spec in parse_targets(config.transfer.targets)
+            for p in config.transfer.protocols
+            if not (run_dir / "transfer" / (name := f"{spec.name}__{p}.json")).is_file()]
+
+
+class Cancelled(BaseException):
+    """SIGTERM while probing (scancel, the local executor stopping): raised at once, since
+    a probe has no step boundary to wait for; every file is written atomically, so nothing
+    is torn. A BaseException, so no `except Exception` on the way swallows it. Fine-tuning
+    installs its own handlers (checkpoint at the step, then TransferStopped)."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Cancelled()
 
 
 FLOOR_CACHE_VERSION = 1

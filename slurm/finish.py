@@ -26,13 +26,22 @@ def main(argv=None) -> int:
     print(f"wsl-scaling: finish start sweep={sweep.name} at={time.time():.6f}", flush=True)
     from slurm.status import print_table, status_rows
 
-    rows, footer = status_rows(sweep)
-    print_table(rows, footer)
-    bad = [r for r in rows if not (r["train"] == "done" and r["transfer"] == "done")]
-    for r in bad:
-        print(f"NOT DONE {r['run_id']}: train={r['train']} transfer={r['transfer']} "
-              f"slurm={r['slurm'] or '?'} {r['error']}".rstrip())
-    rc = 1 if bad else 0
+    try:
+        rows, footer = status_rows(sweep)
+    except Exception as exc:  # the table is a courtesy: collect and report still run
+        import traceback
+
+        traceback.print_exc()
+        print(f"finish: status failed: {type(exc).__name__}: {exc}")
+        rows, footer = [], []
+        rc = 1
+    else:
+        print_table(rows, footer)
+        bad = [r for r in rows if not (r["train"] == "done" and r["transfer"] == "done")]
+        for r in bad:
+            print(f"NOT DONE {r['run_id']}: train={r['train']} transfer={r['transfer']} "
+                  f"slurm={r['slurm'] or '?'} {r['error']}".rstrip())
+        rc = 1 if bad else 0
     steps = [["collect", str(sweep)]] + ([] if args.no_report else [["report", str(sweep)]])
     for step in steps:
         # the CLI's own process: slurm/ talks to the steps after it through commands and

@@ -86,18 +86,26 @@ def status_rows(sweep_dir: Union[str, Path], problems: Optional[list] = None
     footer = []
     for sub in jobs.get("submissions", []):
         for array in sub.get("arrays", []):
+            job = array.get("job")
+            if not job:  # a submission that stopped half-way: `scaling submit` completes it
+                footer.append(f"{array['phase']:<8} {'-':>8}  {array['shape']:<22} "
+                              "not submitted (run `scaling submit` again)")
+                continue
             counts: dict[str, int] = {}
             for i in range(len(array["run_ids"])):
-                s = slurm_state(f"{array['job']}_{i}") or "unknown"
+                s = slurm_state(f"{job}_{i}") or "unknown"
                 counts[s] = counts.get(s, 0) + 1
             summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-            footer.append(f"{array['phase']:<8} {array['job']:>8}  {array['shape']:<22} "
+            footer.append(f"{array['phase']:<8} {job:>8}  {array['shape']:<22} "
                           f"{summary}" + (f"  (after {array['dependency']})"
                                           if array.get("dependency") else ""))
         fin = sub.get("finish") or {}
         if fin.get("job"):
             footer.append(f"{'finish':<8} {fin['job']:>8}  "
                           f"{'':<22} {slurm_state(str(fin['job'])) or 'unknown'}")
+        elif sub.get("arrays") and not sub.get("dry_run"):
+            footer.append(f"{'finish':<8} {'-':>8}  {'':<22} not submitted (run `scaling "
+                          "submit` again)")
     return rows, footer
 
 

@@ -60,7 +60,7 @@ def test_a_cache_larger_than_host_memory_is_refused_with_its_size(tmp_path, caps
     code, _, line = cli(capsys, "sweep", write_sweep(tmp_path, base=base),
                         "--root", tmp_path / "sweeps")
     assert code == 2
-    assert "uint8 cache takes 1401.9 GiB per node" in line and "data.cache=false" in line
+    assert "1401.9 GiB of uint8 cache" in line and "data.cache=false" in line
 
 
 def test_manifest_host_memory_estimate_counts_the_cache(tmp_path, capsys):

@@ -85,6 +85,9 @@ def test_only_rank_zero_of_a_real_launch_says_train_is_done(tmp_path):
     """Each rank of a launch runs `scaling train` on a finished run: one line, not two."""
     run = make_run(tmp_path)
     update_state(run, train="done")
+    (run / "final").mkdir()  # a done run has its exported trunk (else train exports it)
+    for name in ("model.json", "trunk.pt"):
+        (run / "final" / name).write_text("{}")
     procs = [subprocess.Popen([sys.executable, "-m", "scaling.cli", "train", "--config",
                                str(run / "config.yaml")],
                               env={**env(), "RANK": str(r), "WORLD_SIZE": "2"},

@@ -17,7 +17,7 @@ import yaml
 
 import scaling.transfer as T
 from contract.config import RunConfig, from_dict, load_run_config
-from contract.errors import ConfigError
+from contract.errors import ConfigError, RunError
 from contract.runfolder import read_state
 from tests.helpers.engine import TINY, env, make_run
 from tests.scaling.transfer_helpers import (
@@ -147,6 +147,31 @@ def test_finetune_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_run(
     assert resumed["resumed_from_step"] == 7 and uncut["resumed_from_step"] == 0
     assert resumed["top1"] == uncut["top1"] and resumed["top5"] == uncut["top5"]
     assert not (run / "transfer" / "finetune" / "novel").exists()  # checkpoints removed
+
+
+def test_a_truncated_newest_finetune_checkpoint_is_skipped_and_the_previous_one_resumed(
+        trained, tmp_path, monkeypatch, caplog):
+    import scaling.finetune as F
+
+    spec = dict(protocols=["finetune"], finetune={**FT, "images_seen": 640})
+    whole = clone(trained, tmp_path, "whole", **spec)
+    T.transfer(load_run_config(whole / "config.yaml"), whole)
+    run = clone(trained, tmp_path, "cut", **spec)
+    config = load_run_config(run / "config.yaml")
+    monkeypatch.setattr(F, "SignalFlags", lambda: _StopAfter(12))
+    assert T.transfer(config, run) == {}
+    ckpts = run / "transfer/finetune/novel/checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["000000010", "000000012"]
+    newest = ckpts / "000000012" / "state.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    monkeypatch.setattr(F, "SignalFlags", lambda: _StopAfter(10**9))
+    T.transfer(config, run)
+    assert (f"checkpoint {ckpts / '000000012'} skipped: state.pt does not match its recorded "
+            "SHA-256") in caplog.text
+    assert read_state(run)["transfer"] == "done"
+    resumed, uncut = results(run)["novel__finetune"], results(whole)["novel__finetune"]
+    assert resumed["resumed_from_step"] == 10
+    assert resumed["top1"] == uncut["top1"] and resumed["top5"] == uncut["top5"]
 
 
 # ----- the feature cache ---------------------------------------------------------------------
@@ -389,6 +414,75 @@ def test_an_unknown_target_fails_at_sweep_naming_field_value_and_choices(tmp_pat
         from_dict(RunConfig, {"transfer": {"protocols": ["probe"]}})
 
 
+def _fewshot_refusal(tmp_path: Path, **transfer) -> str:
+    tmp_path.mkdir()
+    with pytest.raises(ConfigError) as err:
+        _sweep(tmp_path, protocols=["linear", "fewshot"], **transfer)
+    text = str(err.value)
+    assert "\n" not in text and f"transfer.fewshot_shots={transfer['fewshot_shots']}" in text
+    assert not (tmp_path / "sweeps" / "s" / "runs").exists()    # nothing written
+    return text
+
+
+def test_fewshot_shots_a_synthetic_split_cannot_give_are_refused_at_sweep(tmp_path):
+    import re
+
+    # 250 images over the 100 classes of `fine`: 2 or 3 a class
+    text = _fewshot_refusal(tmp_path / "refused", targets=["fine"], train_images=250,
+                            fewshot_shots=[1, 5, 10, 25])
+    assert "gives at most 2 images in its smallest class (transfer.train_images=250 over " \
+           "100 classes), fewer than k=25" in text
+    needed = int(re.search(r"raise transfer.train_images to (\d+)", text).group(1))
+    assert needed == 25 * 100
+    # both fixes the message gives work
+    assert "use shots of at most 2 (e.g. [1])" in text
+    (tmp_path / "fewer").mkdir()
+    (tmp_path / "more").mkdir()
+    _sweep(tmp_path / "fewer", targets=["fine"], train_images=250, fewshot_shots=[1, 2],
+           protocols=["linear", "fewshot"])
+    # fewer images than classes: no k at all, raising the cap is the fix
+    text = _fewshot_refusal(tmp_path / "none", targets=["fine"], train_images=20,
+                            fewshot_shots=[1])
+    assert "gives at most 0 images" in text and "shots of at most" not in text
+    assert "raise transfer.train_images to 100" in text
+    _sweep(tmp_path / "more", targets=["fine"], train_images=needed,
+           fewshot_shots=[1, 5, 10, 25], protocols=["linear", "fewshot"])
+
+
+def test_fewshot_shots_a_user_split_cannot_give_are_refused_at_sweep(tmp_path):
+    pets = make_imagefolder(tmp_path / "pets", per_class=12)
+    target = [f"imagefolder:{pets}"]
+    text = _fewshot_refusal(tmp_path / "big", targets=target, fewshot_shots=[1000])
+    assert "gives at most 12 images" in text and "use shots of at most 12" in text
+    assert "raise transfer.train_images" not in text   # the set has no more to give
+    for name in ("ok", "uncapped"):
+        (tmp_path / name).mkdir()
+    _sweep(tmp_path / "ok", targets=target, fewshot_shots=[12],
+           protocols=["linear", "fewshot"])
+    # capped below the set: raising the cap is the other fix, and it works
+    text = _fewshot_refusal(tmp_path / "capped", targets=target, train_images=12,
+                            fewshot_shots=[10])
+    assert "raise transfer.train_images to 36 (all its train images)" in text
+    _sweep(tmp_path / "uncapped", targets=target, train_images=36, fewshot_shots=[10],
+           protocols=["linear", "fewshot"])
+
+
+def test_fewshot_never_reports_a_k_it_did_not_draw():
+    gen = torch.Generator().manual_seed(0)
+    train_y = torch.tensor([0] * 2 + [1] * 6 + [2] * 6)
+    train_f = torch.randn(len(train_y), 8, generator=gen) + train_y[:, None].float()
+    test_y = torch.arange(30) % 3
+    test_f = torch.randn(30, 8, generator=gen) + test_y[:, None].float()
+    out = T.fewshot(train_f, train_y, test_f, test_y, 3, [1, 2, 5], 2, 1e-2, 0)
+    assert [p["k"] for p in out["fewshot"]] == out["shots"] == [1, 2]
+    assert [p["n_train"] for p in out["fewshot"]] == [3, 6]
+    assert out["unavailable_shots"] == [5]
+    assert out["top1"] == out["fewshot"][-1]["top1"]  # the headline is a k that was drawn
+    with pytest.raises(RunError, match=r"transfer.fewshot_shots=\[5, 10\] cannot be drawn: "
+                                       "the train split's smallest class has 2 images"):
+        T.fewshot(train_f, train_y, test_f, test_y, 3, [5, 10], 2, 1e-2, 0)
+
+
 @pytest.mark.parametrize("layout,message", [
     ("missing", "no such folder"),
     ("one-class", "1 class(es) found"),
@@ -438,5 +532,6 @@ def test_load_trunk_without_an_exported_model_names_the_missing_file(tmp_path):
     from contract.errors import RunError
 
     (tmp_path / "final").mkdir()
-    with pytest.raises(RunError, match=r"final/model.json is missing: .*pretrain it first"):
+    with pytest.raises(RunError, match=r"final/model.json is missing: run `scaling train "
+                                       r"--config .*config.yaml` to export the trunk"):
         T.load_trunk(tmp_path)
