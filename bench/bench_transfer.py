@@ -41,7 +41,7 @@ def main(argv=None) -> None:
     from data.targets import TargetSplit
     from models import Trunk, create_model
     from scaling import recipe
-    from scaling.engine import export_final
+    from scaling.final import export_final, load_trunk
     from scaling.finetune import finetune
 
     base = load_yaml(REPO / "configs" / "base-cpu.yaml")
@@ -74,7 +74,7 @@ def main(argv=None) -> None:
         model = cast(Trunk, create_model("resnext", num_classes=10,
                                          **recipe.model_kwargs(config)))
         export_final(run, model.trunk_state_dict(), config, ["x"], model.num_features)
-        trunk = T.load_trunk(run).to(memory_format=torch.channels_last)
+        trunk = load_trunk(run).to(memory_format=torch.channels_last)
         cpu = torch.device("cpu")
         start = time.perf_counter()
         train_f = T.extract_features(trunk, tr_x, cpu)

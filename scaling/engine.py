@@ -9,11 +9,11 @@ size - sees the same data and augmentation as an uninterrupted one.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
 import os
-import shutil
 import socket
 import time
 from pathlib import Path
@@ -28,6 +28,7 @@ from contract.retry import may_requeue
 from contract.runfolder import now_iso, read_state, write_json
 from scaling import checkpoint, dist, logs, precision, recipe
 from scaling.allocator import pin_heap
+from scaling.final import export_final, exported
 from scaling.runfiles import (
     private_dir,
     restrict_umask,
@@ -86,8 +87,6 @@ def train(config: RunConfig, run_dir) -> str:
 def _finished(run_dir: Path) -> bool:
     """Done and exported: a done run whose final/ was removed (a refused trunk's advice)
     resumes from its final checkpoint, where the loop has no step left, and exports."""
-    from scaling.transfer import exported
-
     return read_state(run_dir)["train"] == "done" and exported(run_dir)
 
 
@@ -118,22 +117,37 @@ def record_failure(run_dir: Path, phase: str, exc: BaseException,
 
 
 class Trainer:
-    """One run's pretraining as steps (torchtitan's split): `__init__` builds the run
-    (data, model, strategy, optimizer, schedule, loader), `next_batch` + `train_step` are
-    one step, `fit` is the loop with its metrics window and checkpoint policy.
+    """One run's training as steps (torchtitan's split): `__init__` builds the run (data,
+    model, strategy, optimizer, schedule, loader), `next_batch` + `train_step` are one
+    step, `fit` is the loop with its metrics window and checkpoint policy.
+
+    The one loop of the project: pretraining builds it from the config; fine-tuning
+    (scaling/finetune.py) gives what differs, the labelled set (`dataset`), the model with
+    its new head (`model`), the optim section (in `config.optim`), where checkpoints go
+    (`ckpt_root`), and `records=False` (the run's train-phase files: state.json,
+    metrics.jsonl, memory.json, provenance.json and final/ are pretraining's), so both get
+    the same verified collective resume, fp16 skip limit, per-step divergence check and
+    finite-weight check before every checkpoint.
 
     Tests and benchmarks build a Trainer and call the same `train_step` that `fit` calls;
     `state_dict`/`load_state_dict` hold everything a checkpoint adds to the strategy's own
     state, so a resumed run continues exactly (data order and augmentation included).
     """
 
-    def __init__(self, config: RunConfig, env: dist.DistEnv, run_dir: Optional[Path] = None):
+    def __init__(self, config: RunConfig, env: dist.DistEnv, run_dir: Optional[Path] = None,
+                 *, dataset=None, model: Optional[torch.nn.Module] = None,
+                 ckpt_root: Optional[Path] = None, records: bool = True,
+                 optim_field: str = "optim"):
         from data import ResumableLoader, build_pretrain_set
         from models import create_model, forward_flops
 
         self.env, self.run_dir = env, Path(run_dir) if run_dir is not None else None
+        self.records = records and self.run_dir is not None
+        self.ckpt_root = Path(ckpt_root) if ckpt_root is not None else (
+            self.run_dir / "checkpoints" if self.run_dir is not None else None)
+        self.optim_field = optim_field  # what the divergence advice names
         self.start_iso = now_iso()
-        if env.is_main and self.run_dir is not None:
+        if env.is_main and self.records and self.run_dir is not None:
             state = read_state(self.run_dir)
             update_state(self.run_dir, train="running", attempts=state["attempts"] + 1,
                          error=None)
@@ -143,8 +157,9 @@ class Trainer:
         if env.device.type == "cpu":
             torch.set_num_threads(config.resources.cpus_per_rank)
 
-        self.pset = build_pretrain_set(config.data, config.model.image_size)
-        if env.is_main and self.run_dir is not None:
+        self.pset = dataset if dataset is not None else build_pretrain_set(
+            config.data, config.model.image_size)
+        if env.is_main and self.records and dataset is None and self.run_dir is not None:
             # what the source served: N = kept + dropped (no vocab tag) + corrupt
             pset = self.pset
             update_state(self.run_dir, data={"records": config.data.images, "kept": len(pset),
@@ -156,12 +171,13 @@ class Trainer:
                          config.data.path, config.data.max_corrupt_frac)
         config = _resolve_strategy(config, env, self.pset.num_classes,
                                    self._started_in(config))
-        if env.is_main and self.run_dir is not None:
+        if env.is_main and self.records and self.run_dir is not None:
             update_state(self.run_dir, precision=config.precision)
         self.config, optim = config, config.optim
         torch.manual_seed(config.seed)
-        model = create_model(config.model.arch, num_classes=self.pset.num_classes,
-                             **recipe.model_kwargs(config))
+        if model is None:
+            model = create_model(config.model.arch, num_classes=self.pset.num_classes,
+                                 **recipe.model_kwargs(config))
         model = policy.prepare(model, config)
         with torch.device("meta"):
             meta = create_model(config.model.arch, num_classes=self.pset.num_classes,
@@ -178,14 +194,17 @@ class Trainer:
         self.micro = optim.micro_batch or self.per_rank
         self.total_steps = recipe.total_steps(optim)
         self.step, self.skipped, self.consecutive_skips = 0, 0, 0
+        self.start_step = 0
         self.last_applied = True
+        self.losses: collections.deque = collections.deque(maxlen=10)
+        """The last losses (the rank's), what a fine-tune result reports as its final loss."""
 
     def _started_in(self, config: RunConfig) -> Optional[str]:
         """The precision `auto` resolved to when this run started, if it has a checkpoint
         to resume from (state.json `precision`); None: resolve on this device."""
-        if config.precision != precision.AUTO or self.run_dir is None:
+        if config.precision != precision.AUTO or not self.records or self.run_dir is None:
             return None
-        if checkpoint.latest_complete(self.run_dir / "checkpoints") is None:
+        if self.ckpt_root is None or checkpoint.latest_complete(self.ckpt_root) is None:
             return None
         recorded = read_state(self.run_dir).get("precision")
         return recorded if recorded in PRECISIONS else None
@@ -214,7 +233,7 @@ class Trainer:
             where = latest.relative_to(self.run_dir) if self.run_dir else latest.name
             log.info("wsl-scaling: rank %d on %s: resumed from %s (step %d)", self.env.rank,
                      socket.gethostname(), where, self.step, extra=logs.ALL_RANKS)
-        if self.env.is_main and self.run_dir is not None:
+        if self.env.is_main and self.records and self.run_dir is not None:
             update_state(self.run_dir,
                          resumed_from=self.step if latest is not None else None)
             log.info("%s: %s", self.run_dir.name,
@@ -242,9 +261,24 @@ class Trainer:
         return loss
 
     def forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Forward and backward over the rank's micro-batches (gradients accumulate)."""
-        return forward_backward(self.strategy, self.config, x, y, self.micro, self.per_rank,
-                                self.env.device)
+        """Forward and backward over the rank's micro-batches (gradients accumulate); the
+        rank's loss.
+
+        Each micro-batch's loss is scaled by micro / per-rank batch, so accumulated
+        gradients equal those of the whole per-rank batch and the global batch is exact at
+        any world size."""
+        strategy, config, micro, per_rank = self.strategy, self.config, self.micro, self.per_rank
+        accum = per_rank // micro
+        step_loss = torch.zeros((), device=self.env.device)
+        for i in range(accum):
+            part = slice(i * micro, (i + 1) * micro)
+            with strategy.no_sync(sync=i == accum - 1):
+                with autocast(config, self.env.device):
+                    logits = strategy.model(x[part])
+                loss = recipe.loss_fn(logits, y[part], config.data.targets) * (micro / per_rank)
+                strategy.backward(loss)
+            step_loss += loss.detach()
+        return step_loss
 
     def optimizer_step(self) -> None:
         """Apply the gradients and advance the schedule. fp16 steps skipped by loss scaling
@@ -255,9 +289,9 @@ class Trainer:
         limit = self.config.optim.max_skipped_steps
         if self.consecutive_skips >= limit:
             raise RunError(f"fp16 loss scaling skipped {self.consecutive_skips} steps in a row "
-                           f"(step {self.step + 1}, optim.max_skipped_steps={limit}): the loss "
-                           "overflows at every scale; lower optim.lr_per_256 or use "
-                           "precision=bf16")
+                           f"(step {self.step + 1}, {self.optim_field}.max_skipped_steps="
+                           f"{limit}): the loss overflows at every scale; lower "
+                           f"{self.optim_field}.lr_per_256 or use precision=bf16")
         self.scheduler.step()
         self.step += 1
 
@@ -265,14 +299,15 @@ class Trainer:
     def fit(self) -> str:
         """Train from the newest checkpoint to the end of the schedule (or a signal)."""
         config, env, run_dir = self.config, self.env, self.run_dir
-        assert run_dir is not None, "fit() needs the run folder"
+        assert run_dir is not None and self.ckpt_root is not None, "fit() needs the run folder"
         flags = SignalFlags().install()
-        ckpt_root = run_dir / "checkpoints"
-        start = self.resume(ckpt_root)
+        ckpt_root = self.ckpt_root
+        start = self.start_step = self.resume(ckpt_root)
         saver = CheckpointPolicy(config.checkpoint.every_steps, self.total_steps)
         tracker = _tracker(self.strategy)
         report_step = max(start, 1) if self.total_steps > 1 else 0
-        logger = MetricsLogger(run_dir, config.logging.tensorboard) if env.is_main else None
+        logger = (MetricsLogger(run_dir, config.logging.tensorboard)
+                  if env.is_main and self.records else None)
         if logger:
             logger.truncate_after(start)
         window = MetricsWindow(config.optim.global_batch, self.flops_per_image,
@@ -289,7 +324,7 @@ class Trainer:
         while self.step < self.total_steps:
             with tracker if tracker is not None else contextlib.nullcontext():
                 x, y = self.next_batch()
-                if self.step == report_step:
+                if self.step == report_step and self.records:
                     # memory is reported between backward and the optimizer step, the
                     # moment parameters, gradients and optimizer state all exist
                     loss = self.forward_backward(x, y)
@@ -301,6 +336,7 @@ class Trainer:
                     loss = self.train_step(x, y)
                 del x, y
             loss_value = float(loss)
+            self.losses.append(loss_value)
             # fp16 overflow is the loss scaler's to handle (a skipped step); anything else
             # non-finite is divergence, agreed by all ranks with the signal flags below
             diverged = not math.isfinite(loss_value) and (
@@ -321,10 +357,10 @@ class Trainer:
             if signal_code == NONFINITE:
                 raise RunError(f"the loss is not finite at step {self.step} of "
                                f"{self.total_steps}: training diverged, no checkpoint or trunk "
-                               "was written from it; lower optim.lr_per_256 or raise "
-                               "optim.warmup_frac")
+                               f"was written from it; lower {self.optim_field}.lr_per_256 or "
+                               f"raise {self.optim_field}.warmup_frac")
             if saver.due(self.step, signal=bool(signal_code)):
-                _check_finite_weights(self.strategy, env, self.step)
+                _check_finite_weights(self.strategy, env, self.step, self.optim_field)
                 checkpoint.save(ckpt_root, self.step, self.strategy, self.state_dict(), env,
                                 config.checkpoint.keep_last)
             if signal_code:
@@ -340,8 +376,15 @@ class Trainer:
         flags.restore()
 
         if signal_code:
+            if not self.records:  # fine-tuning: the transfer phase records the stop
+                if signal_code == PREEMPT and env.is_main:
+                    requeue_self()
+                return "preempted" if signal_code == PREEMPT else "cancelled"
             return _stop_on_signal(run_dir, env, signal_code, config)
-        _check_finite_weights(self.strategy, env, self.total_steps)
+        _check_finite_weights(self.strategy, env, self.total_steps, self.optim_field)
+        if not self.records:  # fine-tuning: its caller evaluates the model in memory
+            dist.barrier(self.env)
+            return "done"
         if start < self.total_steps:  # else it resumed from the final checkpoint itself
             checkpoint.save(ckpt_root, self.total_steps, self.strategy, self.state_dict(),
                             env, config.checkpoint.keep_last)
@@ -359,7 +402,8 @@ class Trainer:
 NONFINITE = 3.0  # all-reduced with the signal codes (scaling/signals.py: 1, 2)
 
 
-def _check_finite_weights(strategy, env: dist.DistEnv, step: int) -> None:
+def _check_finite_weights(strategy, env: dist.DistEnv, step: int,
+                          optim_field: str = "optim") -> None:
     """Refuse to checkpoint or export non-finite weights (each rank checks the shard it
     holds; all ranks agree, so none waits in a collective for a rank that stopped)."""
     bad = 0.0
@@ -371,8 +415,8 @@ def _check_finite_weights(strategy, env: dist.DistEnv, step: int) -> None:
                 break
     if dist.all_reduce_max(bad, env):
         raise RunError(f"the weights are not finite at step {step}: training diverged, no "
-                       "checkpoint or trunk was written from it; lower optim.lr_per_256 or "
-                       "raise optim.warmup_frac")
+                       f"checkpoint or trunk was written from it; lower {optim_field}."
+                       f"lr_per_256 or raise {optim_field}.warmup_frac")
 
 
 class CheckpointPolicy:
@@ -416,26 +460,6 @@ class MetricsWindow:
                   "wall_s": time.perf_counter() - self.wall0, "skipped_steps": skipped}
         self._reset()
         return record
-
-
-def forward_backward(strategy, config: RunConfig, x: torch.Tensor, y: torch.Tensor,
-                     micro: int, per_rank: int, device: torch.device) -> torch.Tensor:
-    """One step's forward and backward over the rank's micro-batches; the rank's loss.
-
-    Each micro-batch's loss is scaled by micro / per-rank batch, so accumulated gradients
-    equal those of the whole per-rank batch and the global batch is exact at any world size.
-    """
-    accum = per_rank // micro
-    step_loss = torch.zeros((), device=device)
-    for i in range(accum):
-        part = slice(i * micro, (i + 1) * micro)
-        with strategy.no_sync(sync=i == accum - 1):
-            with autocast(config, device):
-                logits = strategy.model(x[part])
-            loss = recipe.loss_fn(logits, y[part], config.data.targets) * (micro / per_rank)
-            strategy.backward(loss)
-        step_loss += loss.detach()
-    return step_loss
 
 
 def _resolve_strategy(config: RunConfig, env: dist.DistEnv, num_classes: int,
@@ -544,20 +568,3 @@ def _stop_on_signal(run_dir: Path, env, code: float, config: RunConfig) -> str:
         return "preempted"
     update_state(run_dir, train="cancelled", error="cancelled by SIGTERM")
     return "cancelled"
-
-
-def export_final(run_dir: Path, trunk: dict, config: RunConfig, tag_names, num_features: int):
-    """`final/`: consolidated trunk weights (weights_only-loadable) + how to rebuild it."""
-    tmp = run_dir / "final.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    torch.save({k: v.detach().cpu() for k, v in trunk.items()}, tmp / "trunk.pt")
-    write_json(tmp / "model.json", {"arch": config.model.arch,
-                                    "kwargs": recipe.model_kwargs(config),
-                                    "image_size": config.model.image_size,
-                                    "num_features": num_features,
-                                    "channels_last": config.model.channels_last,
-                                    "hashtags": list(tag_names)})
-    final = run_dir / "final"
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)

@@ -2,12 +2,12 @@
 
 The hashtag head is replaced by one for the target's classes and every weight trains, with
 the schedule of `transfer.finetune` (the recipe fields of `optim`), under the run's own
-sharding strategy and precision. It reuses the pretraining engine's pieces rather than
-a loop of its own: the strategy (wrap / backward / step / save / load), `forward_backward`,
-the resumable loader, the recipe's optimizer, schedule and augmentation, and checkpoint
-folders (`transfer/finetune/<target>/checkpoints/`, the same COMPLETE-marker layout), so a
-killed fine-tune resumes from its last checkpoint, at another world size where the
-strategy reshards. Checkpoints are removed once the result file is written.
+sharding strategy and precision, in the pretraining engine's one loop
+(`scaling.engine.Trainer`, given the labelled set, the model, the schedule and the
+checkpoint folder `transfer/finetune/<target>/checkpoints/`): a killed fine-tune resumes
+from its newest verified checkpoint, at another world size where the strategy reshards,
+with the same fp16 skip limit, per-step divergence check and finite-weight check as
+pretraining. Checkpoints are removed once the result file is written.
 """
 
 from __future__ import annotations
@@ -23,11 +23,8 @@ import numpy as np
 import torch
 
 from contract.config import RunConfig
-from contract.errors import RunError
-from scaling import checkpoint, dist, recipe
+from scaling import dist, recipe
 from scaling.probe import topk
-from scaling.signals import PREEMPT, SignalFlags, requeue_self
-from scaling.strategies import get_strategy, policy
 from scaling.strategies.base import autocast
 
 log = logging.getLogger(__name__)
@@ -64,88 +61,42 @@ def finetune_config(config: RunConfig) -> RunConfig:
     cfg = copy.deepcopy(config)
     cfg.optim = copy.deepcopy(config.transfer.finetune)
     cfg.data.targets = "soft"
+    cfg.data.resample = "natural"  # every labelled image equally often
     return cfg
 
 
 def finetune(config: RunConfig, run_dir: Path, env: dist.DistEnv, target: str, train,
              test) -> dict:
-    """Collective. Fine-tunes the trunk of `run_dir` on `train`, evaluates on `test`;
-    returns (on every rank) top1, top5, `correct` per test image and the schedule used."""
-    from data import ResumableLoader
-    from scaling.engine import _resolve_strategy, forward_backward
-    from scaling.transfer import load_trunk
+    """Collective. Fine-tunes the trunk of `run_dir` on `train` through the engine's one
+    loop (a `Trainer` given the labelled set, the trunk with its new head, the fine-tuning
+    schedule and its own checkpoint folder), evaluates on `test`; returns (on every rank)
+    top1, top5, `correct` per test image and the schedule used. A signal stops it after a
+    checkpoint with `TransferStopped`."""
+    from scaling.engine import Trainer
+    from scaling.final import load_trunk
 
+    cfg = finetune_config(config)
     classes = len(train.classes)
-    cfg = _resolve_strategy(finetune_config(config), env, classes)
-    ft, world = cfg.optim, env.world_size
-    model = load_trunk(run_dir, seed=cfg.seed + 1, num_classes=classes).train()
-    model = policy.prepare(model, cfg)
-    strategy = get_strategy(cfg.shard.strategy)(cfg, env)
-    strategy.wrap(model, lambda m: recipe.make_optimizer(m, ft))
-    strategy.model = policy.maybe_compile(strategy.model, cfg)
-    scheduler = recipe.make_scheduler(strategy.optimizer, ft)
-    loader = ResumableLoader(LabelledSet(train.images, train.labels, classes),
-                             ft.global_batch, env.rank, world, cfg.seed, "natural")
     root = run_dir / "transfer" / "finetune" / target / "checkpoints"
-    start = 0
-    # as the Trainer resumes: the newest checkpoint that verifies (SHA-256 of every file,
-    # before anything is unpickled), one choice for all ranks
-    latest = checkpoint.choose(root, env)
-    if latest is not None:
-        extra = checkpoint.load(latest, strategy, env)
-        scheduler.load_state_dict(extra["scheduler"])
-        loader.load_state_dict(extra["loader"])
-        start = extra["step"]
-        if env.is_main:
-            log.info("%s: fine-tuning resumes at step %d", target, start)
-    per_rank = ft.global_batch // world
-    micro = ft.micro_batch or per_rank
-    total = recipe.total_steps(ft)
-    every = cfg.checkpoint.every_steps
-
-    def extra_state(step: int) -> dict:
-        return {"step": step, "scheduler": scheduler.state_dict(),
-                "loader": loader.state_dict(), "world_size": world}
-
-    flags = SignalFlags().install()
-    code, losses = 0.0, []
-    try:
-        strategy.model.train()
-        for step in range(start, total):
-            images, targets = loader.next_batch()
-            x = recipe.to_input(images, env.device)
-            if ft.augment:
-                x = recipe.augment(x, cfg.seed, step, env.rank * per_rank, ft.global_batch)
-            x = recipe.memory_format(x, cfg.model.channels_last)
-            y = targets.to(env.device)
-            loss = forward_backward(strategy, cfg, x, y, micro, per_rank, env.device)
-            strategy.step()
-            scheduler.step()
-            losses.append(float(loss))
-            done = step + 1
-            code = dist.all_reduce_max(flags.code, env)
-            if code or (done % every == 0 and done < total):
-                checkpoint.save(root, done, strategy, extra_state(done), env,
-                                cfg.checkpoint.keep_last)
-            if code:
-                break
-    finally:
-        flags.restore()
-    if code:
-        if code == PREEMPT and env.is_main:
-            requeue_self()
-        raise TransferStopped("preempted" if code == PREEMPT else "cancelled")
-    if any(not math.isfinite(v) for v in losses[-5:]):
-        raise RunError(f"{target}: fine-tuning diverged (loss {losses[-1]}): lower "
-                       "transfer.finetune.lr_per_256")
-    out = evaluate(strategy, cfg, env, test.images, test.labels, classes)
+    trainer = Trainer(cfg, env, run_dir,
+                      dataset=LabelledSet(train.images, train.labels, classes),
+                      model=load_trunk(run_dir, seed=cfg.seed + 1, num_classes=classes).train(),
+                      ckpt_root=root, records=False, optim_field="transfer.finetune")
+    phase = trainer.fit()
+    if phase != "done":
+        raise TransferStopped(phase)
+    ft = trainer.config.optim
+    out = evaluate(trainer.strategy, trainer.config, env, test.images, test.labels, classes)
     if env.is_main:
         shutil.rmtree(root.parent, ignore_errors=True)
     dist.barrier(env)
+    losses = list(trainer.losses)
     out.update(lr=ft.lr_per_256 * ft.global_batch / 256, global_batch=ft.global_batch,
-               images_seen=total * ft.global_batch, steps=total, resumed_from_step=start,
-               final_loss=float(np.mean(losses[-10:])) if losses else None,
-               strategy=cfg.shard.strategy, precision=cfg.precision)
+               images_seen=trainer.total_steps * ft.global_batch, steps=trainer.total_steps,
+               resumed_from_step=trainer.start_step,
+               final_loss=float(np.mean(losses)) if losses else None,
+               strategy=trainer.config.shard.strategy, precision=trainer.config.precision,
+               skipped_steps=trainer.skipped)
     return out
 
 

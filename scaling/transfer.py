@@ -35,6 +35,7 @@ from contract.config import RunConfig
 from contract.errors import ConfigError, RunError
 from contract.runfolder import read_json, read_state, write_json
 from scaling import dist, logs, recipe
+from scaling.final import exported, load_trunk, reexport_fix, trunk_digest
 from scaling.probe import fixed_probe, linear_probe
 from scaling.runfiles import restrict_umask, update_state
 from scaling.runlock import RunLocked
@@ -43,48 +44,6 @@ log = logging.getLogger(__name__)
 
 EXTRACTIONS = {"count": 0, "images": 0}
 """Feature extractions done by this process (the cache tests and the bench count them)."""
-
-
-def exported(run_dir: Path) -> bool:
-    """Whether `final/` holds the exported trunk (model.json and trunk.pt)."""
-    return all((run_dir / "final" / name).is_file() for name in ("model.json", "trunk.pt"))
-
-
-def reexport_fix(run_dir: Path) -> str:
-    """The advice for a missing or refused trunk: `scaling train` exports `final/` again
-    from the run's final checkpoint (scaling/engine.py: a done run without final/)."""
-    return (f"run `scaling train --config {run_dir / 'config.yaml'}` to export the trunk "
-            "(from the final checkpoint when training is done)")
-
-
-def load_trunk(run_dir: Path, random_init: bool = False, seed: int = 0,
-               num_classes: int = 1) -> torch.nn.Module:
-    """Rebuild the trunk from `final/model.json`; load `final/trunk.pt` unless random_init.
-    The head (`fc`, num_classes outputs) is freshly initialised either way."""
-    from models import create_model
-
-    meta = read_json(run_dir / "final" / "model.json")
-    if meta is None:
-        raise RunError(f"{run_dir}/final/model.json is missing: {reexport_fix(run_dir)}")
-    torch.manual_seed(seed)
-    model = create_model(meta["arch"], num_classes=num_classes, **meta["kwargs"])
-    if not random_init:
-        from scaling.checkpoint import load_tensors
-
-        weights = load_tensors(run_dir / "final" / "trunk.pt", map_location="cpu",
-                               fix=f"remove {run_dir / 'final'}, then "
-                                   f"{reexport_fix(run_dir)}")
-        bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(
-            torch.isfinite(v).all())]
-        if bad:  # a diverged trunk must never yield a published number
-            raise RunError(f"{run_dir}/final/trunk.pt holds non-finite weights ({bad[0]} and "
-                           f"{len(bad) - 1} more): remove {run_dir / 'final'}, then "
-                           f"{reexport_fix(run_dir)}")
-        missing, unexpected = model.load_state_dict(weights, strict=False)
-        if unexpected or any(not k.startswith("fc.") for k in missing):
-            raise RunError(f"{run_dir}/final/trunk.pt does not match {meta['arch']}: "
-                           f"missing {missing[:3]}, unexpected {unexpected[:3]}")
-    return model.eval()
 
 
 @torch.no_grad()
@@ -500,8 +459,3 @@ def _transfer(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> tuple[dict
             write_json(out_dir / f"{spec.name}__{protocol}.json", record)
             results[(spec.name, protocol)] = record
     return results, errors
-
-
-def trunk_digest(run_dir: Path) -> str:
-    """Short hash of final/trunk.pt (names what a feature cache was extracted from)."""
-    return hashlib.sha1((run_dir / "final" / "trunk.pt").read_bytes()).hexdigest()[:12]

@@ -19,6 +19,7 @@ import scaling.transfer as T
 from contract.config import RunConfig, from_dict, load_run_config
 from contract.errors import ConfigError, RunError
 from contract.runfolder import read_state
+from scaling.final import load_trunk
 from tests.helpers.engine import TINY, env, make_run
 from tests.scaling.transfer_helpers import (
     CLASSES,
@@ -73,7 +74,7 @@ def test_probe_is_within_half_a_point_of_sklearn_on_the_same_features(trained):
     from scaling.probe import linear_probe, standardise
 
     cfg = load_run_config(trained / "config.yaml")
-    trunk = T.load_trunk(trained)
+    trunk = load_trunk(trained)
     split = {s: build_target_split(cfg.data, 16, "novel", s, 400) for s in ("train", "test")}
     f = {s: T.extract_features(trunk, split[s][0], torch.device("cpu")) for s in split}
     (ytr, yte), classes = (split["train"][1], split["test"][1]), len(split["train"][2])
@@ -129,18 +130,18 @@ class _StopAfter:
 
 def test_finetune_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_run(
         trained, tmp_path, monkeypatch):
-    import scaling.finetune as F
+    import scaling.engine as E
 
     spec = dict(protocols=["finetune"], finetune={**FT, "images_seen": 640})
     whole = clone(trained, tmp_path, "whole", **spec)
     T.transfer(load_run_config(whole / "config.yaml"), whole)
     run = clone(trained, tmp_path, "cut", **spec)
     config = load_run_config(run / "config.yaml")
-    monkeypatch.setattr(F, "SignalFlags", lambda: _StopAfter(7))
+    monkeypatch.setattr(E, "SignalFlags", lambda: _StopAfter(7))
     assert T.transfer(config, run) == {}
     assert read_state(run)["transfer"] == "cancelled"
     assert (run / "transfer/finetune/novel/checkpoints/000000007/COMPLETE").is_file()
-    monkeypatch.setattr(F, "SignalFlags", lambda: _StopAfter(10**9))
+    monkeypatch.setattr(E, "SignalFlags", lambda: _StopAfter(10**9))
     T.transfer(config, run)
     assert read_state(run)["transfer"] == "done"
     resumed, uncut = results(run)["novel__finetune"], results(whole)["novel__finetune"]
@@ -151,20 +152,20 @@ def test_finetune_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_run(
 
 def test_a_truncated_newest_finetune_checkpoint_is_skipped_and_the_previous_one_resumed(
         trained, tmp_path, monkeypatch, caplog):
-    import scaling.finetune as F
+    import scaling.engine as E
 
     spec = dict(protocols=["finetune"], finetune={**FT, "images_seen": 640})
     whole = clone(trained, tmp_path, "whole", **spec)
     T.transfer(load_run_config(whole / "config.yaml"), whole)
     run = clone(trained, tmp_path, "cut", **spec)
     config = load_run_config(run / "config.yaml")
-    monkeypatch.setattr(F, "SignalFlags", lambda: _StopAfter(12))
+    monkeypatch.setattr(E, "SignalFlags", lambda: _StopAfter(12))
     assert T.transfer(config, run) == {}
     ckpts = run / "transfer/finetune/novel/checkpoints"
     assert sorted(p.name for p in ckpts.iterdir()) == ["000000010", "000000012"]
     newest = ckpts / "000000012" / "state.pt"
     newest.write_bytes(newest.read_bytes()[:1000])
-    monkeypatch.setattr(F, "SignalFlags", lambda: _StopAfter(10**9))
+    monkeypatch.setattr(E, "SignalFlags", lambda: _StopAfter(10**9))
     T.transfer(config, run)
     assert (f"checkpoint {ckpts / '000000012'} skipped: state.pt does not match its recorded "
             "SHA-256") in caplog.text
@@ -534,4 +535,4 @@ def test_load_trunk_without_an_exported_model_names_the_missing_file(tmp_path):
     (tmp_path / "final").mkdir()
     with pytest.raises(RunError, match=r"final/model.json is missing: run `scaling train "
                                        r"--config .*config.yaml` to export the trunk"):
-        T.load_trunk(tmp_path)
+        load_trunk(tmp_path)
