@@ -544,8 +544,8 @@ def write_memory_report(run_dir: Path, strategy, config: RunConfig, env: dist.Di
         # the trainer counted the FLOPs already: the profile does not count them again
         est = memory.estimate(memory.profile_config(config, num_classes, flops_per_image),
                               config, env.world_size)
-        write_json(run_dir / "memory.json", {"schema_version": 1,
-                                             "strategy": config.shard.strategy,
+        # write_json stamps the schema version (contract.versions.RUN_FILES)
+        write_json(run_dir / "memory.json", {"strategy": config.shard.strategy,
                                              "world_size": env.world_size,
                                              "per_rank": reports, "estimate": est.as_dict()})
 
