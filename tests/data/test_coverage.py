@@ -4,9 +4,9 @@ import dataclasses
 
 import numpy as np
 
+from contract.world import WorldConfig
 from data.coverage import coverage, tagged_counts
 from data.world import SyntheticWorld
-from data.world_config import WorldConfig
 
 
 def test_nested_sets_cover_more_concepts_and_tail_lags_head():

@@ -22,6 +22,7 @@ import torch
 from PIL import Image, ImageEnhance
 
 from contract.config import DataConfig
+from contract.world import WorldConfig
 from data import (
     build_pretrain_set,
     build_target_split,
@@ -30,7 +31,6 @@ from data import (
     read_duplicates,
     write_duplicates,
 )
-from data.world_config import WorldConfig
 
 S = 64
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from contract.config import DataConfig
+from contract.world import WorldConfig
 from data import ResumableLoader, build_pretrain_set
-from data.world_config import WorldConfig
 
 
 @pytest.fixture(scope="module")

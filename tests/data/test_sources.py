@@ -15,10 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
+from contract.world import WorldConfig
 from data import ResumableLoader, build_pretrain_set, build_target_split
 from data.imageio import encode_png
 from data.materialize import materialize
-from data.world_config import WorldConfig
 
 S = 16
 N = 600

@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
+from contract.world import WorldConfig
 from data.world import PRETRAIN_LIMIT, TARGETS, SyntheticWorld
-from data.world_config import WorldConfig
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def test_fine_target_spans_popularity_ranks(world):
 
 
 def test_world_config_import_does_not_import_torch():
-    code = "import data.world_config, data, sys; assert 'torch' not in sys.modules"
+    code = "import contract.world, data, sys; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -19,8 +19,8 @@ N = 64
 @pytest.fixture(scope="module")
 def half_missing(tmp_path_factory):
     """One WebDataset shard of N samples where every other sample lost its image."""
+    from contract.world import WorldConfig
     from data.materialize import materialize
-    from data.world_config import WorldConfig
 
     root = tmp_path_factory.mktemp("wds")
     cfg = DataConfig(source="synthetic", path=None, images=N, vocab="all",

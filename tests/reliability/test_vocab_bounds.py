@@ -37,9 +37,9 @@ def test_vocab_equal_to_the_tag_count_is_accepted(tmp_path, capsys):
 
 
 def test_real_source_refuses_a_vocab_larger_than_its_tags(tmp_path):
+    from contract.world import WorldConfig
     from data import build_pretrain_set
     from data.materialize import materialize
-    from data.world_config import WorldConfig
 
     cfg = dict(source="synthetic", path=None, images=64, vocab="all", resample="natural",
                label_noise=0.0, targets="soft", seed=0, cache=False, world=WorldConfig())
