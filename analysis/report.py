@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.collect import SCHEMA_VERSION, CollectWarning, collect
+from analysis.collect import SCHEMA_VERSION, CollectWarning, check_sweep_dir, collect
 from contract.atomic import atomic_write_text
 
 TEMPLATE = Path(__file__).parent / "templates" / "report.ipynb"
@@ -60,7 +60,7 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
 
     from analysis.findings_config import load_findings_config
 
-    sweep = Path(sweep_dir).resolve()
+    sweep = check_sweep_dir(Path(sweep_dir).resolve())  # before report/ is made in it
     if findings_config is not None:
         load_findings_config(findings_config)  # a bad field fails here, in one line
         findings_config = str(Path(findings_config).resolve())

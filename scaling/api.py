@@ -216,7 +216,7 @@ def collect(sweep_dirs: Union[str, Path, list[Union[str, Path]]], write: bool = 
     """
     from analysis import collect as _collect
 
-    folders = _sweep_list(sweep_dirs)
+    folders = list(dict.fromkeys(p.resolve() for p in _sweep_list(sweep_dirs)))
     df = _collect(*folders, write=write)
     print(f"{len(df)} rows from {len(folders)} sweep(s)")
     return df

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Optional, Union
 
-from contract.runfolder import MISSING, RunEntry, list_runs, read_state
+from contract.runfolder import MISSING, RunEntry, list_runs, read_state, require_sweep
 from scaling.errors import ConfigError, RunError
 from scaling.runfiles import one_line
 from slurm.environment import without_slurm
@@ -209,7 +209,7 @@ def longest_first(entries: list[RunEntry]) -> list[Path]:
 def run_local(sweep_dir: Union[str, Path], parallel: int = 2, retry_failed: bool = False,
               progress: bool = True, cores: Optional[int] = None) -> dict[str, str]:
     """Run every unfinished run of `sweep_dir` here; returns {run_id: train/transfer phase}."""
-    sweep_dir = Path(sweep_dir)
+    sweep_dir = require_sweep(sweep_dir)
     entries = list_runs(sweep_dir)
     if not entries:
         raise FileNotFoundError(f"{sweep_dir}: no runs found: expand a sweep file first "
