@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.collect import SCHEMA_VERSION, CollectWarning, check_sweep_dir, collect
-from contract.atomic import atomic_write_text
+from contract.atomic import atomic_path, atomic_write_text
 
 TEMPLATE = Path(__file__).parent / "templates" / "report.ipynb"
 
@@ -77,19 +77,35 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                   "n_boot": n_boot, "n_boot_nonlinear": n_boot_nonlinear, "holdout": holdout,
                   "findings_config": findings_config}
     if not execute:
-        papermill.execute_notebook(str(template), str(notebook), parameters=parameters,
-                                   prepare_only=True, progress_bar=False)
+        with atomic_path(notebook, suffix=".tmp.ipynb") as tmp:
+            papermill.execute_notebook(_literal(template), _literal(tmp),
+                                       parameters=parameters, prepare_only=True,
+                                       progress_bar=False)
         return notebook
-    try:
-        with _kernel_imports_this_package():
-            papermill.execute_notebook(str(template), str(notebook), parameters=parameters,
-                                       kernel_name=kernel_name, progress_bar=False,
-                                       cwd=str(out), execution_timeout=timeout_s)
-    except papermill.PapermillExecutionError as e:
+    failed = None
+    # papermill saves the notebook after every cell: into a temporary file, so a reader
+    # (or a full disk) never leaves a half-written report.ipynb; a failing cell's notebook
+    # is complete (its traceback is the point) and replaces the old one
+    with atomic_path(notebook, suffix=".tmp.ipynb") as tmp, _kernel_imports_this_package():
+        try:
+            papermill.execute_notebook(_literal(template), _literal(tmp),
+                                       parameters=parameters, kernel_name=kernel_name,
+                                       progress_bar=False, cwd=str(out),
+                                       execution_timeout=timeout_s)
+        except papermill.PapermillExecutionError as e:
+            failed = e
+    if failed is not None:
         html = _export_html(notebook)
-        raise ReportError(f"report notebook failed in cell {e.exec_count}: {e.ename}: "
-                          f"{e.evalue}; see {html}") from None
+        raise ReportError(f"report notebook failed in cell {failed.exec_count}: "
+                          f"{failed.ename}: {failed.evalue}; see {html}") from None
     return _export_html(notebook)
+
+
+def _literal(path) -> str:
+    """`path` as papermill reads it literally: it formats input and output paths with the
+    notebook's parameters (`str.format`), so a brace in a folder name (`roots/br{lab}`)
+    must be doubled to mean itself."""
+    return str(path).replace("{", "{{").replace("}", "}}")
 
 
 def _runs_only_template(out: Path) -> Path:
