@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.collect import design_columns
-from analysis.findings_config import FindingsConfig, load_findings_config
+from analysis.findings_config import FindingsConfig, check_targets, load_findings_config
 from analysis.fit import _interval, fit_xy
 from analysis.laws import get_law
 
@@ -619,6 +619,7 @@ def findings(df: pd.DataFrame, config=None) -> Findings:
     missing = [c for c in ("seed", "target", "protocol", "top1") if c not in df.columns]
     if missing:
         raise KeyError(f"column(s) {missing} not in the results table; have {list(df.columns)}")
+    check_targets(config, df["target"].dropna().unique())
     df = _hashable(df)
     curves: _Curves = functools.cache(functools.partial(_scaling_rows, df, config))
     result = [f(df, config, curves) for f in (_finding_loglinear, _finding_wider,

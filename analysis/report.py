@@ -58,11 +58,12 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     """
     import papermill
 
-    from analysis.findings_config import load_findings_config
+    from analysis.findings_config import check_targets, load_findings_config
 
     sweep = check_sweep_dir(Path(sweep_dir).resolve())  # before report/ is made in it
+    # a bad field fails here, in one line, before any file is written
+    found_config = load_findings_config(findings_config)
     if findings_config is not None:
-        load_findings_config(findings_config)  # a bad field fails here, in one line
         findings_config = str(Path(findings_config).resolve())
     out = Path(out).resolve() if out else sweep / "report"
     out.mkdir(parents=True, exist_ok=True)
@@ -72,6 +73,8 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     template = TEMPLATE
     if not ((df["status"] == "done") & df["top1"].notna()).any():
         template = _runs_only_template(out)  # nothing to fit or plot: show why
+    else:
+        check_targets(found_config, df["target"].dropna().unique())
     notebook = out / "report.ipynb"
     parameters = {"sweep_dir": str(sweep), "out_dir": str(out), "budget_hours": budget_hours,
                   "n_boot": n_boot, "n_boot_nonlinear": n_boot_nonlinear, "holdout": holdout,
