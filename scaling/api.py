@@ -197,7 +197,7 @@ def dedup(run_config: str, out_dir: str, target: str = "fine",
 
     cfg, _ = _as_config(run_config)
     path = write_duplicates(cfg.data, cfg.model.image_size, target, out_dir,
-                            n_test or cfg.transfer.test_images)
+                            cfg.transfer.test_images if n_test is None else n_test)
     print(f"wrote {path}")
     return path
 
