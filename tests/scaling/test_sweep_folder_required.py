@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability.helpers_b import cli, fake_sweep, tree
+from tests.reliability.helpers_b import cli, fake_sweep, make_run, tree
 
 SWEEP_COMMANDS = [("status",), ("collect",), ("fit",), ("report",), ("run", "--local"),
                   ("submit", "--dry_run"), ("cancel",)]
@@ -38,9 +38,17 @@ def test_a_folder_that_is_not_a_sweep_is_bad_input_for_every_command(tmp_path, c
 
 
 def test_the_data_commands_refuse_a_folder_given_as_a_run_config_with_exit_2(tmp_path, capsys):
+    sweep = fake_sweep(tmp_path)
     for action in ("materialize", "dedup"):
-        code, _, line = cli(capsys, "data", action, tmp_path, tmp_path / "out")
-        assert code == 2 and str(tmp_path) in line
+        code, _, line = cli(capsys, "data", action, sweep, tmp_path / "out")
+        assert code == 2 and line == (f"error: config file {str(sweep)!r} is a folder: give a "
+                                      "run's config.yaml (e.g. a sweep's "
+                                      "runs/<run_id>/config.yaml)")
+    assert not (tmp_path / "out").exists()
+    run = make_run(tmp_path / "sweep2" / "runs", "r0")  # the advice: a run's config.yaml
+    code, out, line = cli(capsys, "data", "materialize", run / "config.yaml", tmp_path / "out",
+                          "--n", "8")
+    assert code == 0 and line == "" and any((tmp_path / "out").glob("*.tar"))
 
 
 def test_the_advice_leads_to_a_sweep_that_collects(tmp_path, capsys):
