@@ -84,6 +84,7 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
             papermill.execute_notebook(_literal(template), _literal(tmp),
                                        parameters=parameters, prepare_only=True,
                                        progress_bar=False)
+            _record_paths(tmp, template, notebook)
         return notebook
     failed = None
     # papermill saves the notebook after every cell: into a temporary file, so a reader
@@ -97,11 +98,22 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                                        execution_timeout=timeout_s)
         except papermill.PapermillExecutionError as e:
             failed = e
+        _record_paths(tmp, template, notebook)
     if failed is not None:
         html = _export_html(notebook)
         raise ReportError(f"report notebook failed in cell {failed.exec_count}: "
                           f"{failed.ename}: {failed.evalue}; see {html}") from None
     return _export_html(notebook)
+
+
+def _record_paths(written: Path, template: Path, notebook: Path) -> None:
+    """papermill records the paths it was given in the notebook's metadata: the real ones,
+    not the temporary file's name or the brace-doubled spelling."""
+    nb = json.loads(written.read_text())
+    meta = nb.get("metadata", {}).get("papermill")
+    if isinstance(meta, dict):
+        meta.update(input_path=str(template), output_path=str(notebook))
+        written.write_text(json.dumps(nb, indent=1) + "\n")
 
 
 def _literal(path) -> str:

@@ -29,6 +29,7 @@ def test_a_root_with_braces_gets_its_notebook(tmp_path):
     nb = json.loads(notebook.read_text())
     params = next(c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", []))
     assert f'sweep_dir = "{sweep}"' in "".join(params["source"])  # braces and all
+    assert nb["metadata"]["papermill"]["output_path"] == str(notebook)  # not the temp file
     assert [p.name for p in (sweep / "report").iterdir()] == ["report.ipynb"]
 
 
