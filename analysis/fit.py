@@ -297,10 +297,23 @@ def _require(df: pd.DataFrame, names) -> None:
                           f"{list(df.columns)}): pass the names of your columns as x=, y=, by=")
 
 
+def require_numbers(df: pd.DataFrame, x: str | Sequence[str], y: str,
+                    units: str | None = None, done_only: bool = True) -> None:
+    """One line (a `ColumnError`) when a column to fit holds no number at all in the rows
+    `fit_groups` would fit (text, or nothing): otherwise every group fails alike with
+    'needs at least 2 distinct x values', naming neither the column nor why. For callers
+    that fit one chosen column (`scaling fit`); a notebook fitting whatever a sweep has
+    keeps the per-group messages."""
+    _require(df, (*_columns(x), y))
+    if done_only and "status" in df.columns:
+        df = df[df["status"] == "done"]
+    if not len(df):
+        return
+    for role, name in [*(("x", c) for c in _columns(x)), ("y", y)]:
+        _require_numbers(df, name, role, units)
+
+
 def _require_numbers(df: pd.DataFrame, name: str, role: str, units: str | None) -> None:
-    """One line when a column to fit holds no number at all (text, or nothing in the rows
-    fitted): otherwise every group would fail alike with 'needs at least 2 distinct x
-    values', naming neither the column nor why."""
     values = _column(df, name, units) if role == "y" else _column(df, name)
     present = values.dropna()
     if not len(present):
@@ -602,8 +615,6 @@ def fit_groups(df: pd.DataFrame, by: Sequence[str] = ("width", "vocab", "target"
     data = df
     if done_only and "status" in df.columns:
         data = data[data["status"] == "done"]
-    for role, name in [*(("x", c) for c in xcols), ("y", y)] if len(data) else []:
-        _require_numbers(data, name, role, units)
     data = data[_column(data, y, units).notna().to_numpy()]
     columns = [*by, "law", "n", "n_x"]
     for p in law.params:

@@ -250,7 +250,7 @@ def fit(sweep_dir: str, x: str = "dataset_images", y: str = "top1", law: str = "
     from analysis import collect as _collect
     from analysis import fit_groups, get_law
     from analysis.collect import RESULTS_FILE, write_results
-    from analysis.fit import FitWarning
+    from analysis.fit import FitWarning, require_numbers
     from scaling.errors import ConfigError
 
     xs = _names(x)
@@ -259,6 +259,7 @@ def fit(sweep_dir: str, x: str = "dataset_images", y: str = "top1", law: str = "
     try:
         get_law(law)
         df = _collect(sweep_dir, write=False)  # written only once the fit's inputs check
+        require_numbers(df, xs, y, units)  # a text or empty column: named, in one line
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", FitWarning)
             table = fit_groups(df, x=xs[0] if len(xs) == 1 else xs, y=y, law=law,
