@@ -219,11 +219,11 @@ def _runs(sweep: Path, manifest: pd.DataFrame) -> list[RunEntry]:
 
 
 def iter_runs(sweep_dirs) -> Iterator[tuple[str, RunEntry]]:
-    """(sweep name, run) for every run of every sweep folder; a missing folder is an error."""
-    for sweep_dir in sweep_dirs:
-        sweep = Path(sweep_dir)
+    """(sweep name, run) for every run of every sweep folder (each folder once); a missing
+    folder is an error (readers only: `collect`, which writes, asks for the sweep marker)."""
+    for sweep in dict.fromkeys(Path(d).resolve() for d in sweep_dirs):
         if not sweep.is_dir():
-            raise FileNotFoundError(f"{sweep}: no such sweep folder")
+            runfolder.require_sweep(sweep)  # the one message for a missing folder
         name = _sweep_name(sweep)
         for run in _runs(sweep, _read_manifest(sweep)):
             yield name, run
@@ -293,17 +293,9 @@ def _precision_ran(config: dict | None, state: dict | None) -> str | None:
 
 def check_sweep_dir(sweep: Path) -> Path:
     """Refuse (one line) a folder that is not a sweep with runs, before anything is read
-    or written there: `collect` of a typo or of `/` must not leave a results.parquet."""
-    sweep = Path(sweep)
-    if not sweep.is_dir():
-        raise FileNotFoundError(f"{sweep}: no such sweep folder")
-    if not (sweep / "manifest.csv").is_file() and not (sweep / "runs").is_dir():
-        raise FileNotFoundError(f"{sweep} is not a sweep folder (no manifest.csv or runs/): "
-                                "give a folder made by `scaling sweep`")
-    if not any(p.is_dir() for p in (sweep / "runs").glob("*")):
-        raise FileNotFoundError(f"{sweep} holds no runs (runs/ is empty): expand the sweep "
-                                "file again with `scaling sweep`")
-    return sweep
+    or written there: `collect` of a typo, of `/` or of someone else's folder must not
+    leave a results.parquet (the contract's one test of what a sweep folder is)."""
+    return runfolder.require_sweep(sweep, need_runs=True)
 
 
 def _collect_one(sweep: Path) -> pd.DataFrame:
@@ -373,9 +365,11 @@ def collect(*sweep_dirs: str | os.PathLike, write: bool = True) -> pd.DataFrame:
         sweep_dirs = tuple(sweep_dirs[0])  # collect([a, b]) as collect(a, b)
     for sweep_dir in sweep_dirs:  # all checked before any is written
         check_sweep_dir(Path(sweep_dir))
+    # one folder named twice (`collect S S`, `collect S ./S`) is read once: never two
+    # rows for one run
+    unique = list(dict.fromkeys(Path(d).resolve() for d in sweep_dirs))
     frames = []
-    for sweep_dir in sweep_dirs:
-        sweep = Path(sweep_dir)
+    for sweep in unique:
         df = _collect_one(sweep)
         if write:
             write_results(df, sweep / RESULTS_FILE)

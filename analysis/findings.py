@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.collect import design_columns
-from analysis.findings_config import FindingsConfig, load_findings_config
+from analysis.findings_config import FindingsConfig, check_targets, load_findings_config
 from analysis.fit import _interval, fit_xy
 from analysis.laws import get_law
 
@@ -702,6 +702,7 @@ def findings(df: pd.DataFrame, config=None) -> Findings:
     missing = [c for c in ("seed", "target", "protocol", "top1") if c not in df.columns]
     if missing:
         raise KeyError(f"column(s) {missing} not in the results table; have {list(df.columns)}")
+    check_targets(config, df["target"].dropna().unique())
     df = _hashable(df)
     worlds = _worlds(df)
     df, unit = replicate_units(df)

@@ -9,16 +9,19 @@ plots. `load_findings_config` is strict: an unknown or mistyped field is a one-l
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import Union, cast
 
 import yaml
 
 from contract import versions
-from contract.config import from_dict
+from contract.config import PROTOCOLS, RESAMPLES, from_dict
 from contract.errors import ConfigError
+from contract.targets import SYNTHETIC
 
 SCHEMA_VERSION = versions.FINDINGS_CONFIG  # contract/versions.py
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "configs" / "findings.yaml"
@@ -30,9 +33,43 @@ class FindingsConfigError(ConfigError):
     """A bad findings config: one line naming the field, the value and the fix."""
 
 
+MAX_BOOT = 100_000
+"""Bootstrap replicates at most: each replicate holds a draw of every seed, and more than
+this changes no interval's printed digits while a typo (2e9) would exhaust the memory."""
+_TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")  # contract.targets' rule
+
+
 def _check(ok: bool, path: str, value, fix: str) -> None:
     if not ok:
         raise FindingsConfigError(f"{path}={value!r} is invalid: {fix}")
+
+
+def _did_you_mean(value, choices) -> str:
+    match = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f": did you mean {match[0]!r}?" if match else ""
+
+
+def _one_of(path: str, value, choices) -> None:
+    """A value from a fixed set: a typo names the set and the closest value (a protocol
+    that is not one would otherwise silently match no run: 'not enough runs')."""
+    _check(value in choices, path, value, f"use one of {', '.join(choices)}"
+           + _did_you_mean(value, choices))
+
+
+def _vocab(path: str, value: str, special: tuple = ()) -> None:
+    """A vocab value as results.parquet writes it: `all`, a size K, `matched:<target>`
+    (or one of `special`: `largest`, `smallest`)."""
+    ok = (value in ("all", *special) or (value.isdigit() and int(value) >= 1)
+          or (value.startswith("matched:") and len(value) > len("matched:")))
+    choices = ("all", *special, "matched:coarse")
+    _check(ok, path, value, f"use {', '.join(('all', *special))}, a vocabulary size K or "
+           "matched:<target>" + _did_you_mean(value, choices))
+
+
+def _target(path: str, value) -> None:
+    _check(isinstance(value, str) and bool(_TARGET_NAME.match(value)), path, value,
+           f"use a target's name: {', '.join(SYNTHETIC)} or the name of one of the sweep's "
+           "own targets" + _did_you_mean(value, SYNTHETIC))
 
 
 @dataclass
@@ -41,11 +78,13 @@ class Baseline:
     (vocabulary for 3, resampling for 4, label noise for 5) and holds the others here."""
 
     vocab: Union[int, str] = "all"
+    resample: str = "natural"
+    label_noise: float = 0.0
 
     def __post_init__(self) -> None:
         self.vocab = str(self.vocab)  # a vocab value as results.parquet writes it: text
-    resample: str = "natural"
-    label_noise: float = 0.0
+        _vocab("baseline.vocab", self.vocab)
+        _one_of("baseline.resample", self.resample, RESAMPLES)
 
 
 @dataclass
@@ -61,6 +100,8 @@ class LogLinear:
     """Points per 10x images the lower bound of b must exceed."""
 
     def __post_init__(self) -> None:
+        _target("loglinear.target", self.target)
+        _one_of("loglinear.protocol", self.protocol, PROTOCOLS)
         _check(self.min_sizes >= 2, "loglinear.min_sizes", self.min_sizes, "use at least 2")
 
 
@@ -71,6 +112,10 @@ class Wider:
     target: str = "fine"
     protocol: str = "linear"
     min_difference: float = 0.0
+
+    def __post_init__(self) -> None:
+        _target("wider.target", self.target)
+        _one_of("wider.protocol", self.protocol, PROTOCOLS)
 
 
 @dataclass
@@ -96,6 +141,13 @@ class Vocabulary:
     def __post_init__(self) -> None:
         for name in ("large", "small", "matched", "full"):  # vocab values: text, like results
             setattr(self, name, str(getattr(self, name)))
+        _vocab("vocabulary.large", str(self.large), ("largest",))
+        _vocab("vocabulary.small", str(self.small), ("smallest",))
+        _vocab("vocabulary.matched", str(self.matched))
+        _vocab("vocabulary.full", str(self.full))
+        _target("vocabulary.fine_target", self.fine_target)
+        _target("vocabulary.coarse_target", self.coarse_target)
+        _one_of("vocabulary.protocol", self.protocol, PROTOCOLS)
         _check(self.tolerance >= 0, "vocabulary.tolerance", self.tolerance, "use points >= 0")
 
 
@@ -113,6 +165,11 @@ class Resampling:
     def __post_init__(self) -> None:
         _check(len(self.schemes) >= 1 and all(isinstance(s, str) for s in self.schemes),
                "resampling.schemes", self.schemes, "name at least one scheme, e.g. [sqrt]")
+        for scheme in self.schemes:
+            _one_of("resampling.schemes", scheme, RESAMPLES)
+        _one_of("resampling.baseline", self.baseline, RESAMPLES)
+        _target("resampling.target", self.target)
+        _one_of("resampling.protocol", self.protocol, PROTOCOLS)
 
 
 @dataclass
@@ -138,6 +195,8 @@ class LabelNoise:
     of the equivalent share lost is below it (0.5: cheaper than halving the images)."""
 
     def __post_init__(self) -> None:
+        _target("label_noise.target", self.target)
+        _one_of("label_noise.protocol", self.protocol, PROTOCOLS)
         _check(self.clean < self.low < self.high, "label_noise.low", self.low,
                "use clean < low < high (e.g. 0.0, 0.1, 0.25)")
         _check(self.little_in in ("images", "points"), "label_noise.little_in",
@@ -156,6 +215,11 @@ class Finetune:
     better: str = "finetune"
     baseline: str = "linear"
     min_gain: float = 0.0
+
+    def __post_init__(self) -> None:
+        _target("finetune.target", self.target)
+        _one_of("finetune.better", self.better, PROTOCOLS)
+        _one_of("finetune.baseline", self.baseline, PROTOCOLS)
 
 
 @dataclass
@@ -182,7 +246,8 @@ class FindingsConfig:
         _check(self.schema_version <= SCHEMA_VERSION, "schema_version", self.schema_version,
                f"this wsl-scaling reads findings configs up to version {SCHEMA_VERSION}")
         _check(0.5 <= self.level < 1, "level", self.level, "use a level in [0.5, 1), e.g. 0.95")
-        _check(self.n_boot >= 100, "n_boot", self.n_boot, "use at least 100 replicates")
+        _check(100 <= self.n_boot <= MAX_BOOT, "n_boot", self.n_boot,
+               f"use 100 to {MAX_BOOT} replicates")
         _check(self.min_seeds >= 2, "min_seeds", self.min_seeds,
                "use at least 2 (an interval over seeds needs two)")
 
@@ -198,15 +263,40 @@ def load_findings_config(source: str | os.PathLike | dict | FindingsConfig | Non
     if not isinstance(source, dict):
         path = Path(source)
         try:
-            source = yaml.safe_load(path.read_text()) or {}
+            source = yaml.safe_load(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise FindingsConfigError(f"{path}: no such findings config") from None
+        except UnicodeDecodeError as e:
+            raise FindingsConfigError(f"{path} is not UTF-8 text (byte {e.start}): save it "
+                                      "as UTF-8") from None
         except yaml.YAMLError as e:
             first = str(e).splitlines()[0]
             raise FindingsConfigError(f"{path}: not valid YAML ({first})") from None
+        if source is None:  # an empty file: a truncated copy must not pass for the defaults
+            raise FindingsConfigError(
+                f"{path} is empty: write the fields to change (e.g. `min_seeds: 3`), or "
+                f"leave out --findings for the shipped {DEFAULT_PATH.name}")
     try:  # the run config's strict reader: one rule for every typed config
-        return from_dict(FindingsConfig, source, root="findings config")
+        return from_dict(FindingsConfig, cast(dict, source), root="findings config")
     except FindingsConfigError:
         raise
     except ConfigError as exc:
         raise FindingsConfigError(str(exc)) from None
+
+
+def check_targets(config: FindingsConfig, targets) -> None:
+    """Refuse (one line) a target the config names that is neither a synthetic target nor
+    one of ``targets`` (those the sweep ran): a typo (`imagenet` for `novel`) would
+    otherwise silently be 'not enough runs'. A synthetic target the sweep did not run is
+    fine (that finding is then not decided)."""
+    known = sorted({str(t) for t in targets if isinstance(t, str)})
+    for section, field_ in (("loglinear", "target"), ("wider", "target"),
+                            ("vocabulary", "fine_target"), ("vocabulary", "coarse_target"),
+                            ("resampling", "target"), ("label_noise", "target"),
+                            ("finetune", "target")):
+        value = getattr(getattr(config, section), field_)
+        if value not in SYNTHETIC and value not in known:
+            choices = sorted({*SYNTHETIC, *known})
+            _check(False, f"{section}.{field_}", value,
+                   f"the sweep has no such target: use one of {', '.join(choices)}"
+                   + _did_you_mean(value, choices))

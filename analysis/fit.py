@@ -297,6 +297,34 @@ def _require(df: pd.DataFrame, names) -> None:
                           f"{list(df.columns)}): pass the names of your columns as x=, y=, by=")
 
 
+def require_numbers(df: pd.DataFrame, x: str | Sequence[str], y: str,
+                    units: str | None = None, done_only: bool = True) -> None:
+    """One line (a `ColumnError`) when a column to fit holds no number at all in the rows
+    `fit_groups` would fit (text, or nothing): otherwise every group fails alike with
+    'needs at least 2 distinct x values', naming neither the column nor why. For callers
+    that fit one chosen column (`scaling fit`); a notebook fitting whatever a sweep has
+    keeps the per-group messages."""
+    _require(df, (*_columns(x), y))
+    if done_only and "status" in df.columns:
+        df = df[df["status"] == "done"]
+    if not len(df):
+        return
+    for role, name in [*(("x", c) for c in _columns(x)), ("y", y)]:
+        _require_numbers(df, name, role, units)
+
+
+def _require_numbers(df: pd.DataFrame, name: str, role: str, units: str | None) -> None:
+    values = _column(df, name, units) if role == "y" else _column(df, name)
+    present = values.dropna()
+    if not len(present):
+        raise ColumnError(f"{role}={name!r} is invalid: the column is empty in the "
+                          f"{len(df)} rows fitted: give a column with numbers")
+    numbers = pd.to_numeric(present, errors="coerce")
+    if numbers.isna().all():
+        raise ColumnError(f"{role}={name!r} is invalid: the column holds text (e.g. "
+                          f"{present.iloc[0]!r}), not numbers: give a numeric column")
+
+
 def _points(df: pd.DataFrame, x: str | Sequence[str], y: str,
             units: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     cols = _columns(x)
@@ -502,6 +530,9 @@ def fit_law(df: pd.DataFrame, x: str | Sequence[str] = "dataset_images", y: str 
         _require(df, (*_columns(x), y))
         notes += _direction_check(df, _columns(x)[0], y, best, units)
         df = frontier(df, x=_columns(x)[0], y=y, bins=frontier_bins, best=best, units=units)
+    elif law.decreasing:
+        _require(df, (*_columns(x), y))
+        notes += _law_direction_check(df, _columns(x)[0], y, law, units)
     xs, ys = _points(df, x, y, units)
     x_name = x if isinstance(x, str) else tuple(x)
     result = fit_xy(xs, ys, law, n_boot=n_boot, seed=seed, loss=loss, bootstrap=bootstrap,
@@ -512,6 +543,29 @@ def fit_law(df: pd.DataFrame, x: str | Sequence[str] = "dataset_images", y: str 
         warnings.warn(FitWarning(f"{law.name} fit of {y}: {'; '.join(result.warnings)}"),
                       stacklevel=2)
     return result
+
+
+def _spearman(df: pd.DataFrame, x: str, y: str, units: str | None) -> float | None:
+    """Rank correlation of y with x, or None with fewer than 4 points or 3 distinct x."""
+    xs = pd.to_numeric(_column(df, x), errors="coerce").to_numpy(float)
+    ys = pd.to_numeric(_column(df, y, units), errors="coerce").to_numpy(float)
+    ok = np.isfinite(xs) & np.isfinite(ys)
+    if ok.sum() < 4 or len(np.unique(xs[ok])) < 3:
+        return None
+    return float(stats.spearmanr(xs[ok], ys[ok])[0])
+
+
+def _law_direction_check(df: pd.DataFrame, x: str, y: str, law: Law,
+                         units: str | None) -> list[str]:
+    """A note when a law of an error (it falls with x) is fitted to a y that clearly rises
+    with x: an accuracy fitted as an error gives an 'increasing power law' that means
+    nothing."""
+    rho = _spearman(df, x, y, units)
+    if rho is None or rho <= 0.5:
+        return []
+    fix = " (100 - top-1)" if y == "top1" else ""
+    return [(f"{y} rises with {x} (Spearman {rho:+.2f}) but the {law.name} law describes an "
+             f"error that falls: fit y=error{fix}, or an accuracy law such as loglinear")]
 
 
 def _direction_check(df: pd.DataFrame, x: str, y: str, best: str,

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.collect import SCHEMA_VERSION, CollectWarning, collect
-from contract.atomic import atomic_write_text
+from analysis.collect import SCHEMA_VERSION, CollectWarning, check_sweep_dir, collect
+from contract.atomic import atomic_path, atomic_write_text
 
 TEMPLATE = Path(__file__).parent / "templates" / "report.ipynb"
 
@@ -62,11 +62,12 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     """
     import papermill
 
-    from analysis.findings_config import load_findings_config
+    from analysis.findings_config import check_targets, load_findings_config
 
-    sweep = Path(sweep_dir).resolve()
+    sweep = check_sweep_dir(Path(sweep_dir).resolve())  # before report/ is made in it
+    # a bad field fails here, in one line, before any file is written
+    found_config = load_findings_config(findings_config)
     if findings_config is not None:
-        load_findings_config(findings_config)  # a bad field fails here, in one line
         findings_config = str(Path(findings_config).resolve())
     from analysis.registry import load_registry
 
@@ -81,24 +82,54 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     template = TEMPLATE
     if not ((df["status"] == "done") & df["top1"].notna()).any():
         template = _runs_only_template(out)  # nothing to fit or plot: show why
+    else:
+        check_targets(found_config, df["target"].dropna().unique())
     notebook = out / "report.ipynb"
     parameters = {"sweep_dir": str(sweep), "out_dir": str(out), "budget_hours": budget_hours,
                   "n_boot": n_boot, "n_boot_nonlinear": n_boot_nonlinear, "holdout": holdout,
                   "findings_config": findings_config, "registry": registry}
     if not execute:
-        papermill.execute_notebook(str(template), str(notebook), parameters=parameters,
-                                   prepare_only=True, progress_bar=False)
+        with atomic_path(notebook, suffix=".tmp.ipynb") as tmp:
+            papermill.execute_notebook(_literal(template), _literal(tmp),
+                                       parameters=parameters, prepare_only=True,
+                                       progress_bar=False)
+            _record_paths(tmp, template, notebook)
         return notebook
-    try:
-        with _kernel_imports_this_package():
-            papermill.execute_notebook(str(template), str(notebook), parameters=parameters,
-                                       kernel_name=kernel_name, progress_bar=False,
-                                       cwd=str(out), execution_timeout=timeout_s)
-    except papermill.PapermillExecutionError as e:
+    failed = None
+    # papermill saves the notebook after every cell: into a temporary file, so a reader
+    # (or a full disk) never leaves a half-written report.ipynb; a failing cell's notebook
+    # is complete (its traceback is the point) and replaces the old one
+    with atomic_path(notebook, suffix=".tmp.ipynb") as tmp, _kernel_imports_this_package():
+        try:
+            papermill.execute_notebook(_literal(template), _literal(tmp),
+                                       parameters=parameters, kernel_name=kernel_name,
+                                       progress_bar=False, cwd=str(out),
+                                       execution_timeout=timeout_s)
+        except papermill.PapermillExecutionError as e:
+            failed = e
+        _record_paths(tmp, template, notebook)
+    if failed is not None:
         html = _export_html(notebook)
-        raise ReportError(f"report notebook failed in cell {e.exec_count}: {e.ename}: "
-                          f"{e.evalue}; see {html}") from None
+        raise ReportError(f"report notebook failed in cell {failed.exec_count}: "
+                          f"{failed.ename}: {failed.evalue}; see {html}") from None
     return _export_html(notebook)
+
+
+def _record_paths(written: Path, template: Path, notebook: Path) -> None:
+    """papermill records the paths it was given in the notebook's metadata: the real ones,
+    not the temporary file's name or the brace-doubled spelling."""
+    nb = json.loads(written.read_text())
+    meta = nb.get("metadata", {}).get("papermill")
+    if isinstance(meta, dict):
+        meta.update(input_path=str(template), output_path=str(notebook))
+        written.write_text(json.dumps(nb, indent=1) + "\n")
+
+
+def _literal(path) -> str:
+    """`path` as papermill reads it literally: it formats input and output paths with the
+    notebook's parameters (`str.format`), so a brace in a folder name (`roots/br{lab}`)
+    must be doubled to mean itself."""
+    return str(path).replace("{", "{{").replace("}", "}}")
 
 
 def _runs_only_template(out: Path) -> Path:

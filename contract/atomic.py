@@ -20,12 +20,13 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
+def atomic_path(path: Union[str, Path], suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside `path`; once the block has written it, it replaces
-    `path` (for writers that want a file name: parquet, torch.save, nbconvert)."""
+    `path` (for writers that want a file name: parquet, torch.save, papermill). `suffix`
+    ends the temporary name, for writers that judge a file by its extension."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -36,6 +37,12 @@ def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno is None or exc.filename:
+            raise
+        # a write that failed without naming its file (a full disk: `write()` says only
+        # ENOSPC) is about `path`: name it, so the one-line error says where
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -701,6 +701,9 @@ def config_hash(config: RunConfig) -> str:
 
 def load_yaml(path: Union[str, Path]) -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a folder: give a run's config.yaml "
+                          "(e.g. a sweep's runs/<run_id>/config.yaml)")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist: check the path")
     try:

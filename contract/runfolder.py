@@ -216,12 +216,28 @@ def list_runs(sweep_dir: Union[str, Path], rows: Optional[list[dict]] = None
     return listed + [RunEntry(name, runs / name) for name in extra]
 
 
-def require_sweep(sweep_dir: Union[str, Path]) -> Path:
-    """The folder, or a one-line error when it is not a sweep folder (`scaling sweep`
-    writes manifest.csv and runs/), so a typo never reads or writes somewhere else."""
+SWEEP_MARKER = "sweep.yaml"
+"""What marks a folder as a sweep: `scaling sweep` copies the sweep file there (a folder
+that merely holds manifest.csv and runs/ may be anyone's)."""
+
+
+def require_sweep(sweep_dir: Union[str, Path], need_runs: bool = False) -> Path:
+    """The folder, or a one-line ConfigError (bad input, exit 2) when it is not a folder
+    made by `scaling sweep` (no sweep.yaml), so a typo or a foreign folder is never read
+    or written. Every command given a sweep folder asks here, so they agree on what a
+    sweep is and on the exit code. `need_runs`: an expanded sweep with no run folder is
+    refused too."""
     sweep_dir = Path(sweep_dir)
-    if not (sweep_dir / "manifest.csv").is_file() and not (sweep_dir / "runs").is_dir():
-        what = "does not exist" if not sweep_dir.exists() else "is not a sweep folder"
-        raise ConfigError(f"{sweep_dir} {what} (no manifest.csv or runs/): give a folder "
-                          "made by `scaling sweep`")
+    fix = "give a folder made by `scaling sweep`"
+    if not sweep_dir.exists():
+        raise ConfigError(f"{sweep_dir} does not exist: {fix}")
+    if not sweep_dir.is_dir():
+        raise ConfigError(f"{sweep_dir} is a file, not a sweep folder: {fix}")
+    if not (sweep_dir / SWEEP_MARKER).is_file():
+        raise ConfigError(f"{sweep_dir} is not a sweep folder (no {SWEEP_MARKER}, which "
+                          f"`scaling sweep` writes): {fix}")
+    runs = sweep_dir / "runs"
+    if need_runs and not (runs.is_dir() and any(p.is_dir() for p in runs.iterdir())):
+        raise ConfigError(f"{sweep_dir} holds no runs (runs/ is empty): expand the sweep "
+                          "file again with `scaling sweep`")
     return sweep_dir

@@ -40,6 +40,7 @@ import torch
 
 from contract import versions
 from contract.config import DataConfig
+from contract.errors import ConfigError
 from contract.world import world_fields
 
 SCHEMA_VERSION = versions.DEDUP  # contract/versions.py
@@ -170,6 +171,9 @@ def write_duplicates(data_cfg: DataConfig, image_size: int, target: str, out_dir
     from data.pretrain import build_pretrain_set
     from data.targets import load_target_split
 
+    if isinstance(n_test, bool) or not isinstance(n_test, int) or n_test < 1:
+        raise ConfigError(f"n_test={n_test!r} is invalid: use at least 1 test image "
+                          "(leave it out for the run's transfer.test_images)")
     spec = parse_target(target, "target")
     if pset is None:
         pset = build_pretrain_set(data_cfg, image_size)

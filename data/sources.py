@@ -305,6 +305,10 @@ def build_real_pretrain_set(data_cfg: DataConfig, image_size: int) -> PretrainSe
                        f"({corrupt / N:.1%}) have a missing, truncated or undecodable image "
                        f"or malformed tags, more than data.max_corrupt_frac={limit}: repair "
                        "the data or raise data.max_corrupt_frac")
+    if corrupt == N:  # not 'no image kept a vocabulary tag': there was no image to keep
+        raise RunError(f"data.path={path!r}: all {N} records are unreadable (missing, "
+                       "truncated or undecodable images or malformed tags): the "
+                       f"{data_cfg.source} files are corrupt: repair or replace them")
     tags, freq = _tag_table(root, names)
     vocab = _resolve_real_vocab(root, tags, freq, data_cfg.vocab)
     id_of = {t: i for i, t in enumerate(tags)}

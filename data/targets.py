@@ -100,7 +100,12 @@ def _folder_items(spec: TargetSpec, split: str
                   ) -> tuple[list[tuple[str, Path, int]], list[str], int]:
     """[(hash key, file, label)] of one split, the class names, and files of unknown class."""
     train, test = _folder_splits(spec)
-    classes = [p.name for p in _class_dirs(train)]
+    class_dirs = _class_dirs(train)
+    empty = [p for p in class_dirs if not _image_files(p)]
+    if empty:  # a class with no image would be a label the probe can never see
+        raise _err(spec, f"class folder {empty[0]} holds no images "
+                   f"({len(empty)} such folder(s)): add images or remove the folder")
+    classes = [p.name for p in class_dirs]
     index = {c: i for i, c in enumerate(classes)}
     folder = train if split == "train" or test is None else test
     items, unknown = [], 0
@@ -128,6 +133,19 @@ def _parquet_files(root: Path) -> dict[str, list[Path]]:
     return out
 
 
+def _read_parquet(spec: TargetSpec, path: Path):
+    """One parquet file of a target, or a one-line error naming it when it is not one."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path)
+    except pa.ArrowException as exc:
+        why = " ".join(str(exc).split())[:120]
+        raise _err(spec, f"{path} is not a readable parquet file ({why}): replace it or "
+                   "remove it") from None
+
+
 def _hf_tables(spec: TargetSpec) -> tuple[dict, list[str] | None]:
     """{split: pyarrow Table} and the ClassLabel names when the data declares them."""
     import pyarrow as pa
@@ -137,9 +155,8 @@ def _hf_tables(spec: TargetSpec) -> tuple[dict, list[str] | None]:
         raise _err(spec, "no such folder: give a `datasets` save_to_disk or parquet folder")
     by_split = _parquet_files(root) if root.is_dir() else {}
     if by_split:
-        import pyarrow.parquet as pq
-
-        tables = {s: pa.concat_tables([pq.read_table(f) for f in fs]) for s, fs in by_split.items()}
+        tables = {s: pa.concat_tables([_read_parquet(spec, f) for f in fs])
+                  for s, fs in by_split.items()}
         names = None
         meta = next(iter(tables.values())).schema.metadata or {}
         if b"huggingface" in meta:

@@ -211,7 +211,7 @@ def dedup(run_config: str, out_dir: str, target: str = "fine",
 
     cfg, _ = _as_config(run_config)
     path = write_duplicates(cfg.data, cfg.model.image_size, target, out_dir,
-                            n_test or cfg.transfer.test_images)
+                            cfg.transfer.test_images if n_test is None else n_test)
     print(f"wrote {path}")
     return path
 
@@ -230,28 +230,65 @@ def collect(sweep_dirs: Union[str, Path, list[Union[str, Path]]], write: bool = 
     """
     from analysis import collect as _collect
 
-    folders = _sweep_list(sweep_dirs)
+    folders = list(dict.fromkeys(p.resolve() for p in _sweep_list(sweep_dirs)))
     df = _collect(*folders, write=write)
     print(f"{len(df)} rows from {len(folders)} sweep(s)")
     return df
 
 
-def fit(sweep_dir: str, x: str = "dataset_images", y: str = "top1",
-        law: str = "loglinear"):
-    """Fit LAW of Y against X per (width, vocab, target, protocol) and print the table."""
+def _names(value: Optional[str]) -> list[str]:
+    """A comma-separated list of column names from the command line ('' -> none)."""
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def fit(sweep_dir: str, x: str = "dataset_images", y: str = "top1", law: str = "loglinear",
+        by: str = "width,vocab,target,protocol", best: Optional[str] = None,
+        frontier_bins: Optional[int] = None, units: Optional[str] = None, n_boot: int = 200):
+    """Fit LAW of Y against X per group of BY and print the table (analysis.fit_groups).
+
+    Args:
+        sweep_dir: a sweep folder.
+        x: the x column, or several joined by commas for a joint law
+            (--x params,dataset_images --law joint).
+        y: the y column (or error / top5_error, from top1 / top5).
+        law: a registered law: loglinear, power, saturating, joint, ...
+        by: columns to group by, comma-separated ('' fits the whole table once).
+        best: with frontier_bins, which run is best per bin: min (errors) or max
+            (accuracies); default from the law.
+        frontier_bins: fit only the best run per bin of x (the compute frontier).
+        units: percent or fraction, for error / top5_error (default: read from values).
+        n_boot: bootstrap replicates per fit (0: no intervals, fast).
+    """
+    import warnings
+
     from analysis import collect as _collect
     from analysis import fit_groups, get_law
     from analysis.collect import RESULTS_FILE, write_results
+    from analysis.fit import FitWarning, require_numbers
     from contract.errors import ConfigError
 
+    xs = _names(x)
+    if not xs:
+        raise ConfigError(f"x={x!r} is invalid: name a column, e.g. dataset_images")
     try:
         get_law(law)
         df = _collect(sweep_dir, write=False)  # written only once the fit's inputs check
-        table = fit_groups(df, x=x, y=y, law=law)
+        require_numbers(df, xs, y, units)  # a text or empty column: named, in one line
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FitWarning)
+            table = fit_groups(df, x=xs[0] if len(xs) == 1 else xs, y=y, law=law,
+                               by=_names(by), best=best, frontier_bins=frontier_bins,
+                               units=units, n_boot=n_boot)
     except KeyError as exc:  # unknown law or column: the message names it and the options
         raise ConfigError(str(exc.args[0]) if exc.args else str(exc)) from None
     write_results(df, Path(sweep_dir) / RESULTS_FILE)
     print(table.to_string(index=False))
+    import sys
+
+    # each doubt once, one line each (the table's warning column holds them per group)
+    for text in dict.fromkeys(str(w.message) for w in caught
+                              if issubclass(w.category, FitWarning)):
+        print(f"warning: {' '.join(text.split())}", file=sys.stderr)
     return table
 
 

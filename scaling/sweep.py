@@ -184,8 +184,14 @@ def load_sweep(sweep_file: Union[str, Path]) -> dict:
 
 
 def resolve_base(base, sweep_file: Path) -> dict:
-    if base is None:
-        return {}
+    """The base run config every run starts from. Required and not empty: without one
+    every run would silently be the config's defaults, the paper's ResNeXt-101 at 224 px,
+    whatever memory the runs ask for."""
+    if base is None or base == {}:
+        what = "base is missing" if base is None else "base={} is invalid"
+        raise ConfigError(f"{what}: a sweep file needs a base run config, e.g. "
+                          "`base: configs/base-cpu.yaml` (a file, next to the sweep file or "
+                          "from the current folder) or an inline mapping")
     if isinstance(base, dict):
         return copy.deepcopy(base)
     if isinstance(base, str):

@@ -25,7 +25,7 @@ from typing import Optional, Union
 from contract.errors import ConfigError, RunError, one_line
 from contract.jobenv import without_slurm
 from contract.retry import next_phase
-from contract.runfolder import MISSING, RunEntry, list_runs, read_state
+from contract.runfolder import MISSING, RunEntry, list_runs, read_state, require_sweep
 from slurm.eta import Eta, describe, run_seconds
 from slurm.tasks import local_argv, run_resources, write_task_scripts
 
@@ -227,7 +227,7 @@ def longest_first(entries: list[RunEntry]) -> list[Path]:
 def run_local(sweep_dir: Union[str, Path], parallel: int = 2, retry_failed: bool = False,
               progress: bool = True, cores: Optional[int] = None) -> dict[str, str]:
     """Run every unfinished run of `sweep_dir` here; returns {run_id: train/transfer phase}."""
-    sweep_dir = Path(sweep_dir)
+    sweep_dir = require_sweep(sweep_dir)
     entries = list_runs(sweep_dir)
     if not entries:
         raise FileNotFoundError(f"{sweep_dir}: no runs found: expand a sweep file first "

@@ -21,7 +21,14 @@ from typing import Optional, Union
 
 from contract.errors import ConfigError, RunError
 from contract.retry import next_phase
-from contract.runfolder import list_runs, now_iso, read_json, read_state, write_json
+from contract.runfolder import (
+    list_runs,
+    now_iso,
+    read_json,
+    read_state,
+    require_sweep,
+    write_json,
+)
 from slurm import query
 from slurm.profile import load_profile
 from slurm.render import ArrayJob, Plan, group_arrays, render_array, render_finish, shape_of
@@ -196,7 +203,7 @@ def submit(sweep_dir: Union[str, Path], profile: Union[str, Path, None] = None,
     A submission interrupted half-way (sbatch failing after some arrays) is completed by
     the next `submit` before anything new is planned. A dry run writes only into
     `slurm/dry-run/`, which nothing queued reads."""
-    sweep_dir = Path(sweep_dir).resolve()
+    sweep_dir = require_sweep(Path(sweep_dir).resolve())
     prof = load_profile(profile)
     if throttle is not None:
         if isinstance(throttle, bool) or not isinstance(throttle, int) or throttle < 1:
@@ -270,7 +277,7 @@ def _sbatch_line(script: Path, dependency: Optional[str], job: Optional[str]) ->
 
 def cancel(sweep_dir: Union[str, Path]) -> list[str]:
     """scancel every recorded job of the sweep still in the queue; returns the ids."""
-    sweep_dir = Path(sweep_dir).resolve()
+    sweep_dir = require_sweep(Path(sweep_dir).resolve())
     jobs = read_jobs(sweep_dir)
     queue = query.queue_states(required=True)
     ids = []

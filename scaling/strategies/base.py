@@ -133,6 +133,8 @@ class Strategy:
         from scaling.checkpoint import load_tensors
 
         payload = load_tensors(directory / "state.pt", map_location=self.env.device)
+        check_shapes(directory, {k: v.shape for k, v in payload["model"].items()},
+                     {k: v.shape for k, v in self.module.state_dict().items()})
         self.module.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scaler.load_state_dict(payload["scaler"])
@@ -172,3 +174,24 @@ def autocast(config: RunConfig, device: torch.device):
         raise AssertionError(f"precision={config.precision!r} reached autocast unresolved")
     dtype = torch.bfloat16 if config.precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def check_shapes(directory: Path, saved: dict, current: dict) -> None:
+    """Refuse (one line) a checkpoint whose weights do not fit the model this run's config
+    builds: a hand-edited config.yaml (model.width_per_group changed on a cancelled run)
+    would otherwise die in `load_state_dict` with a size-mismatch dump of every layer."""
+    from contract.errors import RunError
+
+    different = [k for k in current if k in saved and tuple(saved[k]) != tuple(current[k])]
+    missing = [k for k in current if k not in saved]
+    if not different and not missing:
+        return
+    if different:
+        k = different[0]
+        what = (f"{k} is {list(saved[k])} there and {list(current[k])} here"
+                f"{f' ({len(different)} tensors differ)' if len(different) > 1 else ''}")
+    else:
+        what = f"it has no {missing[0]} ({len(missing)} tensors missing)"
+    raise RunError(f"checkpoint {directory} does not match the model config.yaml describes "
+                   f"({what}): was model.* edited after the run started? put config.yaml "
+                   f"back as the run began, or remove {directory.parent} to start over")

@@ -142,7 +142,9 @@ def test_newer_schema_version_is_rejected_with_a_one_line_error(sweep):
 
 
 def test_missing_sweep_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such sweep folder"):
+    from contract.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="nope does not exist: give a folder made by"):
         collect(tmp_path / "nope")
 
 

@@ -74,6 +74,33 @@ def test_every_finding_holds_on_a_table_built_to_show_it():
     assert result[2].effect == pytest.approx(4.0, abs=0.6)
     lo, hi = result[2].interval
     assert lo < result[2].effect < hi
+    # and as wide as theory says: the t interval of the per-seed slope differences (a
+    # balanced design: the pooled slope is the mean of the seeds' slopes)
+    effects = per_seed_slope_difference(table(finetune_gain=5.0), wide=16, narrow=4)
+    assert result[2].effect == pytest.approx(effects.mean(), abs=1e-9)
+    assert hi - lo == pytest.approx(t_width(effects), rel=0.25)
+
+
+def _main_grid(df: pd.DataFrame, target: str = "fine") -> pd.DataFrame:
+    keep = ((df["vocab"].to_numpy() == "all") & (df["resample"].to_numpy() == "natural")
+            & (df["label_noise"].to_numpy() == 0) & (df["target"].to_numpy() == target))
+    return df[keep]
+
+
+def per_seed_slope_difference(df: pd.DataFrame, wide: int, narrow: int) -> np.ndarray:
+    """b(wide) - b(narrow) fitted on each seed's own runs."""
+    out = []
+    for _, runs in _main_grid(df).groupby("seed"):
+        slope = {w: np.polyfit(np.log10(g["dataset_images"].astype(float)),
+                               g["top1"].astype(float), 1)[0] for w, g in runs.groupby("width")}
+        out.append(slope[wide] - slope[narrow])
+    return np.asarray(out)
+
+
+def t_width(effects: np.ndarray, level: float = 0.95) -> float:
+    """Width of the t interval of the mean of per-seed effects."""
+    n = len(effects)
+    return 2 * stats.t.ppf(0.5 + level / 2, n - 1) * effects.std(ddof=1) / math.sqrt(n)
 
 
 @pytest.mark.parametrize("number, kwargs", [
@@ -313,6 +340,12 @@ def test_noise_cost_is_read_in_images_off_the_slope_at_its_width(slope):
     assert share.label.startswith("images lost") and share.rule == "upper bound < 0.5"
     assert share.effect == pytest.approx(1 - 10 ** (-3.0 / slope), abs=0.03)
     assert share.lo < share.effect < share.hi
+    # as wide as the seeds' own shares scatter (each read off the true slope): a collapsed
+    # interval fails here
+    noisy = df[(df["label_noise"].to_numpy() == 0.1)].set_index("seed")["top1"]
+    clean = _main_grid(df).query("width == 16 and dataset_images == 4000").set_index("seed")
+    shares = (1 - 10 ** (-(clean["top1"] - noisy) / slope)).to_numpy()
+    assert 0.5 * t_width(shares) < share.hi - share.lo < 2.5 * t_width(shares)
     assert result.verdict == (FAILS if slope == 9.0 else HOLDS)  # 0.54 vs 0.32 of the images
     cost = next(p for p in result.parts if p.label.startswith("cost(10%)"))
     assert cost.rule == "" and cost.effect == pytest.approx(3.0, abs=0.3)  # shown, not judged

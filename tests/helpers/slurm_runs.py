@@ -33,6 +33,7 @@ def write_sweep(root: Path, name: str, runs: dict) -> Path:
         (sweep / "runs" / run_id / "config.yaml").write_text(yaml.safe_dump(config))
         rows.append(run_id)
     (sweep / "manifest.csv").write_text("run_id\n" + "".join(f"{r}\n" for r in rows))
+    (sweep / "sweep.yaml").write_text(yaml.safe_dump({"name": name, "base": TINY}))
     return sweep
 
 

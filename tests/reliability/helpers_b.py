@@ -107,11 +107,20 @@ def report_env() -> dict:
 
 def cli(capsys, *args) -> tuple[int, str, str]:
     """`scaling ARGS...` in this process (fast): (exit code, stdout, the one error line or
-    ''). A traceback would propagate and fail the test."""
+    ''). An uncaught traceback propagates and fails the test; one that was printed (by a
+    logger, a library or a `traceback.print_exc`) fails it here, and so does a failure
+    with no `error:` line, with more than one, or with anything else on stderr."""
     from scaling.cli import main
 
     code = main([str(a) for a in args])
     out, err = capsys.readouterr()
+    assert "Traceback (most recent call last)" not in err + out, err + out
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
-    assert len(lines) <= 1, err
-    return code, out, (lines[0] if lines else "")
+    if code == 0:
+        assert not lines, err
+        return code, out, ""
+    assert len(lines) == 1, f"exit {code} needs exactly one error line:\n{err}"
+    noise = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("error:")
+             and not ln.startswith(("warning:", "INFO", "WARNING")) and "Warning" not in ln]
+    assert not noise, f"more than the error line on stderr:\n{err}"
+    return code, out, lines[0]

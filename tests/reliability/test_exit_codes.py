@@ -95,6 +95,7 @@ def test_commands_on_a_folder_that_is_not_a_sweep_exit_nonzero_and_write_nothing
 def test_collect_of_a_sweep_whose_runs_folder_is_empty_exits_nonzero(tmp_path):
     sweep = tmp_path / "s"
     (sweep / "runs").mkdir(parents=True)
+    (sweep / "sweep.yaml").write_text("name: s\n")
     proc = scaling("collect", sweep)
     assert proc.returncode != 0 and "holds no runs" in error_line(proc)
     assert not (sweep / "results.parquet").exists()

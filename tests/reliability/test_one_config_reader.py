@@ -25,6 +25,7 @@ def _sweep_folder(tmp_path, dotted, value):
     sweep = tmp_path / "swept"
     run = make_run(sweep / "runs", "r0", **{dotted.replace(".", "__"): value})
     (sweep / "manifest.csv").write_text("run_id\nr0\n")
+    (sweep / "sweep.yaml").write_text("name: swept\n")
     return sweep, run
 
 

@@ -48,9 +48,10 @@ def test_torch_free_commands_do_not_import_torch(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
-def test_bad_sweep_file_gives_one_line_error_and_no_traceback(tmp_path):
+def test_bad_sweep_file_gives_one_line_error_and_no_traceback(tmp_path, repo_root):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"name": "b", "axes": {"model.widht_per_group": [4]}}))
+    bad.write_text(yaml.safe_dump({"name": "b", "base": str(repo_root / "configs/base-cpu.yaml"),
+                                   "axes": {"model.widht_per_group": [4]}}))
     proc = run_cli("sweep", str(bad), "--root", str(tmp_path))
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("error: unknown field 'model.widht_per_group': did you "

@@ -89,6 +89,86 @@ def test_probe_is_within_half_a_point_of_sklearn_on_the_same_features(trained):
     assert abs(ours["top1"] - theirs) <= 0.5, (ours["top1"], theirs, ours["l2"])
 
 
+def test_probe_reaches_sklearns_optimum_not_only_its_top1(trained):
+    """The fit itself, at every L2 strength of the grid: the objective at our solution is
+    within 3e-6 of scikit-learn's float64 optimum and the weights within 2%. (Converged,
+    the gaps are ~3e-7 and <= 0.7%; stopped at 100 L-BFGS iterations they are 3e-5 to
+    7e-5 and 2-6% at the weak strengths, where top-1 alone moved by a quarter point.)"""
+    import torch.nn.functional as F
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    from data import build_target_split
+    from scaling.probe import L2_GRID, _fit, standardise
+
+    cfg = load_run_config(trained / "config.yaml")
+    trunk = T.load_trunk(trained)
+    x, y, names = build_target_split(cfg.data, 16, "novel", "train", 400)
+    a, _ = standardise(T.extract_features(trunk, x, torch.device("cpu")), torch.zeros(1, 1))
+
+    def objective(w, b, l2):
+        w, b = torch.as_tensor(w).double(), torch.as_tensor(b).double()
+        return float(F.cross_entropy(a.double() @ w + b, y) + l2 * (w * w).sum())
+    for l2 in L2_GRID:
+        with threadpool_limits(1):
+            clf = LogisticRegression(C=1.0 / (2 * l2 * len(y)), max_iter=20000,
+                                     tol=1e-10).fit(a.double().numpy(), y.numpy())
+        best_w, best_b = torch.tensor(clf.coef_.T), torch.tensor(clf.intercept_)
+        w, b = _fit(a, y, len(names), l2)
+        gap = objective(w, b, l2) - objective(best_w, best_b, l2)
+        assert -1e-6 < gap < 3e-6, (l2, gap)
+        assert float((w.double() - best_w).norm() / best_w.norm()) < 0.02, l2
+
+
+def _shrinkage_hurts():
+    """Class = a small difference between two nearly equal features: only large weights
+    (a weak penalty) can read it."""
+    gen = torch.Generator().manual_seed(0)
+    y = torch.arange(400) % 4
+    codes, shared = torch.randn(4, 4, generator=gen), torch.randn(400, 4, generator=gen)
+    signal = 0.02 * (codes[y] + 0.5 * torch.randn(400, 4, generator=gen))
+    return torch.cat([shared + signal, shared], 1), y, 4
+
+
+def _shrinkage_helps():
+    """Ten classes on 20 weak informative features among 100 noise ones."""
+    gen = torch.Generator().manual_seed(0)
+    means = torch.zeros(10, 100)
+    means[:, :20] = 0.3 * torch.randn(10, 20, generator=gen)
+    y = torch.arange(400) % 10
+    return means[y] + torch.randn(400, 100, generator=gen), y, 10
+
+
+@pytest.mark.parametrize("make, best", [(_shrinkage_helps, 1e-2), (_shrinkage_hurts, 1e-5)],
+                         ids=["strongest-wins", "weakest-wins"])
+def test_the_l2_strength_is_the_best_on_the_held_out_fifth(make, best):
+    """The probe's documented rule, checked against scikit-learn on data where it matters:
+    fit on four fifths of the training split (the probe's own permutation), count top-1
+    hits on the other fifth (80 images), keep the best strength. The best leads the next
+    by 3 and 13 images; a probe that always kept the weakest or the strongest strength,
+    the best on its own fitting images, or the worst, picks another in one of the two."""
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    from scaling.probe import L2_GRID, linear_probe, standardise
+
+    x, y, classes = make()
+    a, _ = standardise(x, x[:1])
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    val, fit = order[:len(y) // 5], order[len(y) // 5:]
+    hits = {}
+    for l2 in L2_GRID:
+        with threadpool_limits(1):
+            clf = LogisticRegression(C=1.0 / (2 * l2 * len(fit)), max_iter=20000,
+                                     tol=1e-10).fit(a[fit].double().numpy(), y[fit].numpy())
+        hits[l2] = int((clf.predict(a[val].double().numpy()) == y[val].numpy()).sum())
+    # scikit-learn's hits (1e-5..1e-2): 14, 16, 16, 19 and 76, 63, 19, 17
+    runner_up = sorted(hits.values())[-2]
+    assert max(hits, key=hits.get) == best and hits[best] >= runner_up + 2, hits
+    chosen = linear_probe(x, y, x, y, classes, seed=0)["l2"]
+    assert chosen == max(L2_GRID, key=hits.get)
+
+
 # ----- fine-tuning -------------------------------------------------------------------------
 @pytest.mark.slow  # three tiny runs pretrained, probed and fine-tuned: ~30 s idle, 90 s loaded
 def test_finetune_beats_the_linear_probe_on_novel_by_more_than_the_seed_spread(tmp_path):
