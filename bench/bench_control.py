@@ -44,7 +44,10 @@ def grid(n_runs: int) -> dict:
 
 def sweep_file(tmp: Path, n_runs: int) -> Path:
     g = grid(n_runs)
+    # the largest sets (4.6M images) need more host memory than base-cpu's 4 GB: their
+    # uint8 cache and per-image index (contract.config) take 4.0 GiB
     spec = {"name": f"control-{n_runs}", "base": str(REPO / "configs" / "base-cpu.yaml"),
+            "set": {"resources.mem_gb": 16},
             "axes": {"model.width_per_group": list(g["widths"]),
                      "data.vocab": [v for v in g["vocabs"]],
                      "data.images": list(g["images"])},

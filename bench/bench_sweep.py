@@ -19,9 +19,12 @@ REPO = Path(__file__).resolve().parent.parent
 def write_paper_grid(tmp: Path) -> Path:
     """The paper's grid as a sweep file in `tmp`, over the CPU base with the in-memory
     cache off (3.5M-3.5B images never fit in RAM: config validation refuses a cache that
-    would) and vocabularies this world has (464 canonical tags)."""
+    would), the host memory the per-image index of 3.5B images takes (160 B an image,
+    contract.config.index_bytes_per_image: 522 GiB) and vocabularies this world has (464
+    canonical tags)."""
     base = yaml.safe_load((REPO / "configs" / "base-cpu.yaml").read_text())
     base["data"]["cache"] = False
+    base["resources"]["mem_gb"] = 540
     (tmp / "paper-base.yaml").write_text(yaml.safe_dump(base))
     spec = {"name": "paper-grid", "base": str(tmp / "paper-base.yaml"),
             "axes": {"model.width_per_group": [4, 8, 16, 32, 48],

@@ -22,14 +22,16 @@ WIDTHS, SIZES, VOCABS = [4, 8, 16, 32, 48], [3_500_000, 35_000_000, 350_000_000,
 
 def paper_grid(root: Path, gpu: bool = True) -> Path:
     """The paper's 5 widths x 4 sizes x 3 vocabularies, written without torch; the two
-    widest models ask for 2 nodes, so the grid has two resource shapes."""
+    widest models ask for 2 nodes, so the grid has two resource shapes. Host memory is
+    what 3.5B images need: every rank holds the per-image index (160 B an image,
+    contract.config.index_bytes_per_image), 4.2 TiB on 8 ranks."""
     runs = {}
     for w in WIDTHS:
         for n in SIZES:
             for v in VOCABS:
                 res = {"device": "cuda" if gpu else "cpu", "devices_per_node": 8 if gpu else 1,
                        "nodes": 2 if w >= 32 else 1, "cpus_per_rank": 8 if gpu else 1,
-                       "mem_gb": 400 if gpu else 4, "time_min": 1440}
+                       "mem_gb": 4200 if gpu else 540, "time_min": 1440}
                 vname = str(v).replace(":", "-")
                 runs[f"w{w}-n{n}-v{vname}-s0"] = {
                     "model.width_per_group": w, "data.images": n, "data.vocab": v,
@@ -59,17 +61,17 @@ def test_dry_run_of_the_paper_grid_renders_valid_scripts_without_torch(tmp_path,
     scripts = sorted(out.glob("*.sbatch"))
     assert len(scripts) == 5
     _bash_n(scripts + sorted(out.glob("*_task.sh")))
-    train = (out / "00-train-1n8gpu-c8-m400g-t1440.sbatch").read_text()
+    train = (out / "00-train-1n8gpu-c8-m4200g-t1440.sbatch").read_text()
     for line in ("--array=0-35%8", "--nodes=1", "--ntasks-per-node=8", "--cpus-per-task=8",
                  "--gres=gpu:a100:8", "--signal=USR2@300", "--requeue", "--open-mode=append",
                  "--partition=gpu", "--account=my-project", "--qos=normal",
                  "--constraint=a100", "/slurm/logs/%x_%A_%a.out"):
         assert line in train, line
-    assert "#SBATCH --nodes=2" in (out / "02-train-2n8gpu-c8-m400g-t1440.sbatch").read_text()
-    transfer = (out / "01-transfer-1n8gpu-c8-m400g-t1440.sbatch").read_text()
+    assert "#SBATCH --nodes=2" in (out / "02-train-2n8gpu-c8-m4200g-t1440.sbatch").read_text()
+    transfer = (out / "01-transfer-1n8gpu-c8-m4200g-t1440.sbatch").read_text()
     assert "--gres=gpu:a100:8" in transfer and "--ntasks-per-node=8" in transfer
     assert "--partition=cpu" in (out / "finish.sbatch").read_text()
-    assert len((out / "00-train-1n8gpu-c8-m400g-t1440.tasks").read_text().split()) == 36
+    assert len((out / "00-train-1n8gpu-c8-m4200g-t1440.tasks").read_text().split()) == 36
     assert "module load cuda/12.4" in train and "export NCCL_SOCKET_IFNAME=ib0" in train
     assert "aftercorr:<paper-grid.train.1n8gpu" in proc.stdout
     assert not (sweep / "slurm" / "jobs.json").exists()  # a dry run records nothing
