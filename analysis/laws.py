@@ -45,7 +45,6 @@ writes ``f``.
 from __future__ import annotations
 
 import difflib
-import inspect
 import itertools
 from typing import ClassVar
 
@@ -59,7 +58,7 @@ class Law:
     `initial` / `starts` (where the search begins), `bounds`, `check`, `log_f` (a
     numerically stable log of ``f`` for log-space laws), `jacobian` (analytic derivatives
     of the residual, for speed) or `solve` (a closed form) when they can do better than
-    the generic multi-start search in `analysis.fit.minimise`.
+    the generic multi-start search in `analysis.search.minimise`.
     """
 
     name: ClassVar[str] = ""
@@ -122,10 +121,10 @@ class Law:
               method: str | None = None, starts: np.ndarray | None = None, **options):
         """Best-fit parameters and search diagnostics ``(theta, info)``.
 
-        The default is the multi-start bounded search of `analysis.fit.minimise`; a law
-        with a closed form returns it for ``loss="linear"``.
+        The default is the multi-start bounded search of `analysis.search.minimise`; a
+        law with a closed form returns it for ``loss="linear"``.
         """
-        from analysis.fit import minimise  # the search is statistics, not the law's own
+        from analysis.search import minimise  # the search is statistics, not the law's own
 
         return minimise(self, x, y, loss=loss, delta=delta, method=method, starts=starts,
                         **options)
@@ -148,15 +147,6 @@ class Law:
 
     def __repr__(self) -> str:
         return f"<law {self.name!r}: y = {self.formula}>"
-
-
-def law_bounds(law: Law, x, y) -> tuple[np.ndarray, np.ndarray]:
-    """`Law.bounds`, also for laws written against the older ``bounds(self)`` signature."""
-    if len(inspect.signature(law.bounds).parameters) == 0:
-        lo, hi = law.bounds()
-    else:
-        lo, hi = law.bounds(x, y)
-    return np.asarray(lo, float), np.asarray(hi, float)
 
 
 LAWS: dict[str, Law] = {}

@@ -363,9 +363,9 @@ def _num_classes(config: RunConfig) -> int:
 
 
 def _check_targets(run_id: str, config: RunConfig, checked: set) -> None:
-    """Look at the files of each target once per sweep (scaling.transfer.validate_targets);
+    """Look at the files of each target once per sweep (scaling.target_checks.validate_targets);
     a one-line ConfigError naming the run and the target otherwise."""
-    from scaling.transfer import validate_targets
+    from scaling.target_checks import validate_targets
 
     tc = config.transfer
     key = json.dumps([tc.targets, config.data.supervised, config.data.source,

@@ -136,7 +136,7 @@ def test_a_registered_law_plugs_into_fit_law_and_fit_groups(df):
         def initial(self, x, y):
             return np.array([y.max() + 5.0, 50.0, 0.2])
 
-        def bounds(self):
+        def bounds(self, x=None, y=None):
             return np.array([0.0, 0.0, 0.0]), np.array([200.0, 1e4, 2.0])
 
     try:
