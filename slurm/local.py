@@ -240,7 +240,8 @@ def run_local(sweep_dir: Union[str, Path], parallel: int = 2, retry_failed: bool
     skipped = len(runs) - len(todo)
     by_path = {e.path: e for e in entries}
     eta = Eta({r.name: _estimate(by_path[r]) for r in todo}, parallel)
-    left = eta.left(time.monotonic())
+    started = time.monotonic()
+    left = estimated = eta.left(started)
     print(f"{sweep_dir.name}: {len(todo)} runs to do, {skipped} already finished or failed "
           f"(--retry_failed reruns failed ones); {parallel} at a time"
           + (f"; about {describe(left)} by the sweep's estimate" if left else "")
@@ -282,6 +283,10 @@ def run_local(sweep_dir: Union[str, Path], parallel: int = 2, retry_failed: bool
         _restore(previous)
         if bar:
             bar.close()
+    if todo:  # what the estimate is judged by
+        print(f"{sweep_dir.name}: {len(todo)} runs in {describe(time.monotonic() - started)}"
+              + (f" (the sweep estimated {describe(estimated)})" if estimated else ""),
+              flush=True)
     if failures:
         first = sorted(failures)[0]
         st = read_state(sweep_dir / "runs" / first)

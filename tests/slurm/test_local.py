@@ -26,6 +26,7 @@ def test_local_run_goes_through_the_task_scripts(tmp_path):
     out = proc.stdout
     assert "2 at a time; about 1.0 min by the sweep's estimate" in out
     assert out.count("runs, about") == 1 and "[1/2 runs, about " in out
+    assert "loc: 2 runs in " in out and "(the sweep estimated 1.0 min)" in out
     # the two-node run cannot run here: the executor says so and exits non-zero
     assert proc.returncode == 1 and "1 of 2 runs did not finish: two-nodes" in proc.stderr
     assert (state(sweep / "runs" / "r0")["train"], state(sweep / "runs" / "r0")["transfer"]) \
