@@ -36,7 +36,7 @@ from analysis.plan import Plan, default_budget, plan
 from analysis.reference import chinchilla_check
 from analysis.report import fit_table, report  # papermill and nbconvert load inside report()
 from analysis.select import ColumnError, accuracy_units, frontier, main_grid
-from analysis.telemetry import cost_model, telemetry, telemetry_table
+from analysis.throughput import cost_model, telemetry, telemetry_table
 
 # `analysis.collect` and `analysis.report` name the functions (as `scaling collect` and
 # `scaling report` do); their modules are reached with `from analysis.report import ...`.

@@ -1,4 +1,4 @@
-"""Sweep folder -> one tidy table: with `analysis.telemetry` (which reuses these readers),
+"""Sweep folder -> one tidy table: with `analysis.throughput` (which reuses these readers),
 the only place in `analysis/` that reads run files.
 
 Everything downstream (fits, plots, reports, notebooks) works on the DataFrame `collect`

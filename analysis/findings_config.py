@@ -21,7 +21,7 @@ import yaml
 from contract import versions
 from contract.config import PROTOCOLS, RESAMPLES, from_dict
 from contract.errors import ConfigError
-from contract.targets import SYNTHETIC
+from contract.target_spec import SYNTHETIC
 
 SCHEMA_VERSION = versions.FINDINGS_CONFIG  # contract/versions.py
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "configs" / "findings.yaml"
@@ -36,7 +36,7 @@ class FindingsConfigError(ConfigError):
 MAX_BOOT = 100_000
 """Bootstrap replicates at most: each replicate holds a draw of every seed, and more than
 this changes no interval's printed digits while a typo (2e9) would exhaust the memory."""
-_TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")  # contract.targets' rule
+_TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")  # contract.target_spec' rule
 
 
 def _check(ok: bool, path: str, value, fix: str) -> None:

@@ -4,7 +4,7 @@ pretraining images give the best predicted transfer accuracy?
 Cost model, stated once because every number in a plan rests on it: a (width, images_seen)
 point costs ``3 * flops_per_image * images_seen`` training FLOPs (docs/design.md's
 ``pretrain_flops``), priced at that width's measured device-seconds per FLOP (devices /
-achieved FLOP/s, median of the sweep's own runs; see `analysis.telemetry.cost_model`).
+achieved FLOP/s, median of the sweep's own runs; see `analysis.throughput.cost_model`).
 So a plan assumes the budget is spent on the sweep's hardware, strategy and batch size,
 at the steady-state throughput its runs logged, that throughput does not change with
 run length, and that transfer and evaluation are free. Predictions beyond the sweep's
@@ -23,7 +23,7 @@ import pandas as pd
 from analysis.fit import FitResult, fit_law
 from analysis.laws import Law, get_law
 from analysis.select import column as _column
-from analysis.telemetry import cost_model
+from analysis.throughput import cost_model
 from contract.errors import ConfigError
 
 ASSUMPTION = ("Cost = 3 x forward FLOPs/image x images seen, priced at each width's median "
@@ -72,7 +72,7 @@ def plan(df: pd.DataFrame, budget_hours: float, telemetry: pd.DataFrame,
     """Which width and how many images maximise predicted accuracy within the budget.
 
     ``df`` is a `collect` table (done rows are used), ``telemetry`` an
-    `analysis.telemetry.telemetry` table of the same sweep. A one-input ``law`` is fitted
+    `analysis.throughput.telemetry` table of the same sweep. A one-input ``law`` is fitted
     per group and width on ``x``; a joint law (``inputs == 2``) per group on
     ``(params, x)``. For every width the images it can afford are searched on a log grid
     (``grid`` points from the smallest fitted size up to the budget), the best kept; the

@@ -10,8 +10,8 @@ an exploratory one by recomputing them:
 - ``design``: the expanded sweep (every run's `contract.config.config_hash`, sorted by
   run id, hashed together), read from the sweep folder's ``runs/*/config.yaml``; where a
   run trains (``resources``) and how it logs are not part of a config hash;
-- ``generator``: the synthetic world's defaults (`contract.world.WorldConfig()` as
-  canonical JSON) and `contract.world.GENERATOR_VERSION`.
+- ``generator``: the synthetic world's defaults (`contract.world_config.WorldConfig()` as
+  canonical JSON) and `contract.world_config.GENERATOR_VERSION`.
 
 A design or rule changed after registration gives other hashes: it is a new study with
 a new entry, and the old entry keeps its record. This module reads sweep folders through
@@ -33,7 +33,7 @@ import yaml
 
 from contract.config import config_hash, load_run_config
 from contract.errors import ConfigError
-from contract.world import GENERATOR_VERSION, WorldConfig
+from contract.world_config import GENERATOR_VERSION, WorldConfig
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parents[1] / "records" / "registry.yaml"
 """The repository's registry (absent in a bare install: every report is exploratory)."""

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from contract.config import DataConfig
-from contract.world import WorldConfig
+from contract.world_config import WorldConfig
 from data import (
     ResumableLoader,
     SyntheticWorld,

@@ -24,9 +24,9 @@ import yaml
 from contract.errors import ConfigError, check
 from contract.strategies import NAMES as STRATEGIES
 from contract.strategies import TABLE
-from contract.targets import parse_target, parse_targets
+from contract.target_spec import parse_target, parse_targets
 from contract.versions import RUN_CONFIG as SCHEMA_VERSION
-from contract.world import WorldConfig
+from contract.world_config import WorldConfig
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 """The precisions a run trains in."""
@@ -393,7 +393,7 @@ class TransferConfig:
     """Target tasks: the synthetic world's `fine`, `coarse`, `novel`; a user image folder
     (`imagefolder:<folder>`, one sub-folder per class) or Hugging Face `datasets` folder
     (`hf:<folder>`, image + label columns); or a mapping {name, format, path, image_column,
-    label_column, test_fraction} (contract/targets.py)."""
+    label_column, test_fraction} (contract/target_spec.py)."""
     protocols: list = field(default_factory=lambda: ["linear"])
     """`linear`: logistic regression on frozen pooled features (the paper's feature
     transfer); `finetune`: the whole network trained on the target (transfer.finetune);

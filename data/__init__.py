@@ -2,7 +2,7 @@
 vocabularies, subsets, resampling, de-duplication, loaders.
 
 Imports are lazy (PEP 562) so that `import data` never pulls in torch; the world's knobs
-(`WorldConfig`) are the torch-free contract layer's (contract/world.py). No export shares a
+(`WorldConfig`) are the torch-free contract layer's (contract/world_config.py). No export shares a
 submodule's name: importing the submodule would replace the export with the module
 (`materialize` is therefore imported from `data.materialize`).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "WorldConfig": "contract.world",
+    "WorldConfig": "contract.world_config",
     "SyntheticWorld": "data.world",
     "TARGETS": "data.world",
     "PretrainSet": "data.pretrain",

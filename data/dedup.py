@@ -41,7 +41,7 @@ import torch
 from contract import versions
 from contract.config import DataConfig
 from contract.errors import ConfigError
-from contract.world import world_fields
+from contract.world_config import world_fields
 
 SCHEMA_VERSION = versions.DEDUP  # contract/versions.py
 METHOD = "dct12-rgb-cropviews"
@@ -167,7 +167,7 @@ def write_duplicates(data_cfg: DataConfig, image_size: int, target: str, out_dir
                      threshold: float = DEFAULT_THRESHOLD, pset=None) -> Path:
     """Find target test images [0, n_test) with near-duplicates among the pretraining set
     and write them to `dedup_path(...)`; returns that path. `pset` reuses a built set."""
-    from contract.targets import parse_target
+    from contract.target_spec import parse_target
     from data.pretrain import build_pretrain_set
     from data.targets import load_target_split
 

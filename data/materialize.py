@@ -33,7 +33,7 @@ import numpy as np
 from contract import versions
 from contract.config import DataConfig
 from contract.errors import ConfigError
-from contract.world import world_fields
+from contract.world_config import world_fields
 from data.imageio import encode_png
 from data.pretrain import world_for
 from data.rng import uniform

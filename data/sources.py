@@ -49,7 +49,7 @@ import torch
 from contract import versions
 from contract.config import DataConfig
 from contract.errors import ConfigError, RunError
-from contract.world import world_fields
+from contract.world_config import world_fields
 from data.imageio import canonical_spelling, canonical_tags, decode_image, load_synonyms
 from data.pretrain import PretrainSet, finish_tags, vocab_filter
 

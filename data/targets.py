@@ -1,6 +1,6 @@
 """Labelled target sets: the synthetic world's and the user's own (image folder, `datasets`).
 
-Layouts read (`contract/targets.py` says how a config names them):
+Layouts read (`contract/target_spec.py` says how a config names them):
 
 - imagefolder: `<path>/train/<class>/*` and `<path>/test/<class>/*` (`val` or `validation`
   stand in for test), or `<path>/<class>/*` (one split). Classes are the train split's
@@ -30,7 +30,7 @@ import torch
 
 from contract.config import DataConfig
 from contract.errors import ConfigError
-from contract.targets import TargetSpec, parse_target
+from contract.target_spec import TargetSpec, parse_target
 from data.imageio import decode_image
 from data.sources import IMAGE_EXTS
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from contract.errors import ConfigError
-from contract.world import WorldConfig
+from contract.world_config import WorldConfig
 from data import render as _render
 from data.rng import uniform
 

@@ -262,7 +262,7 @@ def device_hours(profile: ModelProfile, config, devices: int) -> float:
 
 
 @dataclass
-class Plan:
+class ShardPlan:
     strategy: str
     shard: dict
     nodes: int
@@ -271,7 +271,7 @@ class Plan:
     fits: bool
 
 
-def apply_plan(config, plan: Plan) -> str:
+def apply_plan(config, plan: ShardPlan) -> str:
     """Write `auto`'s choice into `config` (in place): strategy, its shard knobs, nodes x
     devices; returns what the sweep and the log say (`auto->fsdp2`, `(does not fit)`)."""
     config.shard.strategy = plan.strategy
@@ -282,7 +282,7 @@ def apply_plan(config, plan: Plan) -> str:
     return f"auto->{plan.strategy}" + ("" if plan.fits else " (does not fit)")
 
 
-def choose(profile: ModelProfile, config, max_nodes: int = 64) -> Plan:
+def choose(profile: ModelProfile, config, max_nodes: int = 64) -> ShardPlan:
     """`auto`: the least-communication strategy that fits, at the configured devices per
     node, adding nodes (powers of two) only when nothing fits on fewer."""
     from contract.config import support_reason
@@ -299,14 +299,14 @@ def choose(profile: ModelProfile, config, max_nodes: int = 64) -> Plan:
                 if support_reason(name, config.precision, device):
                     continue
                 est = estimate(profile, config, world, name, shard)
-                plan = Plan(name, shard, nodes, per_node, est, est.total_bytes <= cap)
+                plan = ShardPlan(name, shard, nodes, per_node, est, est.total_bytes <= cap)
                 if plan.fits:
                     return plan
                 if best is None or est.total_bytes < best.estimate.total_bytes:
                     best = plan
         nodes *= 2
     if best is None:
-        best = Plan("fsdp2", dict(AUTO_CANDIDATES[-1][1]), config.resources.nodes, per_node,
+        best = ShardPlan("fsdp2", dict(AUTO_CANDIDATES[-1][1]), config.resources.nodes, per_node,
                     estimate(profile, config, config.resources.world_size, "fsdp2",
                              AUTO_CANDIDATES[-1][1]), False)
     return best

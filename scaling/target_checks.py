@@ -16,7 +16,7 @@ def validate_targets(config: RunConfig) -> None:
     """What can be checked before any run starts (sweep time): user target folders exist,
     have two classes and both splits; synthetic targets of a real source need a copy of the
     world. A one-line ConfigError naming the target otherwise."""
-    from contract.targets import parse_target, parse_targets
+    from contract.target_spec import parse_target, parse_targets
     from data.targets import check_target
 
     specs = parse_targets(config.transfer.targets)

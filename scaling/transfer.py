@@ -262,7 +262,7 @@ def transfer(config: RunConfig, run_dir) -> dict:
 def _missing_results(config: RunConfig, run_dir: Path) -> list[str]:
     """Result files of the config's targets x protocols not in `transfer/` (a `done`
     transfer whose files were removed evaluates them again)."""
-    from contract.targets import parse_targets
+    from contract.target_spec import parse_targets
 
     return [name for spec in parse_targets(config.transfer.targets)
             for p in config.transfer.protocols
@@ -316,7 +316,7 @@ def _spec_key(spec, split: str, n: int, size: int, which: str) -> dict:
 
 
 def _transfer(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> tuple[dict, list]:
-    from contract.targets import parse_targets
+    from contract.target_spec import parse_targets
     from data.targets import TargetError, load_target_split
 
     tc, size, device = config.transfer, config.model.image_size, env.device

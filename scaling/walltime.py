@@ -332,7 +332,7 @@ class Estimator:
             feature_dim: int) -> RunTime:
         """One run's estimate: `flops_per_image` and `feature_dim` from the sweep's meta
         profile of its model."""
-        from contract.targets import parse_targets
+        from contract.target_spec import parse_targets
         from scaling.precision import resolve
 
         if config.resources.device == "cuda":

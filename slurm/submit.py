@@ -31,7 +31,7 @@ from contract.runfolder import (
 )
 from slurm import query
 from slurm.profile import load_profile
-from slurm.render import ArrayJob, Plan, group_arrays, render_array, render_finish, shape_of
+from slurm.sbatch import ArrayJob, Submission, group_arrays, render_array, render_finish, shape_of
 from slurm.tasks import check_run_id, run_resources, write_task_scripts
 
 
@@ -64,7 +64,7 @@ def active_runs(jobs: dict, queue: dict) -> dict[str, str]:
     return out
 
 
-def plan(sweep_dir: Path, profile, retry_failed: bool, active: dict) -> Plan:
+def plan(sweep_dir: Path, profile, retry_failed: bool, active: dict) -> Submission:
     """Which runs go into which array; `skipped` says why the others do not."""
     runs = list_runs(sweep_dir)
     if not runs:
@@ -91,7 +91,7 @@ def plan(sweep_dir: Path, profile, retry_failed: bool, active: dict) -> Plan:
             skipped[run_id] = f"transfer {state['transfer']}"
         else:
             skipped[run_id] = f"train {state['train']} (--retry_failed resubmits it)"
-    return Plan(arrays=group_arrays(sweep_dir.name, train, transfer_only), skipped=skipped)
+    return Submission(arrays=group_arrays(sweep_dir.name, train, transfer_only), skipped=skipped)
 
 
 def _next_folder(sweep_dir: Path, jobs: dict, dry_run: bool) -> Path:

@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 
-from contract.world import WorldConfig
+from contract.world_config import WorldConfig
 from data.coverage import coverage, tagged_counts
 from data.world import SyntheticWorld
 

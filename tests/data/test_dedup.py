@@ -22,7 +22,7 @@ import torch
 from PIL import Image, ImageEnhance
 
 from contract.config import DataConfig
-from contract.world import WorldConfig
+from contract.world_config import WorldConfig
 from data import (
     build_pretrain_set,
     build_target_split,

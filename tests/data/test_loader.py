@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from contract.config import DataConfig
-from contract.world import WorldConfig
+from contract.world_config import WorldConfig
 from data import ResumableLoader, build_pretrain_set
 
 

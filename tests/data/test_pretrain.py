@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from contract.config import DataConfig
-from contract.world import WorldConfig
+from contract.world_config import WorldConfig
 from data import build_pretrain_set, build_target_split
 from data.pretrain import _draw_other, world_for
 

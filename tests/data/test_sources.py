@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from contract.world import WorldConfig
+from contract.world_config import WorldConfig
 from data import ResumableLoader, build_pretrain_set, build_target_split
 from data.imageio import encode_png
 from data.materialize import materialize

@@ -13,7 +13,7 @@ import tarfile
 import pytest
 
 from contract.errors import ConfigError, RunError
-from contract.targets import parse_target
+from contract.target_spec import parse_target
 from data.targets import check_target
 from tests.reliability.helpers_b import cli, make_run
 from tests.scaling.transfer_helpers import CLASSES, class_image, make_imagefolder, png
@@ -68,7 +68,7 @@ def test_an_empty_class_folder_is_not_a_class(tmp_path):
 
 def test_a_webdataset_with_no_readable_record_says_so(tmp_path):
     from contract.config import DataConfig
-    from contract.world import WorldConfig
+    from contract.world_config import WorldConfig
     from data import build_pretrain_set
     from data.materialize import materialize
 

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from contract.world import WorldConfig
+from contract.world_config import WorldConfig
 from data.world import PRETRAIN_LIMIT, TARGETS, SyntheticWorld
 
 
@@ -137,7 +137,7 @@ def test_fine_target_spans_popularity_ranks(world):
 
 
 def test_world_config_import_does_not_import_torch():
-    code = "import contract.world, data, sys; assert 'torch' not in sys.modules"
+    code = "import contract.world_config, data, sys; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -19,7 +19,7 @@ N = 64
 @pytest.fixture(scope="module")
 def half_missing(tmp_path_factory):
     """One WebDataset shard of N samples where every other sample lost its image."""
-    from contract.world import WorldConfig
+    from contract.world_config import WorldConfig
     from data.materialize import materialize
 
     root = tmp_path_factory.mktemp("wds")

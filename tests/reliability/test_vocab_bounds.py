@@ -37,7 +37,7 @@ def test_vocab_equal_to_the_tag_count_is_accepted(tmp_path, capsys):
 
 
 def test_real_source_refuses_a_vocab_larger_than_its_tags(tmp_path):
-    from contract.world import WorldConfig
+    from contract.world_config import WorldConfig
     from data import build_pretrain_set
     from data.materialize import materialize
 

@@ -459,7 +459,7 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path):
 
 
 def test_a_single_split_is_carved_deterministically_and_stably(tmp_path):
-    from contract.targets import parse_target
+    from contract.target_spec import parse_target
     from data.targets import _folder_items
 
     pets = make_imagefolder(tmp_path / "pets", per_class=40, splits=("",))

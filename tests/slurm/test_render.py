@@ -172,7 +172,7 @@ def test_finish_job_starts_python_without_the_working_directory_on_its_path(tmp_
     import sys
 
     from slurm.profile import load_profile
-    from slurm.render import render_finish
+    from slurm.sbatch import render_finish
     from slurm.tasks import NOCWD
 
     sweep = tmp_path / "sw"

@@ -77,7 +77,7 @@ class ArrayJob:
 
 
 @dataclass
-class Plan:
+class Submission:
     arrays: list[ArrayJob] = field(default_factory=list)
     finish_script: Optional[Path] = None
     skipped: dict[str, str] = field(default_factory=dict)  # run_id -> why
