@@ -51,7 +51,8 @@ $(STAMP): pyproject.toml
 # (deepspeed.initialize), because PyPI's deepspeed is a source release built with no ops:
 # a minute or more of CPU, into ~/.cache/torch_extensions, and again whenever a venv at
 # another path has built it there. So it is built once, into the venv's deepspeed, with
-# DeepSpeed's install switch DS_BUILD_SHM_COMM=1; the wheel is kept in DS_WHEELS per
+# DeepSpeed's install switch DS_BUILD_SHM_COMM=1 (without build isolation: the build needs
+# the venv's torch, and a setuptools with bdist_wheel); the wheel is kept in DS_WHEELS per
 # deepspeed, torch, Python and machine, so later venvs install it in seconds. Nothing is built
 # where the op is already in place or DeepSpeed has no such op (its CUDA accelerator). If the
 # build fails, DeepSpeed compiles the op at first use as before (the tests then fail:
@@ -75,9 +76,10 @@ $(DS_OPS): $(STAMP)
 	  if ! ls "$$wheels"/deepspeed-*.whl >/dev/null 2>&1; then \
 	    echo "building DeepSpeed's CPU comm op once (a minute or more of CPU): $$wheels"; \
 	    mkdir -p "$$(dirname "$$wheels")" && \
+	    $(PY) -m pip install --quiet 'setuptools>=70.1' && \
 	    DS_BUILD_SHM_COMM=1 $(PY) -m pip wheel --quiet --no-build-isolation --no-deps \
 	      --no-cache-dir --no-binary deepspeed -w "$$tmp" "deepspeed==$${key%%/*}" && \
-	    { mv -T "$$tmp" "$$wheels" 2>/dev/null || rm -rf "$$tmp"; }; \
+	    mv -T "$$tmp" "$$wheels" 2>/dev/null; rm -rf "$$tmp"; \
 	  fi; \
 	  $(PY) -m pip install --quiet --no-deps --force-reinstall "$$wheels"/deepspeed-*.whl || \
 	    echo "DeepSpeed's CPU comm op was not built: DeepSpeed compiles it at first use"; \
