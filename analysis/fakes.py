@@ -111,7 +111,8 @@ def _write_json(path: Path, obj: dict) -> None:
     path.write_text(json.dumps(obj))
 
 
-def make_sweep(root: Path, name: str = "fake", widths=(4, 16), vocabs=(1000, "all"),
+# long by design: every knob of a real sweep's layout in one writer
+def make_sweep(root: Path, name: str = "fake", widths=(4, 16), vocabs=(1000, "all"),  # noqa: C901
                images=(1_000, 10_000, 100_000), seeds=(0, 1, 2),
                targets=("fine", "coarse"), protocols=("linear",), noise: float = 0.5,
                problems: bool = True, ablations: bool = False, rng_seed: int = 0,

@@ -57,7 +57,8 @@ def _rho(r: np.ndarray, loss: str, delta: float) -> tuple[np.ndarray, np.ndarray
                       "use 'linear' or 'huber' (or method='trf' for scipy's other losses)")
 
 
-def minimise(law: Law, x, y, loss: str = "linear", delta: float = 1.0,
+# long by design: one multi-start loop over two optimisers
+def minimise(law: Law, x, y, loss: str = "linear", delta: float = 1.0,  # noqa: C901
              method: str | None = None,
              starts: np.ndarray | None = None, max_starts: int = 24, min_agree: int = 3,
              max_steps: int = 300) -> tuple[np.ndarray, dict]:

@@ -24,12 +24,13 @@ import pickle
 import re
 import shutil
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Protocol
 
 import torch
 
 from contract import versions
 from contract.atomic import atomic_write_text
+from contract.config import RunConfig
 from contract.errors import RunError
 from contract.runfolder import now_iso
 from scaling.dist import DistEnv, all_reduce_max, barrier
@@ -39,6 +40,22 @@ log = logging.getLogger(__name__)
 MARKER = "COMPLETE"
 MARKER_SCHEMA = versions.CHECKPOINT_MARKER
 
+
+
+class Checkpointable(Protocol):
+    """What a checkpoint needs of a strategy (scaling/strategies/base.py `Strategy` has
+    it): named here so the checkpoint layer sits below the strategies."""
+
+    name: str
+    reshardable: bool
+    reshard_hint: str
+
+    @property
+    def config(self) -> RunConfig: ...
+
+    def save(self, directory: Path) -> None: ...
+
+    def load(self, directory: Path) -> None: ...
 
 def _step_dirs(root: Path) -> list[Path]:
     if not root.is_dir():
@@ -111,7 +128,8 @@ def choose(root: Path, env: DistEnv) -> Optional[Path]:
     return None if step < 0 else root / f"{int(step):09d}"
 
 
-def save(root: Path, step: int, strategy, extra: dict, env: DistEnv, keep_last: int) -> Path:
+def save(root: Path, step: int, strategy: Checkpointable, extra: dict, env: DistEnv,
+         keep_last: int) -> Path:
     """Collective: every rank calls it (sharded engines write one shard per rank). A write
     that fails (disk full, quota) removes the partial folder and raises a one-line
     RunError on the rank that saw it."""
@@ -132,7 +150,7 @@ def save(root: Path, step: int, strategy, extra: dict, env: DistEnv, keep_last: 
                        "then resume; the previous complete checkpoint is kept") from None
 
 
-def _save(root: Path, target: Path, step: int, strategy, extra: dict, env: DistEnv,
+def _save(root: Path, target: Path, step: int, strategy: Checkpointable, extra: dict, env: DistEnv,
           keep_last: int) -> Path:
     if env.is_main:
         if target.exists():
@@ -163,7 +181,7 @@ def _save(root: Path, target: Path, step: int, strategy, extra: dict, env: DistE
     return target
 
 
-def load(directory: Path, strategy, env: DistEnv) -> dict:
+def load(directory: Path, strategy: Checkpointable, env: DistEnv) -> dict:
     """Collective: restore the strategy's state and return the loop's (`extra`).
 
     Refuses, before touching any state, a checkpoint of another strategy, or one written at

@@ -37,7 +37,7 @@ from scaling.runfiles import (
 from scaling.runlock import RunLock, RunLocked
 from scaling.signals import PREEMPT, SignalFlags, requeue_self
 from scaling.strategies import get_strategy, policy
-from scaling.strategies.base import autocast
+from scaling.strategies.base import Strategy, autocast
 from scaling.telemetry import MetricsLogger, max_mem_bytes, peak_flops, provenance
 
 log = logging.getLogger(__name__)
@@ -296,7 +296,8 @@ class Trainer:
         self.step += 1
 
     # ---------------------------------------------------------------------- the loop
-    def fit(self) -> str:
+    # long by design: the loop: its steps are methods, what is left is their order
+    def fit(self) -> str:  # noqa: C901
         """Train from the newest checkpoint to the end of the schedule (or a signal)."""
         config, env, run_dir = self.config, self.env, self.run_dir
         assert run_dir is not None and self.ckpt_root is not None, "fit() needs the run folder"
@@ -402,7 +403,7 @@ class Trainer:
 NONFINITE = 3.0  # all-reduced with the signal codes (scaling/signals.py: 1, 2)
 
 
-def _check_finite_weights(strategy, env: dist.DistEnv, step: int,
+def _check_finite_weights(strategy: Strategy, env: dist.DistEnv, step: int,
                           optim_field: str = "optim") -> None:
     """Refuse to checkpoint or export non-finite weights (each rank checks the shard it
     holds; all ranks agree, so none waits in a collective for a rank that stopped)."""
@@ -511,7 +512,7 @@ def _warn_once(message: Optional[str], env: dist.DistEnv) -> None:
         log.warning(message)
 
 
-def _tracker(strategy):
+def _tracker(strategy: Strategy):
     """A live-tensor tracker (scaling/memory.py) when SCALING_TRACK_MEMORY=1: tests and
     benchmarks hold the estimator to it; it costs a Python call per op, so it is opt-in."""
     if os.environ.get("SCALING_TRACK_MEMORY") != "1":
@@ -525,7 +526,7 @@ def _tracker(strategy):
     return tracker
 
 
-def write_memory_report(run_dir: Path, strategy, config: RunConfig, env: dist.DistEnv,
+def write_memory_report(run_dir: Path, strategy: Strategy, config: RunConfig, env: dist.DistEnv,
                         num_classes: int, tracker,
                         flops_per_image: Optional[int] = None) -> None:
     """`memory.json`: per rank, the bytes of parameters, gradients and optimizer state held
@@ -536,7 +537,7 @@ def write_memory_report(run_dir: Path, strategy, config: RunConfig, env: dist.Di
     report = strategy.memory_report()
     if tracker is not None:
         report["peak_live_bytes"] = tracker.peak
-    reports = [report]
+    reports: list = [report]
     if env.distributed:
         reports = [None] * env.world_size
         torch.distributed.all_gather_object(reports, report)

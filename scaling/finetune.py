@@ -25,7 +25,7 @@ import torch
 from contract.config import RunConfig
 from scaling import dist, recipe
 from scaling.probe import topk
-from scaling.strategies.base import autocast
+from scaling.strategies.base import Strategy, autocast
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def finetune(config: RunConfig, run_dir: Path, env: dist.DistEnv, target: str, t
 
 
 @torch.no_grad()
-def evaluate(strategy, cfg: RunConfig, env: dist.DistEnv, images: torch.Tensor,
+def evaluate(strategy: Strategy, cfg: RunConfig, env: dist.DistEnv, images: torch.Tensor,
              labels: torch.Tensor, classes: int, batch: int = 256) -> dict:
     """Top-1 / top-5 of the fine-tuned network; each rank scores an equal share (padded, so
     sharded engines run the same number of forwards on every rank), gathered everywhere."""

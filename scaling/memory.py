@@ -18,6 +18,7 @@ import weakref
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+from contract.config import RunConfig
 from contract.errors import ConfigError
 from scaling import gpus
 
@@ -127,7 +128,7 @@ def profile_model(model_factory, image_size: int,
                         num_features=int(getattr(model, "num_features", 0)))
 
 
-def profile_config(config, num_classes: int,
+def profile_config(config: RunConfig, num_classes: int,
                    flops_per_image: Optional[int] = None) -> ModelProfile:
     from models import create_model
     from scaling.recipe import model_kwargs
@@ -183,8 +184,9 @@ def _edge_grads(profile: ModelProfile, world: int) -> int:
     return most
 
 
-def estimate(profile: ModelProfile, config, world_size: int, strategy: Optional[str] = None,
-             shard: Optional[dict] = None, at_rest: bool = False) -> MemoryEstimate:
+def estimate(profile: ModelProfile, config: RunConfig, world_size: int,
+             strategy: Optional[str] = None, shard: Optional[dict] = None,
+             at_rest: bool = False) -> MemoryEstimate:
     """Per-device bytes for `config` at `world_size` under `strategy` (default: its own),
     from the strategy table's memory model of the stage it runs (the most-loaded rank).
 
@@ -238,7 +240,7 @@ def estimate(profile: ModelProfile, config, world_size: int, strategy: Optional[
                           input_bytes=profile.input_bytes_per_image * per_rank * 5)
 
 
-def device_capacity(config) -> float:
+def device_capacity(config: RunConfig) -> float:
     """Bytes one device offers a run (before headroom)."""
     res = config.resources
     if res.device_mem_gb:
@@ -248,7 +250,7 @@ def device_capacity(config) -> float:
     return gpus.by_name(res.gpu).memory_gb * GIB
 
 
-def device_hours(profile: ModelProfile, config, devices: int) -> float:
+def device_hours(profile: ModelProfile, config: RunConfig, devices: int) -> float:
     kind = "cpu" if config.resources.device == "cpu" else "cuda"
     if kind == "cpu":
         peak = CPU_FLOPS_PER_CORE * config.resources.cpus_per_rank
@@ -271,7 +273,7 @@ class ShardPlan:
     fits: bool
 
 
-def apply_plan(config, plan: ShardPlan) -> str:
+def apply_plan(config: RunConfig, plan: ShardPlan) -> str:
     """Write `auto`'s choice into `config` (in place): strategy, its shard knobs, nodes x
     devices; returns what the sweep and the log say (`auto->fsdp2`, `(does not fit)`)."""
     config.shard.strategy = plan.strategy
@@ -282,7 +284,7 @@ def apply_plan(config, plan: ShardPlan) -> str:
     return f"auto->{plan.strategy}" + ("" if plan.fits else " (does not fit)")
 
 
-def choose(profile: ModelProfile, config, max_nodes: int = 64) -> ShardPlan:
+def choose(profile: ModelProfile, config: RunConfig, max_nodes: int = 64) -> ShardPlan:
     """`auto`: the least-communication strategy that fits, at the configured devices per
     node, adding nodes (powers of two) only when nothing fits on fewer."""
     from contract.config import support_reason

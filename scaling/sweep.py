@@ -261,7 +261,8 @@ def _replicates(spec: dict, grid_specs: list) -> Optional[tuple[int, list[int]]]
     return start, _replicate_list(top.get("count", 1), "replicates.count")
 
 
-def expand(spec: dict, base: dict) -> tuple[list[tuple[str, RunConfig, dict]], list[str]]:
+# long by design: grids x axes x zip x set x replicates, checked where they meet
+def expand(spec: dict, base: dict) -> tuple[list[tuple[str, RunConfig, dict]], list[str]]:  # noqa: C901
     """All (run_id, config, axis point) of a sweep spec, de-duplicated by config hash."""
     grids, grid_specs = [], []
     if spec.get("axes") or spec.get("zip") or not spec.get("grids"):

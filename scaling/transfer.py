@@ -186,7 +186,8 @@ def fewshot(train_f, train_y, test_f, test_y, classes: int, shots, draws: int, l
             "l2": l2, "shots": [int(k) for k in shots], "unavailable_shots": unavailable}
 
 
-def transfer(config: RunConfig, run_dir) -> dict:
+# long by design: the phase's every end state (done, failed, stopped, locked)
+def transfer(config: RunConfig, run_dir) -> dict:  # noqa: C901
     """Evaluate the trunk of `run_dir` on each target x protocol; writes
     transfer/<target>__<protocol>.json. Collective when launched with several ranks."""
     run_dir = Path(run_dir)
@@ -315,7 +316,8 @@ def _spec_key(spec, split: str, n: int, size: int, which: str) -> dict:
     return {"target": vars(spec), "split": split, "n": n, "image_size": size, "trunk": which}
 
 
-def _transfer(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> tuple[dict, list]:
+# long by design: per target, the protocols' dispatch over cached features
+def _transfer(config: RunConfig, run_dir: Path, env: dist.DistEnv) -> tuple[dict, list]:  # noqa: C901
     from contract.target_spec import parse_targets
     from data.targets import TargetError, load_target_split
 

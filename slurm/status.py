@@ -29,7 +29,8 @@ def _log_tail(sweep_dir: Path, name: str, key: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def status_rows(sweep_dir: Union[str, Path], problems: Optional[list] = None
+# long by design: one table row per run from four sources
+def status_rows(sweep_dir: Union[str, Path], problems: Optional[list] = None  # noqa: C901
                 ) -> tuple[list[dict], list[str]]:
     """(rows, footer lines): a row per run, a footer line per recorded job. When jobs were
     submitted but Slurm cannot be asked, the rows still come from state.json and the

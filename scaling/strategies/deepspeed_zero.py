@@ -34,6 +34,7 @@ from typing import cast
 
 import torch
 
+from contract.config import RunConfig
 from models import Trunk
 from scaling import memory
 from scaling.strategies.base import OptimizerFactory, Strategy, contiguous_on, ensure_process_group
@@ -46,13 +47,14 @@ def bucket_elements(model: torch.nn.Module) -> int:
     return memory.bucket_elements(sum(p.numel() for p in model.parameters()))
 
 
-def ds_config(config, world_size: int, bucket: int = 2 ** 22) -> dict:
+def ds_config(config: RunConfig, world_size: int, bucket: int = 2 ** 22) -> dict:
     """The generated ds_config (before overrides)."""
     optim, shard = config.optim, config.shard
     per_rank = optim.global_batch // world_size
     micro = optim.micro_batch or per_rank
-    zero = {"stage": shard.zero_stage, "overlap_comm": False, "contiguous_gradients": True,
-            "reduce_bucket_size": bucket, "allgather_bucket_size": bucket}
+    zero: dict[str, object] = {"stage": shard.zero_stage, "overlap_comm": False,
+                               "contiguous_gradients": True, "reduce_bucket_size": bucket,
+                               "allgather_bucket_size": bucket}
     if shard.zero_stage == 3:
         zero.update({"stage3_prefetch_bucket_size": bucket,
                      "stage3_param_persistence_threshold": 0,

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from contract.config import RunConfig
+
 BLOCK_TYPES = (Bottleneck, BasicBlock)
 
 
@@ -42,7 +44,7 @@ def apply_activation_checkpointing(model: nn.Module) -> None:
         block.forward = checkpointed
 
 
-def prepare(model: nn.Module, config) -> nn.Module:
+def prepare(model: nn.Module, config: RunConfig) -> nn.Module:
     """Memory format and activation checkpointing: done before any strategy wraps."""
     if config.model.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -51,7 +53,7 @@ def prepare(model: nn.Module, config) -> nn.Module:
     return model
 
 
-def maybe_compile(model: nn.Module, config) -> nn.Module:
+def maybe_compile(model: nn.Module, config: RunConfig) -> nn.Module:
     """`torch.compile` of the (wrapped) model when asked; the eager model is kept for export."""
     if config.shard.compile:  # compiling a Module gives a Module (an OptimizedModule)
         return cast(nn.Module, torch.compile(model))
