@@ -96,8 +96,10 @@ demo: $(STAMP)
 paper-mini: $(STAMP)
 	$(VENV)/bin/scaling demo --sweep_file configs/paper-mini.yaml --parallel 2
 
+# Every test; prints the packages' in-process coverage (pyproject.toml [tool.coverage]) and
+# fails below its fail_under.
 test: $(STAMP) $(DS_OPS)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --cov --cov-report=term
 
 # The inner loop: everything not marked slow or slurm, on two pytest-xdist workers (one test
 # file per worker at a time, so module fixtures are built once). The full suite is `make test`.
