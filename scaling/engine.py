@@ -23,18 +23,14 @@ import torch
 
 from contract.atomic import atomic_write_text
 from contract.config import PRECISIONS, RunConfig, dump_yaml, support_reason, to_dict
-from contract.errors import ConfigError, RunError, one_line
+from contract.errors import ConfigError, RunError
 from contract.retry import may_requeue
 from contract.runfolder import now_iso, read_state, write_json
 from scaling import checkpoint, dist, logs, precision, recipe
 from scaling.allocator import pin_heap
 from scaling.final import export_final, exported
-from scaling.runfiles import (
-    private_dir,
-    restrict_umask,
-    update_state,
-)
-from scaling.runlock import RunLock, RunLocked
+from scaling.phase import run_phase
+from scaling.runfiles import private_dir, update_state
 from scaling.signals import PREEMPT, SignalFlags, requeue_self
 from scaling.strategies import get_strategy, policy
 from scaling.strategies.base import Strategy, autocast
@@ -44,76 +40,35 @@ log = logging.getLogger(__name__)
 
 
 def train(config: RunConfig, run_dir) -> str:
-    """Train one run in `run_dir`; returns the final train phase (`done` on success)."""
+    """Train one run in `run_dir` (through the one phase runner, scaling/phase.py); returns
+    the final train phase (`done` on success)."""
     from scaling import runconfig
 
     run_dir = Path(run_dir)
-    logs.setup()
-    restrict_umask()
     # the run's config.yaml records what runs: a command-line change is written there
     # before training, or refused when a checkpoint or the trunk depends on the old one
     rewrite = runconfig.check_train_change(run_dir, config)
-    private_dir(run_dir)
-    pin_heap()
-    if _finished(run_dir):
-        log.info("%s: train already done, nothing to do", run_dir.name)
-        return "done"
-    env = dist.setup(config.resources.device, config.resources.collective_timeout_s)
-    lock, clean = None, False
-    try:
-        lock = hold_run(run_dir, env, "train")
-        if _finished(run_dir):  # finished while we waited for the lock
-            log.info("%s: train already done, nothing to do", run_dir.name)
-            clean = True
-            return "done"
+
+    def body(env: dist.DistEnv) -> str:
         if read_state(run_dir)["train"] == "done" and env.is_main:
             log.info("%s: train is done but final/ is missing or incomplete: exporting it "
                      "again from the newest checkpoint", run_dir.name)
         if rewrite and env.is_main:
             log.info("%s", runconfig.record(run_dir, config, "train"))
-        phase = Trainer(config, env, run_dir).fit()
-        clean = True
-        return phase
-    except BaseException as exc:
-        if env.is_main and not isinstance(exc, (KeyboardInterrupt, RunLocked)):
-            record_failure(run_dir, "train", exc, dist.failure_line(exc, env))
-        raise
-    finally:
-        if lock is not None:
-            lock.release()
-        dist.teardown(clean)
+        return Trainer(config, env, run_dir).fit()
+
+    def prepare() -> None:
+        private_dir(run_dir)
+        pin_heap()
+
+    return run_phase(run_dir, "train", config, body, finished=lambda: _finished(run_dir),
+                     nothing="done", prepare=prepare)
 
 
 def _finished(run_dir: Path) -> bool:
     """Done and exported: a done run whose final/ was removed (a refused trunk's advice)
     resumes from its final checkpoint, where the loop has no step left, and exports."""
     return read_state(run_dir)["train"] == "done" and exported(run_dir)
-
-
-def hold_run(run_dir: Path, env: dist.DistEnv, phase: str):
-    """Collective: rank 0 takes the run's lock (scaling/runlock.py); every rank raises
-    RunLocked when another live process holds it, before anything is written."""
-    lock, message = None, ""
-    if env.is_main:
-        try:
-            lock = RunLock(run_dir, phase).acquire()
-        except RunLocked as exc:
-            message = str(exc)
-    if dist.all_reduce_max(1.0 if message else 0.0, env):
-        raise RunLocked(message or f"{run_dir.name}: rank 0 could not take the run lock")
-    return lock
-
-
-def record_failure(run_dir: Path, phase: str, exc: BaseException,
-                   line: Optional[str] = None) -> None:
-    """Mark the phase failed in state.json with `line` (default: the exception's one
-    line); when even that cannot be written (disk full), say so on stderr, so the failure
-    is never silent (the exit status is non-zero too)."""
-    try:
-        update_state(run_dir, **{phase: "failed", "error": line or one_line(exc)})
-    except OSError as write_exc:
-        log.error("%s: %s failed (%s) and state.json could not record it (%s)", run_dir.name,
-                  phase, one_line(exc), one_line(write_exc))
 
 
 class Trainer:

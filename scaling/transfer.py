@@ -34,11 +34,11 @@ from contract.atomic import atomic_path
 from contract.config import RunConfig
 from contract.errors import RunError
 from contract.runfolder import read_json, read_state, write_json
-from scaling import dist, logs, recipe
+from scaling import dist, recipe
 from scaling.final import exported, load_trunk, reexport_fix, trunk_digest
+from scaling.phase import PhaseStopped, run_phase
 from scaling.probe import fixed_probe, linear_probe
-from scaling.runfiles import restrict_umask, update_state
-from scaling.runlock import RunLocked
+from scaling.runfiles import update_state
 
 log = logging.getLogger(__name__)
 
@@ -186,13 +186,11 @@ def fewshot(train_f, train_y, test_f, test_y, classes: int, shots, draws: int, l
             "l2": l2, "shots": [int(k) for k in shots], "unavailable_shots": unavailable}
 
 
-# long by design: the phase's every end state (done, failed, stopped, locked)
-def transfer(config: RunConfig, run_dir) -> dict:  # noqa: C901
+def transfer(config: RunConfig, run_dir) -> dict:
     """Evaluate the trunk of `run_dir` on each target x protocol; writes
-    transfer/<target>__<protocol>.json. Collective when launched with several ranks."""
+    transfer/<target>__<protocol>.json. Collective when launched with several ranks;
+    through the one phase runner (scaling/phase.py)."""
     run_dir = Path(run_dir)
-    logs.setup()
-    restrict_umask()
     state = read_state(run_dir)
     if state["train"] != "done":
         raise RunError(f"{run_dir.name}: train phase is {state['train']!r}, not 'done': "
@@ -203,61 +201,48 @@ def transfer(config: RunConfig, run_dir) -> dict:  # noqa: C901
     from scaling import runconfig
 
     rewrite = runconfig.check_transfer_change(run_dir, config)  # what config.yaml records
-    if state["transfer"] == "done" and not _missing_results(config, run_dir):
-        log.info("%s: transfer already done, nothing to do", run_dir.name)
-        return {}
-    env = dist.setup(config.resources.device)
-    if env.device.type == "cpu":
-        torch.set_num_threads(config.resources.cpus_per_rank)
-    from scaling.engine import hold_run
-    from scaling.finetune import TransferStopped
 
-    lock, clean = None, True
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        lock = hold_run(run_dir, env, "transfer")  # one process per run (scaling/runlock.py)
-        if read_state(run_dir)["transfer"] == "done" and not _missing_results(config, run_dir):
-            log.info("%s: transfer already done, nothing to do", run_dir.name)  # meanwhile
-            return {}
+    def finished() -> bool:
+        return (read_state(run_dir)["transfer"] == "done"
+                and not _missing_results(config, run_dir))
+
+    def body(env: dist.DistEnv) -> dict:
+        from scaling.finetune import TransferStopped
+
         if rewrite and env.is_main:
             log.info("%s", runconfig.record(run_dir, config, "transfer"))
-        if env.is_main:
-            update_state(run_dir, transfer="running", error=None)
-        results, errors = _transfer(config, run_dir, env)
-        if errors:
-            raise RunError("; ".join(errors))
-        if env.is_main:
-            update_state(run_dir, transfer="done")
-        dist.barrier(env)   # every rank's exit status reads `done`
-    except TransferStopped as stop:
-        if env.is_main:
-            update_state(run_dir, transfer=stop.phase, error=None)
-        dist.barrier(env)
-        return {}
-    except (Cancelled, KeyboardInterrupt) as stop:
-        # as training: a stopped phase is `cancelled` (rerun to resume: finished result
-        # files and cached features are kept), never left `running`
-        clean = False  # the peers stop too: no barrier on the way out
-        if env.is_main and lock is not None:
-            how = "SIGTERM" if isinstance(stop, Cancelled) else "Ctrl-C (SIGINT)"
-            update_state(run_dir, transfer="cancelled", error=f"cancelled by {how}")
-            log.info("%s: transfer cancelled by %s; finished results and cached features "
-                     "are kept: rerun `scaling transfer` to go on", run_dir.name, how)
-        if isinstance(stop, KeyboardInterrupt):
-            raise
-        return {}
-    except BaseException as exc:
-        if env.is_main and not isinstance(exc, RunLocked):
-            from scaling.engine import record_failure
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            if env.is_main:
+                update_state(run_dir, transfer="running", error=None)
+            results, errors = _transfer(config, run_dir, env)
+            if errors:
+                raise RunError("; ".join(errors))
+            if env.is_main:
+                update_state(run_dir, transfer="done")
+            dist.barrier(env)   # every rank's exit status reads `done`
+            return results
+        except TransferStopped as stop:  # fine-tuning checkpointed and stopped on a signal
+            if env.is_main:
+                update_state(run_dir, transfer=stop.phase, error=None)
+            dist.barrier(env)
+            return {}
+        except (Cancelled, KeyboardInterrupt) as stop:
+            # as training: a stopped phase is `cancelled` (rerun to resume: finished result
+            # files and cached features are kept), never left `running`
+            if env.is_main:
+                how = "SIGTERM" if isinstance(stop, Cancelled) else "Ctrl-C (SIGINT)"
+                update_state(run_dir, transfer="cancelled", error=f"cancelled by {how}")
+                log.info("%s: transfer cancelled by %s; finished results and cached "
+                         "features are kept: rerun `scaling transfer` to go on",
+                         run_dir.name, how)
+            if isinstance(stop, KeyboardInterrupt):
+                raise
+            raise PhaseStopped() from None  # the peers stop too: no barrier on the way out
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
-            record_failure(run_dir, "transfer", exc)
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        if lock is not None:
-            lock.release()
-        dist.teardown(clean)
-    return results
+    return run_phase(run_dir, "transfer", config, body, finished=finished, nothing={})
 
 
 def _missing_results(config: RunConfig, run_dir: Path) -> list[str]:
