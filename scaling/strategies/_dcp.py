@@ -22,7 +22,7 @@ from torch.distributed.checkpoint.state_dict import (
 
 from models import Trunk
 from scaling.dist import DistEnv
-from scaling.strategies.base import Strategy
+from scaling.strategies.base import Strategy, check_shapes
 
 
 def save(model, optimizer, directory: Path) -> None:
@@ -32,10 +32,24 @@ def save(model, optimizer, directory: Path) -> None:
 
 def load(model, optimizer, directory: Path) -> None:
     model_sd, optim_sd = get_state_dict(model, optimizer)
+    _check_model_shapes(directory, model_sd)
     state: dict[str, Any] = {"model": model_sd, "optim": optim_sd}  # loaded in place
     dcp.load(state, checkpoint_id=str(directory / "dcp"))
     set_state_dict(model, optimizer, model_state_dict=state["model"],
                    optim_state_dict=state["optim"])
+
+
+def _check_model_shapes(directory: Path, model_sd: dict) -> None:
+    """The global shapes DCP recorded for the model against the model this config builds
+    (sharded tensors report their global shape), before anything is read: a hand-edited
+    width is one line (strategies/base.py check_shapes), not DCP's planner error."""
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+    meta = dcp.FileSystemReader(str(directory / "dcp")).read_metadata().state_dict_metadata
+    saved = {key[len("model."):]: tuple(m.size) for key, m in meta.items()
+             if key.startswith("model.") and isinstance(m, TensorStorageMetadata)}
+    current = {k: tuple(v.shape) for k, v in model_sd.items() if isinstance(v, torch.Tensor)}
+    check_shapes(directory, saved, current)
 
 
 def full_trunk(model, trunk: Trunk) -> dict[str, torch.Tensor]:

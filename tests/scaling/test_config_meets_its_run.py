@@ -34,8 +34,10 @@ def test_a_sweep_file_without_a_base_is_refused(tmp_path, capsys, repo_root, bas
 
 
 @pytest.mark.slow
-def test_a_width_edited_after_the_checkpoints_is_one_line_and_the_fix_works(tmp_path, capsys):
-    run = make_run(tmp_path)
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp2"])  # a full state dict; DCP's shards
+def test_a_width_edited_after_the_checkpoints_is_one_line_and_the_fix_works(tmp_path, capsys,
+                                                                            strategy):
+    run = make_run(tmp_path, shard__strategy=strategy)
     code, _, line = cli(capsys, "train", "--config", run / "config.yaml")
     assert code == 0, line
     # what a cancelled run leaves: complete checkpoints, no final/, train 'cancelled'
