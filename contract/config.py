@@ -4,27 +4,34 @@ Nested dataclasses, one per docs/design.md section; each `__post_init__` rejects
 a one-line `ConfigError` naming the field, the value and the fix, so a bad sweep fails at
 `scaling sweep`, not an hour into a Slurm job. `read_run_config` is the one reader every
 step uses; it is strict: an integer field takes integers only ("5" and 5.0 are refused) and
-an unknown key is an error naming the closest valid field.
+an unknown key is an error naming the closest valid field (the general typed reader of
+every config is contract/typed.py; this module holds the run config and its rules).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import math
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
-
-import yaml
 
 from contract.errors import ConfigError, check
 from contract.strategies import NAMES as STRATEGIES
 from contract.strategies import TABLE
 from contract.target_spec import parse_target, parse_targets
+from contract.typed import (  # noqa: F401 (the reader's names, used and re-exported here)
+    closest,
+    dump_yaml,
+    field_types,
+    from_dict,
+    get_path,
+    load_yaml,
+    set_path,
+    to_dict,
+)
 from contract.versions import RUN_CONFIG as SCHEMA_VERSION
 from contract.world_config import WorldConfig
 
@@ -549,91 +556,10 @@ def index_bytes_per_image(data: DataConfig, image_size: int) -> int:
     return per
 
 
-# --------------------------------------------------------------------------- dict <-> config
-
-def _field_types(cls) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
-def closest(name: str, options) -> str:
-    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.0)
-    return match[0] if match else ""
-
-
-# long by design: the typed reader's one dispatch over annotation kinds
-def _coerce(value, hint, path: str):  # noqa: C901
-    """Light type checking of YAML scalars (ints stay ints, floats accept ints)."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if dataclasses.is_dataclass(hint):
-        return from_dict(hint, value, prefix=path)
-    if origin is Union:
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(value, arg, path)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{path}={value!r} is invalid")
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{path}={value!r} is invalid: use true or false")
-    if hint is int:
-        # strict: 1.0e+20 or "5" is refused the same way by `sweep` and `train` (a float
-        # silently truncated, or a quoted number, is usually a mistake in the YAML)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}={value!r} is invalid: use an integer written without "
-                              "quotes, a decimal point or an exponent (e.g. 100000)")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}={value!r} is invalid: use a number")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}={value!r} is invalid: use a string")
-        return value
-    if hint is list or origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}={value!r} is invalid: use a list")
-        return list(value)
-    if hint is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}={value!r} is invalid: use a mapping")
-        return dict(value)
-    return value
-
-
-def from_dict(cls, data: Optional[dict], prefix: str = "", root: str = "config"):
-    """Build dataclass ``cls`` from a (possibly partial) mapping; unknown keys are errors.
-    Any typed config (the run config, analysis' findings config) is read by these rules."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or root}={data!r} is invalid: use a mapping")
-    types = _field_types(cls)
-    kwargs = {}
-    for key, value in data.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if key not in types:
-            raise ConfigError(f"unknown field {path!r}: did you mean "
-                              f"{(prefix + '.' if prefix else '') + closest(str(key), types)!r}?")
-        kwargs[key] = _coerce(value, types[key], path)
-    return cls(**kwargs)  # __post_init__ checks raise ConfigError (the world's included)
-
-
-def to_dict(config: Any) -> dict:
-    return dataclasses.asdict(config)
-
-
 def field_hints(cls=RunConfig, prefix: str = "") -> dict[str, Any]:
     """{dotted field name: its type} of every leaf field (e.g. `model.width_per_group`)."""
     out: dict[str, Any] = {}
-    for name, hint in _field_types(cls).items():
+    for name, hint in field_types(cls).items():
         path = f"{prefix}{name}"
         if dataclasses.is_dataclass(hint):
             out.update(field_hints(hint, path + "."))
@@ -653,7 +579,7 @@ def merge_overrides(data: dict, overrides: dict, cls=RunConfig) -> dict:
     FILE --optim.images_seen N` combines the file and the command line before the one
     reader sees them."""
     out = dict(data)
-    types = _field_types(cls)
+    types = field_types(cls)
     for key, value in overrides.items():
         hint = types.get(key)
         if dataclasses.is_dataclass(hint) and isinstance(value, dict) \
@@ -662,24 +588,6 @@ def merge_overrides(data: dict, overrides: dict, cls=RunConfig) -> dict:
         else:
             out[key] = value
     return out
-
-
-def set_path(mapping: dict, dotted: str, value) -> None:
-    """Set `a.b.c` in a nested dict, creating levels as needed."""
-    keys = dotted.split(".")
-    node = mapping
-    for key in keys[:-1]:
-        node = node.setdefault(key, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"{dotted}: {key!r} is not a section")
-    node[keys[-1]] = value
-
-
-def get_path(mapping: dict, dotted: str):
-    node = mapping
-    for key in dotted.split("."):
-        node = node[key]
-    return node
 
 
 def check_field_path(dotted: str) -> None:
@@ -700,27 +608,6 @@ def config_hash(config: RunConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def load_yaml(path: Union[str, Path]) -> dict:
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"config file {str(path)!r} is a folder: give a run's config.yaml "
-                          "(e.g. a sweep's runs/<run_id>/config.yaml)")
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist: check the path")
-    try:
-        data = yaml.load(path.read_text(), Loader=_Loader) or {}
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
-                          ) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(f"{path}{where} is not valid YAML: fix the syntax") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} holds {type(data).__name__}: a run config is a mapping")
-    return data
-
-
 def read_run_config(data: Optional[dict]) -> RunConfig:
     """The one reader of a run config (docs/design.md, "Run config"): `scaling sweep`,
     `scaling train`/`transfer` (file and command-line values merged), the Slurm and local
@@ -732,14 +619,6 @@ def read_run_config(data: Optional[dict]) -> RunConfig:
 def load_run_config(path: Union[str, Path]) -> RunConfig:
     """`read_run_config` of a config.yaml."""
     return read_run_config(load_yaml(path))
-
-
-_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: ~10x faster per run
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def dump_yaml(data: dict) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=None)
 
 
 def host_memory_problem(config: RunConfig, rank_bytes: float = 0.0) -> Optional[str]:
