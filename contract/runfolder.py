@@ -2,7 +2,9 @@
 ids, state.json phases and the stale-heartbeat rule, schema-checked JSON reads and writes,
 metrics.jsonl records and the run listing. Every reader of a sweep (`scaling status`,
 the local executor, `scaling submit`, `scaling collect`) lists runs and judges their
-phases with these functions, so they cannot disagree. Stdlib only."""
+phases with these functions, so they cannot disagree. The writers a running task uses
+(state.json updates with heartbeat, host and Slurm job; folder permissions) are here too,
+beside what they write. Stdlib only."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import datetime as _dt
 import json
 import os
 import re
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -18,6 +21,7 @@ from typing import Any, Optional, Union
 from contract import versions
 from contract.atomic import atomic_write_text
 from contract.errors import ConfigError
+from contract.jobenv import JobEnvironment
 
 PHASES = ("pending", "running", "done", "failed", "preempted", "cancelled")
 """What state.json's `train` and `transfer` hold."""
@@ -241,3 +245,44 @@ def require_sweep(sweep_dir: Union[str, Path], need_runs: bool = False) -> Path:
         raise ConfigError(f"{sweep_dir} holds no runs (runs/ is empty): expand the sweep "
                           "file again with `scaling sweep`")
     return sweep_dir
+
+
+# ------------------------------------------------------- writing it, from a running task
+
+def restrict_umask() -> None:
+    """Never create files or folders that group or others can write (a checkpoint that
+    someone else can replace is code they can run: see docs/run-folder.md, "What is
+    trusted")."""
+    current = os.umask(0o022)
+    os.umask(current | 0o022)
+
+
+def private_dir(path: Union[str, Path]) -> Path:
+    """mkdir -p without group/world write; an existing folder loses g+w and o+w."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True, mode=0o755)
+    mode = path.stat().st_mode
+    if mode & 0o022:
+        path.chmod(mode & ~0o022 & 0o7777)
+    return path
+
+
+# ---------------------------------------------------------------------------- state.json
+
+def update_state(run_dir: Union[str, Path], **changes) -> dict[str, Any]:
+    """Read-modify-write of state.json (rank 0 only; the run's single writer)."""
+    state = read_state(run_dir)
+    state.pop("schema_version", None)
+    state.update(changes)
+    state["heartbeat"] = now_iso()
+    state["host"] = socket.gethostname()
+    job = slurm_job_id()
+    if job:
+        state["job"] = job
+    write_json(Path(run_dir) / "state.json", state)
+    return state
+
+
+def slurm_job_id() -> Optional[str]:
+    """`<array>_<task>` for array tasks, else the job id, else None."""
+    return JobEnvironment.from_env().job_id

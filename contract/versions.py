@@ -12,7 +12,7 @@ RUN_CONFIG = 1
 """`runs/<run_id>/config.yaml` (contract.config.RunConfig)."""
 RUN_FILES = 1
 """The run folder's JSON files: state.json, provenance.json, memory.json,
-transfer/<target>__<protocol>.json (contract.runfolder, scaling.runfiles)."""
+transfer/<target>__<protocol>.json (contract.runfolder, contract.runfolder)."""
 CHECKPOINT_MARKER = 1
 """`checkpoints/<step>/COMPLETE` (scaling.checkpoint)."""
 LOADER_STATE = 1

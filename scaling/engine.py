@@ -25,12 +25,11 @@ from contract.atomic import atomic_write_text
 from contract.config import PRECISIONS, RunConfig, dump_yaml, support_reason, to_dict
 from contract.errors import ConfigError, RunError
 from contract.retry import may_requeue
-from contract.runfolder import now_iso, read_state, write_json
+from contract.runfolder import now_iso, private_dir, read_state, update_state, write_json
 from scaling import checkpoint, dist, logs, precision, recipe
 from scaling.allocator import pin_heap
 from scaling.final import export_final, exported
 from scaling.phase import run_phase
-from scaling.runfiles import private_dir, update_state
 from scaling.signals import PREEMPT, SignalFlags, requeue_self
 from scaling.strategies import get_strategy, policy
 from scaling.strategies.base import Strategy, autocast

@@ -22,8 +22,8 @@ import torch
 
 from contract.config import RunConfig
 from contract.errors import one_line
+from contract.runfolder import restrict_umask, update_state
 from scaling import dist, logs
-from scaling.runfiles import restrict_umask, update_state
 from scaling.runlock import RunLock, RunLocked
 
 log = logging.getLogger(__name__)

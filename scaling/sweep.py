@@ -38,8 +38,14 @@ from contract.config import (
     to_dict,
 )
 from contract.errors import ConfigError, UserError
-from contract.runfolder import SAFE_NAME, read_json, read_manifest, read_state, write_json
-from scaling.runfiles import private_dir
+from contract.runfolder import (
+    SAFE_NAME,
+    private_dir,
+    read_json,
+    read_manifest,
+    read_state,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
 

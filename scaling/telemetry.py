@@ -199,7 +199,7 @@ def provenance(start: str, end: Optional[str] = None) -> dict:
     import numpy
     import torchvision
 
-    from scaling.runfiles import slurm_job_id
+    from contract.runfolder import slurm_job_id
 
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,

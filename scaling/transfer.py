@@ -33,12 +33,11 @@ import torch
 from contract.atomic import atomic_path
 from contract.config import RunConfig
 from contract.errors import RunError
-from contract.runfolder import read_json, read_state, write_json
+from contract.runfolder import read_json, read_state, update_state, write_json
 from scaling import dist, recipe
 from scaling.final import exported, load_trunk, reexport_fix, trunk_digest
 from scaling.phase import PhaseStopped, run_phase
 from scaling.probe import fixed_probe, linear_probe
-from scaling.runfiles import update_state
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
+from contract.runfolder import update_state
 from scaling import logs
-from scaling.runfiles import update_state
 from tests.helpers.engine import env, make_run
 
 

@@ -5,7 +5,7 @@ import yaml
 
 from contract.config import load_run_config
 from contract.errors import ConfigError
-from scaling.runfiles import update_state
+from contract.runfolder import update_state
 from scaling.sweep import expand, expand_sweep
 
 BASE = {"model": {"arch": "resnext", "depth": 11, "stages": 3, "cardinality": 8,
