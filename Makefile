@@ -4,13 +4,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo paper-mini test test-fast lint bench bench-full install clean help system-deps
+.PHONY: demo paper-mini test test-fast test-unit lint bench bench-full install clean help system-deps
 
 help:
 	@echo "make demo       create $(VENV) if missing, install, run the demo study, print the report path"
 	@echo "make paper-mini create $(VENV) if missing, install, run configs/paper-mini.yaml (3-6 seeds,"
 	@echo "                the six findings' axes) two runs at a time, print the report path"
 	@echo "make test       create $(VENV) if missing, install, run the test suite"
+	@echo "make test-unit  the tests that start no Python process (not slow, slurm or integration)"
 	@echo "make test-fast  the inner loop: the tests not marked slow or slurm, on 2 workers"
 	@echo "make lint       ruff, import-linter layers and mypy; fails on any finding"
 	@echo "make bench      quick benchmarks (tables of ratios);  make bench-full: the long ones"
@@ -41,6 +42,12 @@ test: $(STAMP)
 # file per worker at a time, so module fixtures are built once). The full suite is `make test`.
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow and not slurm"
+
+# The unit tier: test-fast less the tests marked integration (those that start a Python
+# process: the scaling CLI, torchrun, spawned ranks). tests/conftest.py fails any unmarked
+# test that starts one, so this tier stays in-process.
+test-unit: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow and not slurm and not integration"
 
 # ruff (lint), the import layers (import-linter) and mypy (the packages and bench/): all
 # three run, and any finding makes the target fail. CI (.ci/run) runs it before the tests.

@@ -36,6 +36,7 @@ def _status_raising(tmp_path: Path, exc: str) -> subprocess.CompletedProcess:
                            str(sweep)], env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.integration
 def test_an_internal_value_error_deep_in_a_command_keeps_its_traceback(tmp_path):
     proc = _status_raising(tmp_path, 'ValueError("internal invariant broken")')
     assert proc.returncode == 1
@@ -44,12 +45,14 @@ def test_an_internal_value_error_deep_in_a_command_keeps_its_traceback(tmp_path)
     assert "error:" not in proc.stderr
 
 
+@pytest.mark.integration
 def test_bad_input_raised_at_the_same_place_is_one_line_exit_2(tmp_path):
     proc = _status_raising(tmp_path, 'ConfigError("x=1 is invalid: use 2")')
     assert proc.returncode == 2
     assert error_line(proc) == "error: x=1 is invalid: use 2"
 
 
+@pytest.mark.integration
 def test_bad_model_depth_from_models_is_one_line_exit_2(tmp_path):
     """models/ checks its input with contract.errors.ConfigError: still one line."""
     import copy

@@ -13,6 +13,7 @@ import pytest
 from tests.reliability.helpers_b import cli, fake_sweep, make_run, scaling, tree, write_sweep
 
 
+@pytest.mark.integration
 def test_parse_errors_are_one_line_with_did_you_mean(tmp_path):
     proc = scaling("run", tmp_path, "--local", "--paralel", "3")
     assert proc.returncode == 2

@@ -23,6 +23,8 @@ from tests.reliability.helpers_b import (
     write_sweep,
 )
 
+pytestmark = pytest.mark.integration  # every test here starts a scaling process
+
 
 @pytest.mark.slow
 def test_run_local_exits_nonzero_and_names_the_failed_run(tmp_path):

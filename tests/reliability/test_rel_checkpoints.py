@@ -18,6 +18,8 @@ import pytest
 
 from tests.helpers.engine import env, losses, make_run, state, train, train_cmd
 
+pytestmark = pytest.mark.integration  # every test here starts a scaling process
+
 
 class _Exploit:
     """A pickle that runs a shell command when loaded (what a crafted file would hold)."""

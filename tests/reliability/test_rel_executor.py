@@ -25,6 +25,8 @@ from tests.reliability.rel_helpers import (
     write_sweep_file,
 )
 
+pytestmark = pytest.mark.integration  # every test here starts a scaling process
+
 
 def _steps(run):
     return [json.loads(line)["step"] for line in

@@ -92,6 +92,7 @@ def test_every_row_shards_at_least_what_its_zero_stage_defines(name):
     assert all(getattr(mem, part) == SHARDED for part in ZERO_SHARDS[stage]), name
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", list(ROWS))
 def test_every_table_row_trains_like_ddp(rows_measured, name):
     got = rows_measured[cell(ROWS[name])]
@@ -194,6 +195,7 @@ def test_zero3_holds_at_most_055_of_ddp_state_per_rank(runs, name):
         assert held <= 0.55 * ddp
 
 
+@pytest.mark.integration
 def test_deepspeed_zero3_holds_two_thirds_of_ddp_state_per_rank(runs):
     """DeepSpeed ZeRO-3 in fp32 holds its partition twice (the weights and an fp32 master
     copy, see the table's `fp32_master`): (8 + 4 + 4) / 2 of ddp's 12 bytes a parameter
