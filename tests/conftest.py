@@ -40,6 +40,8 @@ SPAWN_MARKERS = ("integration", "slow", "slurm")
 """A test with one of these markers may start Python processes; any other may not."""
 
 _current: list = []  # the test item now running (setup, call or teardown), if any
+_fixtures: list = []  # the fixtures being set up now, innermost last
+_spawning_fixtures: set = set()  # fixtures that started one (a module fixture runs once)
 _spawned = pytest.StashKey[str]()
 
 
@@ -68,6 +70,8 @@ def _is_python(argv) -> bool:
 
 
 def _note_spawn(what: str) -> None:
+    if _fixtures:
+        _spawning_fixtures.add(_fixtures[-1])
     if _current and _spawned not in _current[-1].stash:
         _current[-1].stash[_spawned] = what
 
@@ -93,6 +97,15 @@ def pytest_configure(config):
 
 
 @pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    _fixtures.append(fixturedef.argname)
+    try:
+        yield
+    finally:
+        _fixtures.pop()
+
+
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     _current.append(item)
     try:
@@ -106,6 +119,9 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     what = item.stash.get(_spawned, None)
+    if not what and report.when == "call":
+        shared = sorted(_spawning_fixtures.intersection(getattr(item, "fixturenames", ())))
+        what = f"through the fixture {shared[0]}" if shared else None
     if (what and report.when == "call" and report.passed
             and not any(item.get_closest_marker(m) for m in SPAWN_MARKERS)):
         report.outcome = "failed"

@@ -113,6 +113,7 @@ def _profile_and_config(shard: dict):
     return memory.profile_config(config, 40), config
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", list(ROWS))
 def test_every_row_holds_its_ideal_bytes_per_rank(rows_measured, name):
     """Per rank, parameter + gradient + optimizer bytes against the row's ideal (each
@@ -142,6 +143,7 @@ def test_every_row_holds_its_ideal_bytes_per_rank(rows_measured, name):
         assert max(held) > IDEAL_HIGH * ideal
 
 
+@pytest.mark.integration
 def test_deepspeed_zero2_shards_gradients_between_micro_batches_and_zero1_does_not(
         rows_measured):
     full = rows_measured[cell(ROWS["ddp"])]["memory"][0]["grad_bytes"]
