@@ -1,4 +1,4 @@
-"""Item 18: SIGTERM or Ctrl-C to `scaling run --local` stops its training children
+"""SIGTERM or Ctrl-C to `scaling run --local` stops its training children
 (checkpointed, `cancelled`, resumable) instead of orphaning them, with one error line."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.helpers_b import (
+from tests.helpers.cli_checks import (
     BASE,
     clean_env,
     error_line,

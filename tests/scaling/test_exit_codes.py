@@ -1,4 +1,4 @@
-"""Item 16: exit codes say what happened. `run --local` with failed runs, `status` without
+"""Exit codes say what happened. `run --local` with failed runs, `status` without
 a reachable controller, `collect`/`fit` on a folder that is not a sweep exit non-zero with
 one line (and write nothing there); `report` on an all-failed sweep shows the run table."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.helpers_b import (
+from tests.helpers.cli_checks import (
     BASE,
     error_line,
     fake_sweep,
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration  # every test here starts a scaling process
 
 @pytest.mark.slow
 def test_run_local_exits_nonzero_and_names_the_failed_run(tmp_path):
-    """Also item 10 end to end: the diverged run is `failed`, never `done`, and neither a
+    """End to end: the diverged run is `failed`, never `done`, and neither a
     trunk nor a transfer number is written."""
     base = set_dotted(json.loads(json.dumps(BASE)), "optim.lr_per_256", 1e30)  # diverges
     sweep_file = write_sweep(tmp_path, base=base, axes={"seed": [0]})

@@ -1,4 +1,4 @@
-"""Item 13: a WebDataset source missing half its images is never trained on silently: the
+"""A WebDataset source missing half its images is never trained on silently: the
 run fails above data.max_corrupt_frac with the counts named; below it, the counts are in
 state.json and in the report's run table."""
 
@@ -11,7 +11,7 @@ import tarfile
 import pytest
 
 from contract.config import DataConfig
-from tests.reliability.helpers_b import BASE, cli, make_run, set_dotted, state, write_sweep
+from tests.helpers.cli_checks import BASE, cli, make_run, set_dotted, state, write_sweep
 
 N = 64
 

@@ -1,4 +1,4 @@
-"""Issue 11 items 1, 3, 5, 9 and 20 (names): misuse of the sweep and data commands never
+"""Misuse of the sweep and data commands never
 deletes, rewrites or reads outside what it owns; each refusal is one line, exit non-zero."""
 
 from __future__ import annotations
@@ -7,14 +7,14 @@ import json
 
 import yaml
 
-from tests.helpers.slurm_runs import write_sweep
-from tests.reliability.rel_helpers import (
+from tests.helpers.console import (
     main,
     one_error_line,
     snapshot,
     tiny_config,
     write_sweep_file,
 )
+from tests.helpers.slurm_runs import write_sweep
 
 
 def _done_run(sweep, run_id="r0"):

@@ -1,4 +1,4 @@
-"""Item 11: integer fields take integers only (1.0e+20 and "5" are refused alike by
+"""Integer fields take integers only (1.0e+20 and "5" are refused alike by
 `sweep` and `train`), sizes are bounded by what the source serves and by host memory for
 the uint8 cache, and the manifest's memory estimate counts that cache."""
 
@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.reliability.helpers_b import BASE, cli, make_run, set_dotted, write_sweep
+from tests.helpers.cli_checks import BASE, cli, make_run, set_dotted, write_sweep
 
 INTEGER = "use an integer written without quotes, a decimal point or an exponent"
 

@@ -1,4 +1,4 @@
-"""Issue 10 item 6: bad input is a `UserError` (one `error:` line, exit 2); any other
+"""Bad input is a `UserError` (one `error:` line, exit 2); any other
 exception raised deep in a command is a bug and keeps its traceback (exit 1). A plain
 ValueError is no longer taken for the user's mistake."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.helpers_b import clean_env, error_line, fake_sweep, scaling, write_sweep
+from tests.helpers.cli_checks import clean_env, error_line, fake_sweep, scaling, write_sweep
 
 # `scaling status SWEEP` with the table builder replaced by one that raises EXC
 _PATCHED_STATUS = """
@@ -57,7 +57,7 @@ def test_bad_model_depth_from_models_is_one_line_exit_2(tmp_path):
     """models/ checks its input with contract.errors.ConfigError: still one line."""
     import copy
 
-    from tests.reliability.helpers_b import BASE, set_dotted
+    from tests.helpers.cli_checks import BASE, set_dotted
 
     base = set_dotted(copy.deepcopy(BASE), "model.depth", 7)
     proc = scaling("sweep", write_sweep(tmp_path, base=base), "--root", tmp_path / "sweeps")

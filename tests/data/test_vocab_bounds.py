@@ -1,4 +1,4 @@
-"""Item 12: a vocabulary larger than the source's tags is refused, never clipped into a
+"""A vocabulary larger than the source's tags is refused, never clipped into a
 run that trains `all` under another name and hash."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import pytest
 
 from contract.config import DataConfig
-from tests.reliability.helpers_b import BASE, cli, write_sweep
+from tests.helpers.cli_checks import BASE, cli, write_sweep
 
 
 def test_sweep_refuses_a_vocab_larger_than_the_worlds_tags(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Shared helpers of the reliability tests of items 10-18 (tiny configs, CLI runs, sweeps).
+"""Checks of what a command tells its user: tiny configs, CLI runs, sweep files.
 
 Every CLI check runs the real console entry in a subprocess, so exit codes and what
 reaches stderr are exactly what a user sees.

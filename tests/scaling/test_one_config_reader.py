@@ -1,4 +1,4 @@
-"""Issue 10 item 4: a run config is read one way (contract.config.read_run_config), so the
+"""A run config is read one way (contract.config.read_run_config), so the
 same bad value gets the same one-line answer from `scaling sweep`, `scaling train`, the
 Slurm/local executors' resource reader and `scaling collect`."""
 
@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 
-from tests.reliability.helpers_b import BASE, cli, make_run, set_dotted, write_sweep
+from tests.helpers.cli_checks import BASE, cli, make_run, set_dotted, write_sweep
 
 INTEGER = "is invalid: use an integer written without quotes, a decimal point or an exponent"
 CASES = [

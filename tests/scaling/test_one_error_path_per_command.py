@@ -1,4 +1,4 @@
-"""Item 17: one error path for every subcommand: one `error:` line (did-you-mean for
+"""One error path for every subcommand: one `error:` line (did-you-mean for
 parse errors, the file named for unreadable files), a non-zero exit, no traceback and
 nothing written."""
 
@@ -10,7 +10,7 @@ import tempfile
 
 import pytest
 
-from tests.reliability.helpers_b import cli, fake_sweep, make_run, scaling, tree, write_sweep
+from tests.helpers.cli_checks import cli, fake_sweep, make_run, scaling, tree, write_sweep
 
 
 @pytest.mark.integration

@@ -1,6 +1,6 @@
-"""Issue 11 items 2, 6, 7 (permissions) and 8 through `scaling run --local`: one process
-per run, a failed checkpoint write fails the run and the command, and neither the
-working folder's packages nor other users' write access reach a run."""
+"""`scaling run --local` runs one process per run; a failed checkpoint write fails the run
+and the command, and neither the working folder's packages nor other users' write access
+reach a run."""
 
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ import time
 
 import pytest
 
-from tests.helpers.engine import env, make_run, state, train
-from tests.helpers.slurm_runs import write_sweep
-from tests.reliability.rel_helpers import (
+from tests.helpers.console import (
     cli,
     cli_argv,
     main,
@@ -24,6 +22,8 @@ from tests.reliability.rel_helpers import (
     tiny_config,
     write_sweep_file,
 )
+from tests.helpers.engine import env, make_run, state, train
+from tests.helpers.slurm_runs import write_sweep
 
 pytestmark = pytest.mark.integration  # every test here starts a scaling process
 
