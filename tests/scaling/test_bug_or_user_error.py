@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli_checks import clean_env, error_line, fake_sweep, scaling, write_sweep
+from tests.helpers.cli_checks import clean_env, error_line, fake_sweep
+from tests.helpers.slurm_runs import scaling, write_sweep_file
 
 # `scaling status SWEEP` with the table builder replaced by one that raises EXC
 _PATCHED_STATUS = """
@@ -60,7 +61,8 @@ def test_bad_model_depth_from_models_is_one_line_exit_2(tmp_path):
     from tests.helpers.cli_checks import BASE, set_dotted
 
     base = set_dotted(copy.deepcopy(BASE), "model.depth", 7)
-    proc = scaling("sweep", write_sweep(tmp_path, base=base), "--root", tmp_path / "sweeps")
+    proc = scaling("sweep", write_sweep_file(tmp_path, base=base), "--root", tmp_path / "sweeps",
+                   check=False)
     assert proc.returncode == 2, proc.stderr
     assert "model.depth=7 is invalid" in error_line(proc)
 
