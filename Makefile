@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo paper-mini test test-fast lint bench bench-full install clean help system-deps
+.PHONY: demo paper-mini test test-fast test-unit lint bench bench-full install clean help system-deps
 
 help:
 	@echo "make demo       create $(VENV) if missing, install, run the demo study, print the report path"
@@ -13,6 +13,7 @@ help:
 	@echo "make install    create $(VENV) if missing and install (uv from PyPI where it works, else"
 	@echo "                pip; INSTALLER=pip asks for pip), DeepSpeed's CPU comm op built in"
 	@echo "make test       create $(VENV) if missing, install, run the test suite"
+	@echo "make test-unit  the tests that start no Python process (not slow, slurm or integration)"
 	@echo "make test-fast  the inner loop: the tests not marked slow or slurm, on 2 workers"
 	@echo "make lint       ruff, import-linter layers and mypy; fails on any finding"
 	@echo "make bench      quick benchmarks (tables of ratios);  make bench-full: the long ones"
@@ -105,6 +106,12 @@ test: $(STAMP) $(DS_OPS)
 # file per worker at a time, so module fixtures are built once). The full suite is `make test`.
 test-fast: $(STAMP) $(DS_OPS)
 	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow and not slurm"
+
+# The unit tier: test-fast less the tests marked integration (those that start a Python
+# process: the scaling CLI, torchrun, spawned ranks). tests/conftest.py fails any unmarked
+# test that starts one, so this tier stays in-process.
+test-unit: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow and not slurm and not integration"
 
 # ruff (lint), the import layers (import-linter) and mypy (the packages and bench/): all
 # three run, and any finding makes the target fail. CI (.ci/run) runs it before the tests.

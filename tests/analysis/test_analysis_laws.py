@@ -30,6 +30,7 @@ def test_power_law_recovers_a_and_b_in_log_space():
     assert result.diagnostics["space"] == "log"
 
 
+@pytest.mark.slow  # 8-16 s on the 2-core host: too slow for make test-unit
 def test_saturating_law_recovers_all_four_parameters():
     rng = np.random.default_rng(1)
     x = np.repeat(np.geomspace(1e3, 1e7, 6), 3)

@@ -61,6 +61,7 @@ FIGURES = ("scaling", "model_size", "vocab_target", "ablation_resample",
            "ablation_label_noise", "frontier", "telemetry", "status")
 
 
+@pytest.mark.integration
 def test_report_writes_html_with_every_figure_tables_and_files(make):
     import base64
     sweep = make(ablations=True, vocabs=(1000,), world=43)
@@ -118,6 +119,7 @@ def test_template_has_kernel_metadata_and_a_parameters_cell():
     assert any("parameters" in c["metadata"].get("tags", []) for c in nb["cells"])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("modules", ["analysis", "analysis, analysis.plots, analysis.report"])
 def test_import_analysis_does_not_import_torch(modules):
     code = (f"import sys, {modules}; analysis.plot_scaling; analysis.report; "

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from analysis.fakes import make_sweep
-from tests.reliability.helpers_b import cli
+from tests.helpers.cli_checks import cli
 
 
 def _small(root):

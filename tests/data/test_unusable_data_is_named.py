@@ -15,7 +15,7 @@ import pytest
 from contract.errors import ConfigError, RunError
 from contract.target_spec import parse_target
 from data.targets import check_target
-from tests.reliability.helpers_b import cli, make_run
+from tests.helpers.cli_checks import cli, make_run
 from tests.scaling.transfer_helpers import CLASSES, class_image, make_imagefolder, png
 
 os.environ["HF_DATASETS_OFFLINE"] = "1"

@@ -136,6 +136,7 @@ def test_fine_target_spans_popularity_ranks(world):
     assert rank[ids].min() == 0 and rank[ids].max() == world.config.num_fine - 1
 
 
+@pytest.mark.integration
 def test_world_config_import_does_not_import_torch():
     code = "import contract.world_config, data, sys; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -9,7 +9,7 @@ import pytest
 
 from analysis.fakes import make_sweep
 from analysis.findings_config import DEFAULT_PATH, FindingsConfig, load_findings_config
-from tests.reliability.helpers_b import cli, tree
+from tests.helpers.cli_checks import cli, tree
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ def test_report_has_a_findings_section_computed_from_the_sweep(tmp_path):
         assert f"{f['number']}. {f['title']}: {f['verdict']}." in html
 
 
+@pytest.mark.integration
 def test_bad_findings_config_fails_before_the_notebook_runs(tmp_path):
     sweep = make_sweep(tmp_path, problems=False)
     bad = tmp_path / "findings.yaml"

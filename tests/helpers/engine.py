@@ -1,4 +1,4 @@
-"""Tiny run configs and subprocess launchers shared by the engine, reliability and Slurm
+"""Tiny run configs and subprocess launchers shared by the engine, CLI and Slurm
 tests."""
 
 from __future__ import annotations

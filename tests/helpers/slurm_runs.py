@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from tests.helpers.engine import TINY
+from tests.helpers.engine import env as engine_env
 
 
 def write_sweep(root: Path, name: str, runs: dict) -> Path:
@@ -37,6 +38,20 @@ def write_sweep(root: Path, name: str, runs: dict) -> Path:
     return sweep
 
 
+def write_sweep_file(where: Path, name: str = "tiny", base: dict | None = None,
+                     **spec) -> Path:
+    """A sweep file (what `scaling sweep` reads): `where` is the file (a .yaml path) or the
+    folder to write NAME.yaml in; base defaults to TINY without its name; extra keys (axes,
+    seeds, ...) go into the spec. write_sweep above writes the folder a sweep makes."""
+    where = Path(where)
+    path = where if where.suffix in (".yaml", ".yml") else where / f"{name[:40]}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if base is None:
+        base = {k: v for k, v in json.loads(json.dumps(TINY)).items() if k != "name"}
+    path.write_text(yaml.safe_dump({"name": name, "base": base, **spec}, sort_keys=False))
+    return path
+
+
 def write_profile(path: Path, **fields) -> Path:
     profile = {"throttle": 2, "signal_s": 60, "transfer_time_min": 10,
                "finish": {"report": False, "mem_gb": 1}, **fields}
@@ -45,9 +60,11 @@ def write_profile(path: Path, **fields) -> Path:
 
 
 def clean_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-    env["OMP_NUM_THREADS"] = "1"
-    env.update(_jupyter_path())  # the finish job's report (nbconvert templates)
+    """The environment a user's shell gives `scaling`: no Slurm or torchrun variables of
+    this process, one thread, nbconvert's templates (the finish job's report)."""
+    env = engine_env()
+    env.pop("SCALING_DEBUG", None)
+    env.update(_jupyter_path())
     return env
 
 
@@ -63,9 +80,25 @@ def _jupyter_path() -> dict:
     return {"JUPYTER_PATH": os.pathsep.join(paths + ([extra] if extra else []))} if paths else {}
 
 
-def scaling(*args, check: bool = True, timeout: int = 120) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "scaling.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=clean_env())
+# the console script next to this interpreter (what `pip install` puts on PATH)
+SCALING = Path(sys.executable).with_name("scaling")
+
+
+def cli_argv(*args) -> list[str]:
+    """`scaling ARGS` as a user runs it: the console script, or (in a venv layered on
+    another, which has none) this interpreter without the working folder on sys.path."""
+    argv = [str(SCALING)] if SCALING.is_file() else \
+        [sys.executable, "-c", ("import sys; del sys.path[0]; from scaling.cli import main; "
+                                "sys.exit(main())")]
+    return argv + [str(a) for a in args]
+
+
+def scaling(*args, check: bool = True, timeout: int = 120, cwd=None, env=None,
+            **popen) -> subprocess.CompletedProcess:
+    """The one CLI runner of the tests: `scaling ARGS` in a subprocess, in cwd, with env
+    laid over clean_env(); check=True fails the test on a non-zero exit."""
+    proc = subprocess.run(cli_argv(*args), capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd, env={**clean_env(), **(env or {})}, **popen)
     if check and proc.returncode != 0:
         raise AssertionError(f"scaling {' '.join(map(str, args))} -> {proc.returncode}\n"
                              f"{proc.stdout}\n{proc.stderr}")

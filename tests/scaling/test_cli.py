@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from scaling.cli import normalize_bool_flags
@@ -37,6 +38,7 @@ def test_options_come_from_the_typed_function_or_config_behind_each_command():
     assert line.endswith("did you mean '--optim.lr_per_256'?")
 
 
+@pytest.mark.integration
 def test_torch_free_commands_do_not_import_torch(tmp_path):
     sweep = tmp_path / "s"
     (sweep / "runs" / "a").mkdir(parents=True)
@@ -48,6 +50,7 @@ def test_torch_free_commands_do_not_import_torch(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.integration
 def test_bad_sweep_file_gives_one_line_error_and_no_traceback(tmp_path, repo_root):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"name": "b", "base": str(repo_root / "configs/base-cpu.yaml"),
@@ -58,6 +61,7 @@ def test_bad_sweep_file_gives_one_line_error_and_no_traceback(tmp_path, repo_roo
                                    "mean 'model.width_per_group'?")
 
 
+@pytest.mark.integration
 def test_transfer_refuses_an_unfinished_trunk(tmp_path, repo_root):
     run = tmp_path / "r"
     run.mkdir()
@@ -68,6 +72,7 @@ def test_transfer_refuses_an_unfinished_trunk(tmp_path, repo_root):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.integration
 def test_print_config_shows_every_section(repo_root):
     proc = run_cli("train", "--config", str(repo_root / "configs" / "base-cpu.yaml"),
                    "--print_config")
@@ -78,11 +83,13 @@ def test_print_config_shows_every_section(repo_root):
     assert printed["model"]["stem"] == "small"
 
 
+@pytest.mark.integration
 def test_run_without_local_explains_what_to_do(tmp_path):
     proc = run_cli("run", str(tmp_path))
     assert proc.returncode == 2 and "--local is required" in proc.stderr
 
 
+@pytest.mark.integration
 def test_data_materialize_writes_shards_and_refuses_to_overwrite_without_the_flag(
         tmp_path, repo_root):
     base = str(repo_root / "configs" / "base-cpu.yaml")

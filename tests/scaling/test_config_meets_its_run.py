@@ -9,7 +9,7 @@ import json
 import pytest
 import yaml
 
-from tests.reliability.helpers_b import cli, make_run, state
+from tests.helpers.cli_checks import cli, make_run, state
 
 
 @pytest.mark.parametrize("base", [None, {}])

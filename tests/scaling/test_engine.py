@@ -12,6 +12,8 @@ import torch
 
 from tests.helpers.engine import env, losses, make_run, state, train, train_cmd
 
+pytestmark = pytest.mark.integration  # every test here starts a scaling process
+
 
 def _cached_peak(threads: int) -> float:
     from scaling.telemetry import _host_key, peak_cache_path

@@ -70,6 +70,7 @@ def test_a_cached_set_too_large_names_data_cache_as_a_fix_that_works(tmp_path):
            data__cache=False)
 
 
+@pytest.mark.slow  # 8-16 s on the 2-core host: too slow for make test-unit
 def test_cpu_ranks_that_cannot_fit_the_requested_memory_are_refused_at_sweep(tmp_path):
     big = {"depth": 50, "stages": 4, "stem": "imagenet", "image_size": 224,
            "base_width": 64, "cardinality": 32, "width_per_group": 4}

@@ -81,6 +81,7 @@ def test_a_bad_log_level_is_one_line_naming_it(capsys, monkeypatch):
     logs.setup()
 
 
+@pytest.mark.integration
 def test_only_rank_zero_of_a_real_launch_says_train_is_done(tmp_path):
     """Each rank of a launch runs `scaling train` on a finished run: one line, not two."""
     run = make_run(tmp_path)

@@ -90,6 +90,7 @@ def test_bad_shard_settings_refuse_with_one_line(shard, fragment):
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.integration
 def test_fp16_run_that_keeps_overflowing_stops_with_a_clear_error(tmp_path):
     # a learning rate that blows the weights up: every later step overflows in fp16
     run = make_run(tmp_path, "boom", precision="fp16", optim__lr_per_256=1e12,
@@ -100,6 +101,7 @@ def test_fp16_run_that_keeps_overflowing_stops_with_a_clear_error(tmp_path):
     assert "skipped 3 steps in a row" in error and "precision=bf16" in error
 
 
+@pytest.mark.integration
 def test_fp16_skipped_steps_are_logged(tmp_path):
     run = make_run(tmp_path, "fp16", precision="fp16", optim__images_seen=64)
     train(run, 1)

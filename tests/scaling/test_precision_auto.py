@@ -180,6 +180,7 @@ def _sweep_file(tmp_path, prec: str, device: str = "cpu", gpu: str = "H100"):
     (True, "bf16", "cuda", "V100", "resources.gpu='V100': compute capability < 8.0"),
     (False, "bf16", "cuda", "H100", None),   # the GPU table, not this host, decides
 ])
+@pytest.mark.integration
 def test_sweep_warns_once_for_an_emulated_bf16(tmp_path, capsys, native, is_native, prec,
                                                device, gpu, warned):
     from scaling.api import sweep

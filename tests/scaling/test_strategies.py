@@ -92,6 +92,7 @@ def test_every_row_shards_at_least_what_its_zero_stage_defines(name):
     assert all(getattr(mem, part) == SHARDED for part in ZERO_SHARDS[stage]), name
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", list(ROWS))
 def test_every_table_row_trains_like_ddp(rows_measured, name):
     got = rows_measured[cell(ROWS[name])]
@@ -112,6 +113,7 @@ def _profile_and_config(shard: dict):
     return memory.profile_config(config, 40), config
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", list(ROWS))
 def test_every_row_holds_its_ideal_bytes_per_rank(rows_measured, name):
     """Per rank, parameter + gradient + optimizer bytes against the row's ideal (each
@@ -141,6 +143,7 @@ def test_every_row_holds_its_ideal_bytes_per_rank(rows_measured, name):
         assert max(held) > IDEAL_HIGH * ideal
 
 
+@pytest.mark.integration
 def test_deepspeed_zero2_shards_gradients_between_micro_batches_and_zero1_does_not(
         rows_measured):
     full = rows_measured[cell(ROWS["ddp"])]["memory"][0]["grad_bytes"]
@@ -194,6 +197,7 @@ def test_zero3_holds_at_most_055_of_ddp_state_per_rank(runs, name):
         assert held <= 0.55 * ddp
 
 
+@pytest.mark.integration
 def test_deepspeed_zero3_holds_two_thirds_of_ddp_state_per_rank(runs):
     """DeepSpeed ZeRO-3 in fp32 holds its partition twice (the weights and an fp32 master
     copy, see the table's `fp32_master`): (8 + 4 + 4) / 2 of ddp's 12 bytes a parameter

@@ -27,6 +27,7 @@ def manifest(sweep_dir):
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow  # 8-16 s on the 2-core host: too slow for make test-unit
 def test_grid_zip_seeds_and_grids_expand_to_the_union(tmp_path):
     path = write_sweep(
         tmp_path,
@@ -52,6 +53,7 @@ def test_grid_zip_seeds_and_grids_expand_to_the_union(tmp_path):
     assert int(row["pretrain_flops"]) == 3 * int(row["flops_per_image"]) * 6400
 
 
+@pytest.mark.slow  # 8-16 s on the 2-core host: too slow for make test-unit
 def test_duplicate_points_across_grids_are_deduplicated(tmp_path):
     path = write_sweep(tmp_path, axes={"model.width_per_group": [4, 8]},
                        grids=[{"axes": {"model.width_per_group": [8, 16]}}])
@@ -81,6 +83,7 @@ def test_bad_sweep_files_fail_before_writing_anything(tmp_path, spec, message):
     assert not (tmp_path / "root").exists()
 
 
+@pytest.mark.slow  # 8-16 s on the 2-core host: too slow for make test-unit
 def test_regenerating_adds_runs_and_refuses_to_change_a_done_run(tmp_path):
     path = write_sweep(tmp_path, axes={"model.width_per_group": [4]})
     sweep_dir = expand_sweep(path, tmp_path / "root")
@@ -105,6 +108,7 @@ def test_base_path_is_resolved_next_to_the_sweep_file(tmp_path, repo_root):
     assert len(rows) == 6 and rows[0]["run_id"].startswith("w4-n1k")
 
 
+@pytest.mark.slow  # 8-16 s on the 2-core host: too slow for make test-unit
 def test_set_fixes_a_field_for_every_grid_without_naming_runs(tmp_path):
     path = write_sweep(tmp_path, set={"data.seed": 7, "transfer.targets": ["coarse"]},
                        axes={"model.width_per_group": [4, 8]},

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability.helpers_b import cli, fake_sweep, make_run, tree
+from tests.helpers.cli_checks import cli, fake_sweep, make_run, tree
 
 SWEEP_COMMANDS = [("status",), ("collect",), ("fit",), ("report",), ("run", "--local"),
                   ("submit", "--dry_run"), ("cancel",)]

@@ -182,6 +182,7 @@ def test_scaling_sweep_prints_the_estimate_and_writes_it(tmp_path, quiet_cache, 
     assert f"estimated wall time on this host: {eta.describe(total)} at --parallel 1" in printed
 
 
+@pytest.mark.integration
 def test_sweep_refuses_a_bad_parallel_in_one_line(tmp_path):
     from tests.helpers.slurm_runs import scaling
 

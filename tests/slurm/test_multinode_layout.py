@@ -9,6 +9,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from contract.jobenv import hostnames, master_port_for
@@ -35,6 +36,7 @@ def _render(tmp_path: Path, repo_root: Path, gpus: str) -> tuple[Path, str]:
     return sweep, script.read_text()
 
 
+@pytest.mark.integration
 def test_two_nodes_by_eight_gpus_render_one_srun_rank_per_device_with_nccl(tmp_path,
                                                                            repo_root):
     sweep, sbatch = _render(tmp_path, repo_root, "gres")

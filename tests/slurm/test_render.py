@@ -46,6 +46,7 @@ def _bash_n(paths):
         assert proc.returncode == 0, f"{path}: {proc.stderr}"
 
 
+@pytest.mark.integration
 def test_dry_run_of_the_paper_grid_renders_valid_scripts_without_torch(tmp_path, repo_root):
     sweep = paper_grid(tmp_path)
     code = ("import sys\nfrom scaling.cli import main\n"
@@ -77,6 +78,7 @@ def test_dry_run_of_the_paper_grid_renders_valid_scripts_without_torch(tmp_path,
     assert not (sweep / "slurm" / "jobs.json").exists()  # a dry run records nothing
 
 
+@pytest.mark.integration
 def test_default_profile_is_cpu_only_and_refuses_gpu_runs(tmp_path):
     sweep = paper_grid(tmp_path)
     proc = scaling("submit", sweep, "--dry_run", check=False)
@@ -103,6 +105,7 @@ def test_values_reaching_scripts_are_validated_with_the_field_name():
             parse_profile(raw)
 
 
+@pytest.mark.integration
 def test_env_values_and_paths_are_shell_quoted(tmp_path):
     sweep = write_sweep(tmp_path, "q", {"r0": {}})
     nasty = "$(touch PWNED) `id` 'x' \"y\" ; z"
@@ -119,6 +122,7 @@ def test_env_values_and_paths_are_shell_quoted(tmp_path):
     assert "PYTHON='/opt/my py/bin/python'" in task
 
 
+@pytest.mark.integration
 def test_a_bad_run_id_or_signal_window_is_refused(tmp_path):
     sweep = write_sweep(tmp_path, "s", {"ok": {"resources": {"time_min": 1, "mem_gb": 1}}})
     proc = scaling("submit", sweep, "--dry_run", check=False)
@@ -150,6 +154,7 @@ def test_plan_skips_done_and_failed_runs_unless_retry_failed(tmp_path):
     assert retry.arrays[0].run_ids == ["failed", "new", "queued"]
 
 
+@pytest.mark.integration
 def test_runs_of_different_shapes_get_their_own_arrays(tmp_path):
     sweep = write_sweep(tmp_path, "shapes", {
         "a": {}, "b": {"resources": {"cpus_per_rank": 2, "mem_gb": 1, "time_min": 10}},
@@ -164,6 +169,7 @@ def test_runs_of_different_shapes_get_their_own_arrays(tmp_path):
     assert "--array=0-1%1" in first
 
 
+@pytest.mark.integration
 def test_finish_job_starts_python_without_the_working_directory_on_its_path(tmp_path):
     """The finish job, like the task scripts, must not import a `slurm/` folder that sits
     where the user submitted from (issue 11 item 8)."""

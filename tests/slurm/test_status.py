@@ -54,6 +54,7 @@ def test_status_of_a_half_done_submission_says_what_is_not_submitted(tmp_path, c
     assert "1001_1" in out  # the runs still show their train task
 
 
+@pytest.mark.integration
 def test_the_finish_job_survives_a_half_done_submission(tmp_path, capsys, squeue):
     from slurm import finish
 

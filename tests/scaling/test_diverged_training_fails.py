@@ -1,4 +1,4 @@
-"""Item 10: fp32 training that diverges fails the run with the step named; it never ends
+"""fp32 training that diverges fails the run with the step named; it never ends
 `done`, never writes a trunk, and transfer never publishes a number from a NaN trunk."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import torch
 
 from contract.config import load_run_config
 from contract.errors import RunError
-from tests.reliability.helpers_b import make_run, state
+from tests.helpers.cli_checks import make_run, state
 
 
 def _train(run_dir):

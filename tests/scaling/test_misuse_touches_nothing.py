@@ -1,4 +1,4 @@
-"""Issue 11 items 1, 3, 5, 9 and 20 (names): misuse of the sweep and data commands never
+"""Misuse of the sweep and data commands never
 deletes, rewrites or reads outside what it owns; each refusal is one line, exit non-zero."""
 
 from __future__ import annotations
@@ -7,14 +7,13 @@ import json
 
 import yaml
 
-from tests.helpers.slurm_runs import write_sweep
-from tests.reliability.rel_helpers import (
+from tests.helpers.console import (
     main,
     one_error_line,
     snapshot,
     tiny_config,
-    write_sweep_file,
 )
+from tests.helpers.slurm_runs import write_sweep, write_sweep_file
 
 
 def _done_run(sweep, run_id="r0"):
@@ -74,7 +73,7 @@ def test_materialize_overwrite_never_deletes_a_sweep_the_cwd_or_the_inputs(tmp_p
 def test_resweep_refuses_to_rewrite_a_run_that_has_checkpoints(tmp_path, capsys):
     base = tiny_config()
     sweep_file = write_sweep_file(tmp_path / "s.yaml", "resweep", base,
-                                  {"model.width_per_group": [4, 8]})
+                                  axes={"model.width_per_group": [4, 8]})
     proc = main(capsys, "sweep", sweep_file, "--root", tmp_path / "sweeps")
     assert proc.returncode == 0, proc.stderr
     sweep = tmp_path / "sweeps" / "resweep"
@@ -89,7 +88,7 @@ def test_resweep_refuses_to_rewrite_a_run_that_has_checkpoints(tmp_path, capsys)
     manifest = (sweep / "manifest.csv").read_text()
 
     base["optim"]["lr_per_256"] = 0.8  # the user edits the base and re-sweeps
-    write_sweep_file(sweep_file, "resweep", base, {"model.width_per_group": [4, 8]})
+    write_sweep_file(sweep_file, "resweep", base, axes={"model.width_per_group": [4, 8]})
     proc = main(capsys, "sweep", sweep_file, "--root", tmp_path / "sweeps")
     assert proc.returncode == 2
     line = one_error_line(proc)
@@ -111,9 +110,9 @@ def test_resweep_refuses_to_rewrite_a_run_that_has_checkpoints(tmp_path, capsys)
 
 def test_two_sweep_files_with_one_name_do_not_merge(tmp_path, capsys):
     a = write_sweep_file((tmp_path / "a").mkdir() or tmp_path / "a" / "s.yaml", "shared",
-                         tiny_config(), {"model.width_per_group": [4]})
+                         tiny_config(), axes={"model.width_per_group": [4]})
     b = write_sweep_file((tmp_path / "b").mkdir() or tmp_path / "b" / "s.yaml", "shared",
-                         tiny_config(), {"data.vocab": [20]})
+                         tiny_config(), axes={"data.vocab": [20]})
     root = tmp_path / "sweeps"
     assert main(capsys, "sweep", a, "--root", root).returncode == 0
     sweep = root / "shared"
@@ -124,7 +123,7 @@ def test_two_sweep_files_with_one_name_do_not_merge(tmp_path, capsys):
     assert "name='shared' is already used by another sweep file" in line and str(a) in line
     assert snapshot(sweep) == before  # sweep.yaml, manifest and runs untouched
     # the same file, edited, is the same study
-    write_sweep_file(a, "shared", tiny_config(), {"model.width_per_group": [4, 8]})
+    write_sweep_file(a, "shared", tiny_config(), axes={"model.width_per_group": [4, 8]})
     assert main(capsys, "sweep", a, "--root", root).returncode == 0
     assert (sweep / "runs" / "w8" / "config.yaml").is_file()
 
@@ -153,7 +152,7 @@ def test_a_run_id_that_climbs_out_of_the_sweep_is_refused_by_status_and_collect(
 def test_sweep_names_with_shell_or_path_characters_are_refused_at_sweep(tmp_path, capsys):
     for name in ("a;b", "x$(touch PWNED)", "..", "a b", "we'ird"):
         sweep_file = write_sweep_file(tmp_path / "s.yaml", name, tiny_config(),
-                                      {"model.width_per_group": [4]})
+                                      axes={"model.width_per_group": [4]})
         proc = main(capsys, "sweep", sweep_file, "--root", tmp_path / "sweeps")
         assert proc.returncode == 2, name
         assert f"name={name!r} is invalid" in one_error_line(proc)

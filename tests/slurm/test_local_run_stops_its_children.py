@@ -1,4 +1,4 @@
-"""Item 18: SIGTERM or Ctrl-C to `scaling run --local` stops its training children
+"""SIGTERM or Ctrl-C to `scaling run --local` stops its training children
 (checkpointed, `cancelled`, resumable) instead of orphaning them, with one error line."""
 
 from __future__ import annotations
@@ -13,15 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.helpers_b import (
+from tests.helpers.cli_checks import (
     BASE,
     clean_env,
     error_line,
-    scaling,
     set_dotted,
     state,
-    write_sweep,
 )
+from tests.helpers.slurm_runs import scaling, write_sweep_file
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -43,8 +42,8 @@ def test_stopping_the_executor_stops_its_training_child(tmp_path, how):
     base = json.loads(json.dumps(BASE))
     set_dotted(base, "optim.images_seen", 16 * 5000)  # long enough to be signalled mid-run
     set_dotted(base, "checkpoint.every_steps", 1000)
-    sweep_file = write_sweep(tmp_path, base=base, axes={"seed": [0]})
-    assert scaling("sweep", sweep_file, "--root", tmp_path / "sweeps").returncode == 0
+    sweep_file = write_sweep_file(tmp_path, base=base, axes={"seed": [0]})
+    scaling("sweep", sweep_file, "--root", tmp_path / "sweeps")
     sweep = tmp_path / "sweeps" / "tiny"
     run = sweep / "runs" / "s0"
     executor = subprocess.Popen(

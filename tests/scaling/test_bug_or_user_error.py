@@ -1,4 +1,4 @@
-"""Issue 10 item 6: bad input is a `UserError` (one `error:` line, exit 2); any other
+"""Bad input is a `UserError` (one `error:` line, exit 2); any other
 exception raised deep in a command is a bug and keeps its traceback (exit 1). A plain
 ValueError is no longer taken for the user's mistake."""
 
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.helpers_b import clean_env, error_line, fake_sweep, scaling, write_sweep
+from tests.helpers.cli_checks import clean_env, error_line, fake_sweep
+from tests.helpers.slurm_runs import scaling, write_sweep_file
 
 # `scaling status SWEEP` with the table builder replaced by one that raises EXC
 _PATCHED_STATUS = """
@@ -36,6 +37,7 @@ def _status_raising(tmp_path: Path, exc: str) -> subprocess.CompletedProcess:
                            str(sweep)], env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.integration
 def test_an_internal_value_error_deep_in_a_command_keeps_its_traceback(tmp_path):
     proc = _status_raising(tmp_path, 'ValueError("internal invariant broken")')
     assert proc.returncode == 1
@@ -44,20 +46,23 @@ def test_an_internal_value_error_deep_in_a_command_keeps_its_traceback(tmp_path)
     assert "error:" not in proc.stderr
 
 
+@pytest.mark.integration
 def test_bad_input_raised_at_the_same_place_is_one_line_exit_2(tmp_path):
     proc = _status_raising(tmp_path, 'ConfigError("x=1 is invalid: use 2")')
     assert proc.returncode == 2
     assert error_line(proc) == "error: x=1 is invalid: use 2"
 
 
+@pytest.mark.integration
 def test_bad_model_depth_from_models_is_one_line_exit_2(tmp_path):
     """models/ checks its input with contract.errors.ConfigError: still one line."""
     import copy
 
-    from tests.reliability.helpers_b import BASE, set_dotted
+    from tests.helpers.cli_checks import BASE, set_dotted
 
     base = set_dotted(copy.deepcopy(BASE), "model.depth", 7)
-    proc = scaling("sweep", write_sweep(tmp_path, base=base), "--root", tmp_path / "sweeps")
+    proc = scaling("sweep", write_sweep_file(tmp_path, base=base), "--root", tmp_path / "sweeps",
+                   check=False)
     assert proc.returncode == 2, proc.stderr
     assert "model.depth=7 is invalid" in error_line(proc)
 

@@ -1,4 +1,4 @@
-"""Item 12: a vocabulary larger than the source's tags is refused, never clipped into a
+"""A vocabulary larger than the source's tags is refused, never clipped into a
 run that trains `all` under another name and hash."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import json
 import pytest
 
 from contract.config import DataConfig
-from tests.reliability.helpers_b import BASE, cli, write_sweep
+from tests.helpers.cli_checks import BASE, cli
+from tests.helpers.slurm_runs import write_sweep_file
 
 
 def test_sweep_refuses_a_vocab_larger_than_the_worlds_tags(tmp_path, capsys):
@@ -17,7 +18,7 @@ def test_sweep_refuses_a_vocab_larger_than_the_worlds_tags(tmp_path, capsys):
 
     config = from_dict(RunConfig, json.loads(json.dumps(BASE)))
     tags = world_for(config.data, config.model.image_size).num_tags
-    sweep_file = write_sweep(tmp_path, axes={"data.vocab": [40, tags, 100000, "all"]})
+    sweep_file = write_sweep_file(tmp_path, axes={"data.vocab": [40, tags, 100000, "all"]})
     code, _, line = cli(capsys, "sweep", sweep_file, "--root", tmp_path / "sweeps")
     assert code == 2
     assert (f"run v100k: data.vocab=100000 is invalid: this world has only {tags} canonical "
@@ -31,7 +32,7 @@ def test_vocab_equal_to_the_tag_count_is_accepted(tmp_path, capsys):
 
     config = from_dict(RunConfig, json.loads(json.dumps(BASE)))
     tags = world_for(config.data, config.model.image_size).num_tags
-    code, _, line = cli(capsys, "sweep", write_sweep(tmp_path, axes={"data.vocab": [tags]}),
+    code, _, line = cli(capsys, "sweep", write_sweep_file(tmp_path, axes={"data.vocab": [tags]}),
                         "--root", tmp_path / "sweeps")
     assert code == 0, line
 

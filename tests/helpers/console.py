@@ -6,29 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-import yaml
-
-from tests.helpers.engine import TINY, env
-
-# the console script next to this interpreter (what `pip install` puts on PATH)
-SCALING = Path(sys.executable).with_name("scaling")
-
-
-def cli_argv(*args) -> list[str]:
-    argv = [str(SCALING)] if SCALING.is_file() else \
-        [sys.executable, "-c", ("import sys; del sys.path[0]; from scaling.cli import main; "
-                                "sys.exit(main())")]
-    return argv + [str(a) for a in args]
-
-
-def cli(*args, cwd=None, timeout: int = 600, **popen) -> subprocess.CompletedProcess:
-    """`scaling ARGS` as a subprocess, the way a user runs it."""
-    return subprocess.run(cli_argv(*args), capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd, env=env(), **popen)
+from tests.helpers.engine import TINY
 
 
 class Result:
@@ -65,14 +45,6 @@ def tiny_config(**overrides) -> dict:
             node = node.setdefault(key, {})
         node[last] = value
     return config
-
-
-def write_sweep_file(path: Path, name: str, base: dict, axes: dict, seeds=None) -> Path:
-    spec = {"name": name, "base": base, "axes": axes}
-    if seeds is not None:
-        spec["seeds"] = seeds
-    path.write_text(yaml.safe_dump(spec))
-    return path
 
 
 def snapshot(root: Path, skip=()) -> dict:

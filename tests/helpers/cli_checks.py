@@ -1,4 +1,4 @@
-"""Shared helpers of the reliability tests of items 10-18 (tiny configs, CLI runs, sweeps).
+"""Checks of what a command tells its user: tiny configs, CLI runs, sweep files.
 
 Every CLI check runs the real console entry in a subprocess, so exit codes and what
 reaches stderr are exactly what a user sees.
@@ -12,24 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 from tests.helpers.engine import TINY, make_run  # noqa: F401
-from tests.helpers.engine import env as clean_env
+from tests.helpers.engine import env as clean_env  # noqa: F401 (re-exported)
 
 TESTS = Path(__file__).resolve().parent.parent
 REPO = TESTS.parent
 
 # the tiny run config as a sweep base (no name: the sweep names each run)
 BASE = {k: v for k, v in TINY.items() if k != "name"}
-
-
-def scaling(*args: str, cwd=None, timeout: float = 900, env=None) -> subprocess.CompletedProcess:
-    """`scaling ARGS...` as a user runs it; returns the finished process (text output)."""
-    run_env = {**clean_env(), **(env or {})}
-    run_env.pop("SCALING_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "scaling.cli", *map(str, args)], cwd=cwd,
-                          env=run_env, capture_output=True, text=True, timeout=timeout)
 
 
 def error_line(proc: subprocess.CompletedProcess) -> str:
@@ -43,17 +33,6 @@ def error_line(proc: subprocess.CompletedProcess) -> str:
     assert len(errors) == 1, proc.stderr
     assert len(lines) <= 2, f"more than the error line on stderr:\n{proc.stderr}"
     return errors[0]
-
-
-def write_sweep(folder: Path, name: str = "tiny", base: dict | None = None,
-                **spec) -> Path:
-    """A sweep file over the tiny base; extra keys (axes, seeds, ...) go into the spec."""
-    folder.mkdir(parents=True, exist_ok=True)
-    body = {"name": name, "base": base if base is not None else json.loads(json.dumps(BASE)),
-            **spec}
-    path = folder / f"{name[:40]}.yaml"
-    path.write_text(yaml.safe_dump(body, sort_keys=False))
-    return path
 
 
 def set_dotted(mapping: dict, dotted: str, value) -> dict:

@@ -1,4 +1,4 @@
-"""T5: 2-rank gloo processes exit cleanly, every time. The rare "terminate called without
+"""2-rank gloo processes exit cleanly, every time. The rare "terminate called without
 an active exception" at exit came from the process group outliving destroy_process_group
 (held by a DDP wrapper in a reference cycle) and being torn down during interpreter
 shutdown; `scaling.dist.teardown` now meets at a barrier, collects the cycles and destroys
@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.reliability.helpers_b import clean_env
+from tests.helpers.cli_checks import clean_env
 
 RANK_SCRIPT = r"""
 import sys

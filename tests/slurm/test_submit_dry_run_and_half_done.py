@@ -1,4 +1,4 @@
-"""Issue 11 items 4 and 20 against a scripted `sbatch`/`squeue` (a controller that fails on
+"""Submission against a scripted `sbatch`/`squeue` (a controller that fails on
 cue, which a live cluster cannot do between two sbatch calls of one submission): a dry run
 writes nothing queued jobs read, and a half-done submission is completed, not forgotten."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.console import main, one_error_line, snapshot
 from tests.helpers.slurm_runs import write_profile, write_sweep
-from tests.reliability.rel_helpers import main, one_error_line, snapshot
 
 SBATCH = r"""#!/usr/bin/env bash
 n=$(( $(cat "$FAKE_SLURM/count" 2>/dev/null || echo 0) + 1 ))

@@ -1,4 +1,4 @@
-"""Issue 11 items 7, 19 and the resume tests: checkpoints are verified (SHA-256 in the
+"""Checkpoints are verified (SHA-256 in the
 COMPLETE marker) before anything is deserialised; a corrupt or tampered newest checkpoint
 is skipped with a message naming it and why, and the previous one is resumed from - which
 state.json (`resumed_from`) and the log say, so a resume is told from a restart."""
@@ -17,6 +17,8 @@ import time
 import pytest
 
 from tests.helpers.engine import env, losses, make_run, state, train, train_cmd
+
+pytestmark = pytest.mark.integration  # every test here starts a scaling process
 
 
 class _Exploit:

@@ -1,4 +1,4 @@
-"""Issue 10 item 4: a run config is read one way (contract.config.read_run_config), so the
+"""A run config is read one way (contract.config.read_run_config), so the
 same bad value gets the same one-line answer from `scaling sweep`, `scaling train`, the
 Slurm/local executors' resource reader and `scaling collect`."""
 
@@ -9,7 +9,8 @@ import warnings
 
 import pytest
 
-from tests.reliability.helpers_b import BASE, cli, make_run, set_dotted, write_sweep
+from tests.helpers.cli_checks import BASE, cli, make_run, set_dotted
+from tests.helpers.slurm_runs import write_sweep_file
 
 INTEGER = "is invalid: use an integer written without quotes, a decimal point or an exponent"
 CASES = [
@@ -37,7 +38,7 @@ def test_sweep_train_executors_and_collect_give_the_same_answer(tmp_path, capsys
     from slurm.tasks import run_resources
 
     base = set_dotted(json.loads(json.dumps(BASE)), dotted, value)
-    code, _, line = cli(capsys, "sweep", write_sweep(tmp_path, base=base),
+    code, _, line = cli(capsys, "sweep", write_sweep_file(tmp_path, base=base),
                         "--root", tmp_path / "sweeps")
     assert code == 2 and message in line, line
 

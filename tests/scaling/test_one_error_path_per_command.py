@@ -1,4 +1,4 @@
-"""Item 17: one error path for every subcommand: one `error:` line (did-you-mean for
+"""One error path for every subcommand: one `error:` line (did-you-mean for
 parse errors, the file named for unreadable files), a non-zero exit, no traceback and
 nothing written."""
 
@@ -10,11 +10,13 @@ import tempfile
 
 import pytest
 
-from tests.reliability.helpers_b import cli, fake_sweep, make_run, scaling, tree, write_sweep
+from tests.helpers.cli_checks import cli, fake_sweep, make_run, tree
+from tests.helpers.slurm_runs import scaling, write_sweep_file
 
 
+@pytest.mark.integration
 def test_parse_errors_are_one_line_with_did_you_mean(tmp_path):
-    proc = scaling("run", tmp_path, "--local", "--paralel", "3")
+    proc = scaling("run", tmp_path, "--local", "--paralel", "3", check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("error: unrecognized arguments: --paralel 3: did you mean "
                                    "'--parallel'? (see `scaling run --help`)")
@@ -42,7 +44,7 @@ def test_parallel_below_one_is_refused(tmp_path, capsys, parallel):
 
 
 def test_empty_seeds_are_refused(tmp_path, capsys):
-    code, _, line = cli(capsys, "sweep", write_sweep(tmp_path, seeds=[]),
+    code, _, line = cli(capsys, "sweep", write_sweep_file(tmp_path, seeds=[]),
                         "--root", tmp_path / "sweeps")
     assert code == 2 and "seeds=[] is invalid: use a non-empty list of integers" in line
     assert not (tmp_path / "sweeps").exists()
@@ -97,7 +99,7 @@ def test_a_read_only_folder_is_one_line_naming_it(tmp_path, capsys, monkeypatch)
 
         monkeypatch.setattr(tempfile, "mkstemp", refuse)
     try:
-        code, _, line = cli(capsys, "sweep", write_sweep(tmp_path), "--root", root)
+        code, _, line = cli(capsys, "sweep", write_sweep_file(tmp_path), "--root", root)
     finally:
         root.chmod(0o755)
     assert code == 1 and "Permission denied" in line and str(root) in line
@@ -114,7 +116,7 @@ def test_fit_unknown_law_or_column_is_one_line_and_writes_nothing(tmp_path, caps
 
 
 def test_too_long_sweep_name_is_refused(tmp_path, capsys):
-    code, _, line = cli(capsys, "sweep", write_sweep(tmp_path, name="n" * 300),
+    code, _, line = cli(capsys, "sweep", write_sweep_file(tmp_path, name="n" * 300),
                         "--root", tmp_path / "sweeps")
     assert code == 2 and "use at most 100 characters (it is 300" in line
     assert not (tmp_path / "sweeps").exists()

@@ -1,6 +1,6 @@
-"""Issue 11 items 2, 6, 7 (permissions) and 8 through `scaling run --local`: one process
-per run, a failed checkpoint write fails the run and the command, and neither the
-working folder's packages nor other users' write access reach a run."""
+"""`scaling run --local` runs one process per run; a failed checkpoint write fails the run
+and the command, and neither the working folder's packages nor other users' write access
+reach a run."""
 
 from __future__ import annotations
 
@@ -14,16 +14,15 @@ import time
 
 import pytest
 
-from tests.helpers.engine import env, make_run, state, train
-from tests.helpers.slurm_runs import write_sweep
-from tests.reliability.rel_helpers import (
-    cli,
-    cli_argv,
+from tests.helpers.console import (
     main,
     one_error_line,
     tiny_config,
-    write_sweep_file,
 )
+from tests.helpers.engine import env, make_run, state, train
+from tests.helpers.slurm_runs import cli_argv, scaling, write_sweep, write_sweep_file
+
+pytestmark = pytest.mark.integration  # every test here starts a scaling process
 
 
 def _steps(run):
@@ -47,7 +46,7 @@ def test_two_local_executors_never_train_one_run_at_once(tmp_path):
     while time.time() < deadline and not (run / "metrics.jsonl").exists():
         assert first.poll() is None, first.communicate()
         time.sleep(0.05)
-    second = cli("run", sweep, "--local", "--progress", "false")
+    second = scaling("run", sweep, "--local", "--progress", "false", check=False, timeout=600)
     out, err = first.communicate(timeout=600)
     assert first.returncode == 0, out + err
     assert second.returncode != 0
@@ -99,7 +98,8 @@ def _small_files():
 def test_a_checkpoint_that_cannot_be_written_fails_the_run_and_run_local(tmp_path):
     sweep = write_sweep(tmp_path, "full", {"r0": {"transfer.floor": False}})
     run = sweep / "runs" / "r0"
-    proc = cli("run", sweep, "--local", "--progress", "false", preexec_fn=_small_files)
+    proc = scaling("run", sweep, "--local", "--progress", "false", check=False, timeout=600,
+                   preexec_fn=_small_files)
     assert proc.returncode != 0, proc.stdout + proc.stderr
     line = one_error_line(proc)
     assert "r0: checkpoint" in line and "could not be written (" in line and "MiB free" in line
@@ -125,15 +125,16 @@ def test_run_local_neither_imports_from_the_cwd_nor_makes_run_files_others_can_w
         (user / package).mkdir(parents=True)
         (user / package / "__init__.py").write_text(SHADOW.format(sentinel=str(sentinel)))
     sweep_file = write_sweep_file(tmp_path / "s.yaml", "cwd", tiny_config(**{
-        "transfer.floor": False}), {"model.width_per_group": [4]})
+        "transfer.floor": False}), axes={"model.width_per_group": [4]})
     old = os.umask(0)  # a permissive umask must not leak into the run folders
     try:
         assert main(capsys, "sweep", sweep_file, "--root", tmp_path / "sweeps").returncode == 0
     finally:
         os.umask(old)
     sweep = tmp_path / "sweeps" / "cwd"
-    proc = cli("run", sweep, "--local", "--progress", "false", cwd=user,
-               preexec_fn=lambda: os.umask(0))
+    proc = scaling("run", sweep, "--local", "--progress", "false", check=False, timeout=600,
+                   cwd=user,
+                   preexec_fn=lambda: os.umask(0))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not sentinel.exists()
     st = state(sweep / "runs" / "w4")

@@ -1,4 +1,4 @@
-"""Item 15: `collect` takes the Path `expand_sweep` returns, a str or a list of them; a str
+"""`collect` takes the Path `expand_sweep` returns, a str or a list of them; a str
 is one folder, never its letters; and the README's notebook flow runs as written."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from contract.errors import ConfigError
 from scaling import collect
-from tests.reliability.helpers_b import fake_sweep
+from tests.helpers.cli_checks import fake_sweep
 
 
 def test_collect_accepts_a_path_a_str_and_a_list(tmp_path):

@@ -1,4 +1,4 @@
-"""Item 15: the README's Python code blocks run as written (on a small fake sweep instead
+"""The README's Python code blocks run as written (on a small fake sweep instead
 of a trained one), so the notebook flow it shows cannot silently break again."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.reliability.helpers_b import REPO, fake_sweep
+from tests.helpers.cli_checks import REPO, fake_sweep
 
 
 def python_blocks(text: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Item 13: a WebDataset source missing half its images is never trained on silently: the
+"""A WebDataset source missing half its images is never trained on silently: the
 run fails above data.max_corrupt_frac with the counts named; below it, the counts are in
 state.json and in the report's run table."""
 
@@ -11,7 +11,8 @@ import tarfile
 import pytest
 
 from contract.config import DataConfig
-from tests.reliability.helpers_b import BASE, cli, make_run, set_dotted, state, write_sweep
+from tests.helpers.cli_checks import BASE, cli, make_run, set_dotted, state
+from tests.helpers.slurm_runs import write_sweep_file
 
 N = 64
 
@@ -78,7 +79,7 @@ def test_sweep_refuses_the_damaged_source_before_writing(tmp_path, capsys, half_
     for key, value in {"data.source": "webdataset", "data.path": path, "data.images": N,
                        "data.vocab": "all"}.items():
         set_dotted(base, key, value)
-    code, _, line = cli(capsys, "sweep", write_sweep(tmp_path, base=base),
+    code, _, line = cli(capsys, "sweep", write_sweep_file(tmp_path, base=base),
                         "--root", tmp_path / "sweeps")
     assert code == 2 and f"run run: data.path={path!r}: {gone} of the first {N}" in line
     assert not (tmp_path / "sweeps").exists()
