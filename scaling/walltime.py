@@ -34,10 +34,10 @@ from contract.config import RunConfig
 from scaling.telemetry import QUIET_LOAD
 
 CACHE_VERSION = 1
-WARMUP_STEPS, TIMED_STEPS = 2, 4
+WARMUP_STEPS, TIMED_STEPS = 1, 3
 EVAL_BATCH = 500  # scaling/transfer.py extract_features
-STEP_FLOPS_BUDGET = 3e10
-"""At most this many FLOPs per timed step (about a second on one core): a larger batch is
+STEP_FLOPS_BUDGET = 1e10
+"""At most this many FLOPs per timed step (a tenth of a second or so on one core): a larger batch is
 timed at a smaller one (the rate per image is what counts); a model whose single image
 costs more is estimated from FLOPs instead (a ResNeXt-101 at 224 px on a login node)."""
 CPU_FLOP_EFFICIENCY = 0.25

@@ -44,6 +44,7 @@ def _bench_analysis():
     return bench_analysis
 
 
+@pytest.mark.slow  # paper-scale fakes through every law: ~7 s
 def test_paper_scale_fakes_stay_accuracies_so_every_law_of_the_analysis_bench_fits(tmp_path):
     """bench_analysis times 4 kinds of fits on a sweep up to 10M images: with the fakes'
     log-linear law those accuracies pass 100% and the error laws refuse them, so the

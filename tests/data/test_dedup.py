@@ -59,6 +59,7 @@ def near_duplicate(img: torch.Tensor, rng) -> torch.Tensor:
     return torch.from_numpy(np.asarray(Image.open(buf).convert("RGB")).transpose(2, 0, 1).copy())
 
 
+@pytest.mark.slow  # renders and hashes two target splits: ~4 s a case
 @pytest.mark.parametrize("target,seed", [("fine", 1), ("coarse", 2)])
 def test_planted_near_duplicates_are_found(target, seed):
     torch.set_num_threads(1)

@@ -77,6 +77,7 @@ def _sqrt_interval(tmp_path, world_sd: float, draw: int):
     return part.lo, part.hi
 
 
+@pytest.mark.slow  # 12 simulated sweeps: ~6 s
 def test_world_to_world_variation_widens_the_replicate_interval(tmp_path):
     """The same fabricated effect (sqrt +5 points over natural at the generator level),
     six (world, seed) replicates, per-run noise sd 0.5: with worlds that differ (each
