@@ -10,7 +10,7 @@ with the config it is about to run:
   parameters, FLOPs, estimates), so `scaling collect` reads what ran;
 - different in a way that changes results, while something depends on the recorded
   config: refused in one line naming the first difference and a fix that works. For
-  training that is the sweep's own rule (`scaling.sweep._frozen`: the run is done or has
+  training that is the sweep's own rule (`scaling.sweep.frozen_reason`: the run is done or has
   a complete checkpoint, which a resume would continue under the recorded config); for
   transfer, the trunk was trained with every non-transfer field, and result files
   already written were made with the recorded transfer section.
@@ -67,12 +67,12 @@ def check_train_change(run_dir: Path, config: RunConfig) -> bool:
     and the run is not frozen); False when it is absent (the trainer writes it), the
     same, or differs only outside the config hash on a frozen run. ConfigError when a
     frozen run's results would change. Reads only: every rank may call it."""
-    from scaling.sweep import _first_difference, _frozen
+    from scaling.sweep import first_difference, frozen_reason
 
     old, new = _recorded(run_dir), to_dict(config)
     if old is None or old == new:
         return False
-    why = _frozen(run_dir)
+    why = frozen_reason(run_dir)
     if not why:
         return True
     if _hash(old) == config_hash(config):
@@ -81,14 +81,14 @@ def check_train_change(run_dir: Path, config: RunConfig) -> bool:
     if why != "is done":
         fix += f", or remove {run_dir / 'checkpoints'} to train this run again from step 0"
     raise ConfigError(f"run {run_dir.name} {why} and its config would change "
-                      f"({_first_difference(old, new)}): {fix}")
+                      f"({first_difference(old, new)}): {fix}")
 
 
 def check_transfer_change(run_dir: Path, config: RunConfig) -> bool:
     """Before transfer (the trunk is done): True when config.yaml must be rewritten with a
     changed `transfer` section no result file was made with yet. ConfigError when a field
     the trunk was trained with would change, or result files exist."""
-    from scaling.sweep import _first_difference
+    from scaling.sweep import first_difference
 
     old, new = _recorded(run_dir), to_dict(config)
     if old is None or old == new:
@@ -99,7 +99,7 @@ def check_transfer_change(run_dir: Path, config: RunConfig) -> bool:
     if not same_trunk:
         raise ConfigError(f"run {run_dir.name} was trained with its config.yaml and only "
                           "transfer.* may change for transfer "
-                          f"({_first_difference(old_rest, new_rest)}): drop that value, or "
+                          f"({first_difference(old_rest, new_rest)}): drop that value, or "
                           "train the change as a new run (`scaling train --run_dir "
                           "NEW_FOLDER`)")
     if old.get("transfer") == new["transfer"]:
@@ -109,7 +109,7 @@ def check_transfer_change(run_dir: Path, config: RunConfig) -> bool:
         raise ConfigError(f"run {run_dir.name} has transfer results ({results[0]}"
                           f"{' and more' if len(results) > 1 else ''}) made with its "
                           f"config.yaml and it would change "
-                          f"({_first_difference(old, new)}): remove "
+                          f"({first_difference(old, new)}): remove "
                           f"{run_dir / 'transfer'} to evaluate the run again with the new "
                           "values, or drop them")
     return True
@@ -118,10 +118,10 @@ def check_transfer_change(run_dir: Path, config: RunConfig) -> bool:
 def record(run_dir: Path, config: RunConfig, phase: str) -> Optional[str]:
     """Write `config` as the run's config.yaml (atomically) and, in a sweep folder, its
     manifest.csv row; returns the first difference it recorded (for the log)."""
-    from scaling.sweep import _first_difference
+    from scaling.sweep import first_difference
 
     old = _recorded(run_dir) or {}
-    change = _first_difference(old, to_dict(config))
+    change = first_difference(old, to_dict(config))
     atomic_write_text(run_dir / CONFIG, dump_yaml(to_dict(config)))
     _update_manifest_row(run_dir, config)
     return f"{run_dir.name}: config.yaml now records the {phase} command line ({change})"
@@ -134,10 +134,10 @@ def _update_manifest_row(run_dir: Path, config: RunConfig) -> None:
     manifest = sweep / "manifest.csv"
     if run_dir.parent.name != "runs" or not manifest.is_file():
         return
-    from scaling.sweep import _estimates, _write_manifest
+    from scaling.sweep import run_estimates, write_manifest
     from scaling.walltime import Estimator
 
-    estimates = _estimates(copy.deepcopy(config), {}, Estimator())
+    estimates = run_estimates(copy.deepcopy(config), {}, Estimator())
     with open(sweep / "manifest.lock", "a") as guard:
         fcntl.flock(guard, fcntl.LOCK_EX)
         try:
@@ -156,6 +156,6 @@ def _update_manifest_row(run_dir: Path, config: RunConfig) -> None:
                 rows[at[0]] = {**rows[at[0]], **row}
             else:
                 rows.append(row)
-            _write_manifest(manifest, rows)
+            write_manifest(manifest, rows)
         finally:
             fcntl.flock(guard, fcntl.LOCK_UN)

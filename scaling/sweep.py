@@ -338,12 +338,12 @@ def expand(spec: dict, base: dict) -> tuple[list[tuple[str, RunConfig, dict]], l
     return runs, order
 
 
-def _first_difference(old: dict, new: dict, prefix: str = "") -> Optional[str]:
+def first_difference(old: dict, new: dict, prefix: str = "") -> Optional[str]:
     for key in sorted(set(old) | set(new)):
         path = f"{prefix}{key}"
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            found = _first_difference(a, b, path + ".")
+            found = first_difference(a, b, path + ".")
             if found:
                 return found
         elif a != b:
@@ -388,7 +388,7 @@ def _check_targets(run_id: str, config: RunConfig, checked: set) -> None:
     checked.add(key)
 
 
-def _estimates(config: RunConfig, cache: dict, clock, check_host: bool = False) -> dict:
+def run_estimates(config: RunConfig, cache: dict, clock, check_host: bool = False) -> dict:
     """Manifest columns of one run; resolves `shard.strategy: auto` in `config` (in place)
     to the strategy and nodes x devices the memory estimator picks (scaling/memory.py);
     `clock` (a scaling.walltime.Estimator) times it on this host. With `check_host` (at
@@ -484,7 +484,7 @@ def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps"
     estimates = {}
     for run_id, config, _ in runs:
         try:
-            estimates[run_id] = _estimates(config, cache, clock, check_host=True)
+            estimates[run_id] = run_estimates(config, cache, clock, check_host=True)
         except (UserError, FileNotFoundError) as exc:  # the data source refuses the config
             raise ConfigError(f"run {run_id}: {exc}") from None
     clock.cache.save()
@@ -500,12 +500,12 @@ def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps"
     frozen = {}
     for run_id, config, _ in runs:
         run_dir = runs_dir / run_id
-        why = _frozen(run_dir)
+        why = frozen_reason(run_dir)
         if why and (run_dir / "config.yaml").is_file():
             old = load_yaml(run_dir / "config.yaml")
             new = to_dict(config)
             if config_hash(read_run_config(old)) != config_hash(config):
-                diff = _first_difference(old, new)
+                diff = first_difference(old, new)
                 raise ConfigError(f"run {run_id} {why} and its config would change "
                                   f"({diff}): use a new sweep name, or remove that run "
                                   f"folder ({run_dir}) to start it again")
@@ -530,14 +530,14 @@ def expand_sweep(sweep_file: Union[str, Path], root: Union[str, Path] = "sweeps"
     old_rows = read_manifest(sweep_dir / "manifest.csv")
     new_ids = {r["run_id"] for r in rows}
     kept = [r for r in old_rows if r["run_id"] not in new_ids and (runs_dir / r["run_id"]).is_dir()]
-    _write_manifest(sweep_dir / "manifest.csv", kept + rows)
+    write_manifest(sweep_dir / "manifest.csv", kept + rows)
     atomic_write_text(sweep_dir / "sweep.yaml", sweep_file.read_text())
     if read_json(sweep_dir / "study.json") is None:
         write_json(sweep_dir / "study.json", {"sweep_file": str(sweep_file.resolve())})
     return sweep_dir
 
 
-def _frozen(run_dir: Path) -> Optional[str]:
+def frozen_reason(run_dir: Path) -> Optional[str]:
     """Why a run's config may no longer change (None when it may): it is done, or it has a
     complete checkpoint that a resume would continue under the recorded config."""
     if read_state(run_dir)["train"] == "done":
@@ -565,7 +565,7 @@ def _check_same_study(sweep_dir: Path, sweep_file: Path) -> None:
                       "another --root")
 
 
-def _write_manifest(path: Path, rows: list[dict]) -> None:
+def write_manifest(path: Path, rows: list[dict]) -> None:
     columns: list[str] = []
     for row in rows:
         for key in row:
