@@ -34,9 +34,10 @@ def _steps(run):
 
 @pytest.mark.slow
 def test_two_local_executors_never_train_one_run_at_once(tmp_path):
-    # 300 steps: long enough that the second executor (which pays a torch import first)
-    # still meets a live first one on an idle machine
-    sweep = write_sweep(tmp_path, "twice", {"r0": {"optim.images_seen": 4800,
+    # 900 steps: long enough that the second executor (which pays a torch import first)
+    # still meets a live first one, also on a loaded machine (300 steps once let the first
+    # finish both phases before the second got there)
+    sweep = write_sweep(tmp_path, "twice", {"r0": {"optim.images_seen": 14400,
                                                    "transfer.floor": False}})
     run = sweep / "runs" / "r0"
     first = subprocess.Popen(cli_argv("run", sweep, "--local", "--progress", "false"),
@@ -52,7 +53,7 @@ def test_two_local_executors_never_train_one_run_at_once(tmp_path):
     assert second.returncode != 0
     line = one_error_line(second)
     assert "r0: already being run by pid" in line and socket.gethostname() in line
-    assert _steps(run) == list(range(1, 301))  # one writer: every step once
+    assert _steps(run) == list(range(1, 901))  # one writer: every step once
     st = state(run)
     assert (st["train"], st["transfer"], st["attempts"]) == ("done", "done", 1)
     # the second executor was refused in train, or - when the first had finished training
