@@ -52,18 +52,24 @@ def peak_cache_path() -> Path:
     return Path(root) / "cpu_peak.json"
 
 
-def _host_key(threads: int) -> str:
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what platform says: what host-keyed
+    caches (the peak here, the wall-time figures in scaling/walltime.py) are keyed on."""
     import platform
 
-    cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return (f"{platform.node()}|{cpu}|{os.cpu_count()} cpus|{threads} threads|"
+    return platform.processor() or platform.machine()
+
+
+def _host_key(threads: int) -> str:
+    import platform
+
+    return (f"{platform.node()}|{cpu_model()}|{os.cpu_count()} cpus|{threads} threads|"
             f"torch {torch.__version__}")
 
 

@@ -51,22 +51,14 @@ def cache_path() -> Path:
 
 def host_key() -> str:
     """Which host the figures are of: CPU model, cores, bf16 support, torch version."""
-    import platform
-
     import torch
 
     from scaling.precision import cpu_bf16
+    from scaling.telemetry import cpu_model
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     bf16 = "bf16" if cpu_bf16().native else "no-bf16"
-    return f"{cpu}|{os.cpu_count()} cpus|{bf16}|torch {torch.__version__}|v{CACHE_VERSION}"
+    return (f"{cpu_model()}|{os.cpu_count()} cpus|{bf16}|torch {torch.__version__}"
+            f"|v{CACHE_VERSION}")
 
 
 def host_summary() -> str:
