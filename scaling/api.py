@@ -31,8 +31,11 @@ def sweep(sweep_file: str, root: str = "sweeps", parallel: int = 2) -> Path:
         parallel: runs at a time the wall-time estimate assumes (`scaling run --parallel`).
     """
     _check_parallel(parallel)
+    from scaling import logs
     from scaling.sweep import expand_sweep
     from slurm.eta import sweep_summary
+
+    logs.setup()  # its warnings read `warning: ...` in a notebook as on the command line
 
     out = expand_sweep(sweep_file, root)
     from contract.runfolder import read_manifest

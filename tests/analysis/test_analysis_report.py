@@ -61,6 +61,7 @@ FIGURES = ("scaling", "model_size", "vocab_target", "ablation_resample",
            "ablation_label_noise", "frontier", "telemetry", "status")
 
 
+@pytest.mark.slow  # executes the whole report notebook: ~12 s
 @pytest.mark.integration
 def test_report_writes_html_with_every_figure_tables_and_files(make):
     import base64

@@ -131,6 +131,7 @@ def test_a_pickle_with_a_forged_checksum_is_refused_without_suggesting_weights_o
     assert "weights_only=False" not in st["error"]
 
 
+@pytest.mark.slow  # two 2-rank launches: ~12 s
 def test_a_crafted_dcp_metadata_never_runs(tmp_path):
     # FSDP2 on one rank: DCP writes a pickled `.metadata` that dcp.load unpickles
     run = make_run(tmp_path, "fsdp", shard={"strategy": "fsdp2"})

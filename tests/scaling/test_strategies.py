@@ -197,6 +197,7 @@ def test_zero3_holds_at_most_055_of_ddp_state_per_rank(runs, name):
         assert held <= 0.55 * ddp
 
 
+@pytest.mark.slow  # trains every strategy on 2 ranks first: ~70 s
 @pytest.mark.integration
 def test_deepspeed_zero3_holds_two_thirds_of_ddp_state_per_rank(runs):
     """DeepSpeed ZeRO-3 in fp32 holds its partition twice (the weights and an fp32 master
