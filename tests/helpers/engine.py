@@ -95,3 +95,22 @@ def losses(run_dir: Path) -> list[float]:
 
 def state(run_dir: Path) -> dict:
     return json.loads((run_dir / "state.json").read_text())
+
+
+class StopAfter:
+    """SignalFlags stand-in that reports SIGTERM from the n-th step boundary on (the
+    trainer checkpoints there and ends `cancelled`, as on a real SIGTERM)."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.reads = n, 0
+
+    def install(self):
+        return self
+
+    def restore(self) -> None:
+        pass
+
+    @property
+    def code(self) -> float:
+        self.reads += 1
+        return 2.0 if self.reads >= self.n else 0.0

@@ -13,7 +13,7 @@ import yaml
 
 from contract.config import config_hash, load_run_config
 from contract.runfolder import read_manifest
-from tests.helpers.engine import TINY, losses, state
+from tests.helpers.engine import TINY, StopAfter, losses, state
 
 
 def _scaling(capsys, *args):
@@ -52,25 +52,6 @@ def sweep(tmp_path):
     return expand_sweep(tmp_path / "s.yaml", tmp_path / "sweeps")
 
 
-class _StopAfter:
-    """SignalFlags stand-in that reports SIGTERM from the n-th step boundary on (the
-    trainer checkpoints there and ends `cancelled`, as on a real SIGTERM)."""
-
-    def __init__(self, n: int) -> None:
-        self.n, self.reads = n, 0
-
-    def install(self):
-        return self
-
-    def restore(self) -> None:
-        pass
-
-    @property
-    def code(self) -> float:
-        self.reads += 1
-        return 2.0 if self.reads >= self.n else 0.0
-
-
 @pytest.mark.slow
 def test_a_train_override_is_recorded_and_collect_reports_what_ran(sweep, capsys):
     from analysis import collect
@@ -104,10 +85,10 @@ def test_a_train_override_of_a_checkpointed_run_is_refused_and_both_fixes_work(
     import scaling.engine as E
 
     run = sweep / "runs" / "s0"
-    monkeypatch.setattr(E, "SignalFlags", lambda: _StopAfter(7))
+    monkeypatch.setattr(E, "SignalFlags", lambda: StopAfter(7))
     rc, _, _ = _scaling(capsys, "train", "--config", run / "config.yaml")
     assert rc == 3 and state(run)["train"] == "cancelled"
-    monkeypatch.setattr(E, "SignalFlags", lambda: _StopAfter(10**9))
+    monkeypatch.setattr(E, "SignalFlags", lambda: StopAfter(10**9))
     before = (run / "config.yaml").read_text()
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)

@@ -20,7 +20,7 @@ from contract.config import RunConfig, from_dict, load_run_config
 from contract.errors import ConfigError, RunError
 from contract.runfolder import read_state
 from scaling.final import load_trunk
-from tests.helpers.engine import TINY, env, make_run
+from tests.helpers.engine import TINY, StopAfter, env, make_run
 from tests.scaling.transfer_helpers import (
     CLASSES,
     make_hf_dataset,
@@ -190,24 +190,6 @@ def test_finetune_beats_the_linear_probe_on_novel_by_more_than_the_seed_spread(t
     assert all(f > lin for f, lin in zip(top1["finetune"], top1["linear"])), top1
 
 
-class _StopAfter:
-    """SignalFlags stand-in that reports SIGTERM from the n-th step boundary on."""
-
-    def __init__(self, n: int) -> None:
-        self.n, self.reads = n, 0
-
-    def install(self):
-        return self
-
-    def restore(self) -> None:
-        pass
-
-    @property
-    def code(self) -> float:
-        self.reads += 1
-        return 2.0 if self.reads >= self.n else 0.0
-
-
 def test_finetune_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_run(
         trained, tmp_path, monkeypatch):
     import scaling.engine as E
@@ -217,11 +199,11 @@ def test_finetune_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_run(
     T.transfer(load_run_config(whole / "config.yaml"), whole)
     run = clone(trained, tmp_path, "cut", **spec)
     config = load_run_config(run / "config.yaml")
-    monkeypatch.setattr(E, "SignalFlags", lambda: _StopAfter(7))
+    monkeypatch.setattr(E, "SignalFlags", lambda: StopAfter(7))
     assert T.transfer(config, run) == {}
     assert read_state(run)["transfer"] == "cancelled"
     assert (run / "transfer/finetune/novel/checkpoints/000000007/COMPLETE").is_file()
-    monkeypatch.setattr(E, "SignalFlags", lambda: _StopAfter(10**9))
+    monkeypatch.setattr(E, "SignalFlags", lambda: StopAfter(10**9))
     T.transfer(config, run)
     assert read_state(run)["transfer"] == "done"
     resumed, uncut = results(run)["novel__finetune"], results(whole)["novel__finetune"]
@@ -239,13 +221,13 @@ def test_a_truncated_newest_finetune_checkpoint_is_skipped_and_the_previous_one_
     T.transfer(load_run_config(whole / "config.yaml"), whole)
     run = clone(trained, tmp_path, "cut", **spec)
     config = load_run_config(run / "config.yaml")
-    monkeypatch.setattr(E, "SignalFlags", lambda: _StopAfter(12))
+    monkeypatch.setattr(E, "SignalFlags", lambda: StopAfter(12))
     assert T.transfer(config, run) == {}
     ckpts = run / "transfer/finetune/novel/checkpoints"
     assert sorted(p.name for p in ckpts.iterdir()) == ["000000010", "000000012"]
     newest = ckpts / "000000012" / "state.pt"
     newest.write_bytes(newest.read_bytes()[:1000])
-    monkeypatch.setattr(E, "SignalFlags", lambda: _StopAfter(10**9))
+    monkeypatch.setattr(E, "SignalFlags", lambda: StopAfter(10**9))
     T.transfer(config, run)
     assert (f"checkpoint {ckpts / '000000012'} skipped: state.pt does not match its recorded "
             "SHA-256") in caplog.text
