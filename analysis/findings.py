@@ -325,6 +325,15 @@ def _slope(columns: dict) -> float:
     return float(law.solve(x, y)[0][1])
 
 
+def _curvature(columns: dict) -> float:
+    """c of top1 = a + b u + c u^2, u = log10(images): points per (10x)^2; 0 on a line."""
+    u = np.log10(np.asarray(columns["dataset_images"], float))
+    y = np.asarray(columns["top1"], float)
+    if len(np.unique(u)) < 3 or not np.all(np.isfinite(y)):
+        return math.nan
+    return float(np.polyfit(u - u.mean(), y, 2)[0])
+
+
 def _scaling_rows(df: pd.DataFrame, config: FindingsConfig, target: str, protocol: str):
     """Per width: the rows fitted for findings 1-2, or why the width cannot be judged."""
     rows = _rows(df, target, protocol, _baseline(config))
@@ -358,9 +367,23 @@ def _scaling_rows(df: pd.DataFrame, config: FindingsConfig, target: str, protoco
 _Curves = Callable[[str, str], dict]
 
 
+def _curvature_text(curved: list[Part]) -> str:
+    """Whether the log-quadratic term's intervals say the growth is log-linear."""
+    known = [p for p in curved if p.seeds and not math.isnan(p.effect)]
+    if not known:
+        return ""
+    bent = [p for p in known if p.lo > 0 or p.hi < 0]
+    if not bent:
+        return (" The log-quadratic term's interval includes 0 at every width: no curvature "
+                "is detected, so the growth is log-linear over these sizes.")
+    return (" Not quite log-linear: " + "; ".join(
+        f"{p.label.split(',')[0]} is {_fmt(p, 'points / (10x)^2')} "
+        f"({'flattening' if p.effect < 0 else 'steepening'})" for p in bent) + ".")
+
+
 def _finding_loglinear(df, config, curves: _Curves) -> Finding:
     c = config.loglinear
-    parts, widths = [], []
+    parts, widths, curved = [], [], []
     for width, (rows, problem) in curves(c.target, c.protocol).items():
         means = rows.groupby("dataset_images")["top1"].mean()
         r2 = fit_xy(means.index.to_numpy(float), means.to_numpy(), "loglinear", n_boot=0).r2
@@ -373,14 +396,20 @@ def _finding_loglinear(df, config, curves: _Curves) -> Finding:
                 _bootstrapped(label, rows, _slope, config, f"R² of the seed-mean curve {r2:.3f}"))
         parts.append(_judge(part, "lower", c.min_slope, config.min_seeds))
         widths.append(width)
+        if not problem and rows["dataset_images"].nunique() >= 3:  # shown, not judged
+            curved.append(_bootstrapped(
+                f"c (width {width}), curvature, points / (10x)^2", rows, _curvature, config,
+                f"top1 = a + b u + c u^2, u = log10 images, over "
+                f"{rows['dataset_images'].nunique()} sizes"))
     verdict = _combine(parts)
+    parts += curved
     where = f"{c.target}/{c.protocol}"
     judged = [p for p in parts if p.rule]
     if verdict == HOLDS:
         slowest = int(np.argmin([p.effect for p in judged]))
         meaning = (f"On {where}, every width gains top-1 with more distinct pretraining "
                    f"images; the slowest (width {widths[slowest]}) gains "
-                   f"{_fmt(judged[slowest])} per 10x images.")
+                   f"{_fmt(judged[slowest])} per 10x images." + _curvature_text(curved))
     elif verdict == FAILS:
         bad = next(p for p in parts if p.passed is False)
         meaning = (f"On {where}, {bad.label.split(',')[0]} is {_fmt(bad)}: its interval does "
@@ -443,19 +472,34 @@ def _vocab_extreme(values, which: str):
     return which
 
 
+def _vocab_control(c, small) -> str | None:
+    """The size control of ``small``: ``random:K`` for K = small's size, or as configured."""
+    if c.control == "none" or small is None:
+        return None
+    if c.control == "random":
+        return f"random:{small}" if str(small).isdecimal() else None
+    return c.control
+
+
 def _finding_vocabulary(df, config, curves: _Curves) -> Finding:
     c = config.vocabulary
     fixed = _baseline(config, free="vocab")
     present = set(_rows(df, c.fine_target, c.protocol, fixed)["vocab"].astype(str))
-    large, small = _vocab_extreme(present, c.large), _vocab_extreme(present, c.small)
-    if large is None or small is None or large == small:
+    large = _vocab_extreme(present - {c.matched}, c.large)
+    small = _vocab_extreme(present, c.small)
+    control = _vocab_control(c, small)
+    control = control if control in present else None
+    # With the size control run, "more tags" is large vs a random draw of small's size, so
+    # the judged gain is not also a gain from WHICH tags the small vocabulary holds.
+    lesser = control or small
+    if large is None or lesser is None or large == lesser:
         fine = Part(f"top1({c.large}) - top1({c.small}) on {c.fine_target}",
                     note=f"vocabularies run on {c.fine_target}: {sorted(present) or 'none'}; "
                     "needs two of different size")
     else:
-        table = paired(df, "vocab", large, small, c.fine_target, c.protocol, fixed)
-        fine = _bootstrapped(f"top1(vocab {large}) - top1(vocab {small}) on {c.fine_target}",
-                             table, _mean_diff, config)
+        table = paired(df, "vocab", large, lesser, c.fine_target, c.protocol, fixed)
+        fine = _bootstrapped(f"top1(vocab {large}) - top1(vocab {lesser}) on {c.fine_target}"
+                             + (", more tags" if control else ""), table, _mean_diff, config)
     fine = _judge(fine, "lower", c.min_gain, config.min_seeds)
     table = paired(df, "vocab", c.matched, c.full, c.coarse_target, c.protocol, fixed)
     coarse = _bootstrapped(f"top1({c.matched}) - top1({c.full}) on {c.coarse_target}",
@@ -463,22 +507,35 @@ def _finding_vocabulary(df, config, curves: _Curves) -> Finding:
     coarse = _judge(coarse, "lower", -c.tolerance, config.min_seeds)
     parts = [fine, coarse]
     verdict = _combine(parts)
+    which = None
+    if control:  # shown, not judged: the same size, the K most frequent vs a random K
+        table = paired(df, "vocab", control, small, c.fine_target, c.protocol, fixed)
+        which = _bootstrapped(f"top1(vocab {control}) - top1(vocab {small}) on "
+                              f"{c.fine_target}, which tags", table, _mean_diff, config)
+        parts.append(which)
     # every other vocabulary run on fine, against the large one: shown, not judged
-    for other in sorted(present - {large, small}, key=_vocab_order):
+    for other in sorted(present - {large, lesser}, key=_vocab_order):
         table = paired(df, "vocab", large, other, c.fine_target, c.protocol, fixed)
         if len(table):
             parts.append(_bootstrapped(f"top1(vocab {large}) - top1(vocab {other}) on "
                                        f"{c.fine_target}", table, _mean_diff, config))
     if verdict == HOLDS:
-        meaning = (f"The larger vocabulary adds {_fmt(fine)} on {c.fine_target}, and a "
-                   f"vocabulary matched to {c.coarse_target} is at least as good as the full "
-                   f"one ({_fmt(coarse)}, tolerance {c.tolerance:g}).")
+        meaning = (f"The larger vocabulary adds {_fmt(fine)} on {c.fine_target} over "
+                   + (f"{lesser} tags drawn at random (so the gain is from more tags, not "
+                      "from which tags)" if control else f"vocabulary {lesser}")
+                   + f", and a vocabulary matched to {c.coarse_target} is at least as good "
+                   f"as the full one ({_fmt(coarse)}, tolerance {c.tolerance:g}).")
     elif verdict == FAILS:
         bad = [p for p in parts if p.passed is False]
         meaning = "Not shown: " + "; ".join(f"{p.label} is {_fmt(p)}" for p in bad) + "."
     else:
         meaning = "Not enough runs: " + "; ".join(
             f"{p.label}: {p.note}" for p in parts if p.passed is None) + "."
+    if which is not None and which.seeds and not math.isnan(which.effect):
+        meaning += (f" At the same size, a random {small} tags "
+                    + ("beat" if which.lo > 0 else "lose to" if which.hi < 0 else "match")
+                    + f" the {small} most frequent ones ({_fmt(which)}): which tags a "
+                    "vocabulary holds matters too.")
     return Finding(3, TITLES[3], verdict, parts, meaning)
 
 
@@ -602,15 +659,37 @@ def _finding_finetune(df, config, curves: _Curves) -> Finding:
     part = _judge(_bootstrapped(label, table, _mean_diff, config, note), "lower", c.min_gain,
                   config.min_seeds)
     verdict = _combine([part])
+    others = []  # the same gain on every other target with both protocols: shown, not judged
+    targets = df.loc[df["protocol"] == c.better, "target"].dropna().astype(str).unique()
+    for target in sorted(set(targets) - {c.target}):
+        table = paired(df, "protocol", c.better, c.baseline, target, "", _baseline(config))
+        if len(table):
+            others.append(_bootstrapped(f"top1({c.better}) - top1({c.baseline}) on {target}",
+                                        table, _mean_diff, config))
     if verdict == HOLDS:
         meaning = (f"Fine-tuning the whole trunk adds {_fmt(part)} over the linear probe on "
-                   f"{c.target}, classes no hashtag names: the frozen features miss them.")
+                   f"{c.target}." + _finetune_compare(part, others, c.target))
     elif verdict == FAILS:
         meaning = (f"Fine-tuning vs the linear probe on {c.target}: {_fmt(part)}, not above "
                    f"{c.min_gain:g}.")
     else:
         meaning = f"Not enough runs: {part.note}."
-    return Finding(6, TITLES[6], verdict, [part], meaning)
+    return Finding(6, TITLES[6], verdict, [part, *others], meaning)
+
+
+def _finetune_compare(part: Part, others: list[Part], target: str) -> str:
+    """Where fine-tuning gains more, read off the numbers (not assumed to be `novel`)."""
+    text = []
+    for other in others:
+        if not other.seeds or math.isnan(other.effect):
+            continue
+        name = other.label.rsplit(" on ", 1)[-1]
+        diff = other.effect - part.effect
+        text.append(f" On {name} it adds {_fmt(other)}, "
+                    + (f"{abs(diff):.1f} points {'more' if diff > 0 else 'less'} than on "
+                       f"{target}" if abs(diff) >= 1 else f"about as much as on {target}")
+                    + ".")
+    return "".join(text)
 
 
 def _hashable(df: pd.DataFrame) -> pd.DataFrame:

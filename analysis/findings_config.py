@@ -60,10 +60,11 @@ def _vocab(path: str, value: str, special: tuple = ()) -> None:
     """A vocab value as results.parquet writes it: `all`, a size K, `matched:<target>`
     (or one of `special`: `largest`, `smallest`)."""
     ok = (value in ("all", *special) or (value.isdigit() and int(value) >= 1)
-          or (value.startswith("matched:") and len(value) > len("matched:")))
+          or (value.startswith("matched:") and len(value) > len("matched:"))
+          or (value.startswith("random:") and value[len("random:"):].isdigit()))
     choices = ("all", *special, "matched:coarse")
     _check(ok, path, value, f"use {', '.join(('all', *special))}, a vocabulary size K or "
-           "matched:<target>" + _did_you_mean(value, choices))
+           "matched:<target>, random:K" + _did_you_mean(value, choices))
 
 
 def _target(path: str, value) -> None:
@@ -137,8 +138,14 @@ class Vocabulary:
     full: Union[int, str] = "all"
     tolerance: float = 1.0
     """Points of top-1 the matched vocabulary may lose and still count as at least as good."""
+    control: str = "random"
+    """The size control of ``small``: ``random`` (= ``random:K`` for small's K), a vocab
+    value, or ``none``. When it was run, the judged fine gain is large - control (more tags,
+    whichever they are) and control - small (which tags) is shown beside it."""
 
     def __post_init__(self) -> None:
+        self.control = str(self.control)
+        _vocab("vocabulary.control", self.control, ("random", "none"))
         for name in ("large", "small", "matched", "full"):  # vocab values: text, like results
             setattr(self, name, str(getattr(self, name)))
         _vocab("vocabulary.large", str(self.large), ("largest",))

@@ -98,7 +98,8 @@ class DataConfig:
     images: int = 10_000
     """Pretraining set size N (nested: the 10x set contains the 1x set)."""
     vocab: Union[int, str] = "all"
-    """An integer K (the K most frequent canonical tags), `all`, or `matched:<target>`."""
+    """An integer K (the K most frequent canonical tags), `all`, `matched:<target>`, or
+    `random:K` (K tags drawn at random, one fixed draw per data.seed: the size control)."""
     resample: str = "natural"
     """Tag-frequency resampling: natural, sqrt or uniform."""
     label_noise: float = 0.0
@@ -138,9 +139,12 @@ class DataConfig:
             check(self.vocab >= 1, "data.vocab", self.vocab,
                   "use K >= 1, 'all' or 'matched:<target>'")
         else:
+            random_k = self.vocab.split(":", 1)[1] if self.vocab.startswith("random:") else ""
             check(self.vocab == "all" or self.vocab.startswith("matched:")
-                  and len(self.vocab) > len("matched:"), "data.vocab", self.vocab,
-                  "use an integer K, 'all' or 'matched:<target>' (e.g. matched:fine)")
+                  and len(self.vocab) > len("matched:")
+                  or random_k.isdigit() and int(random_k) >= 1, "data.vocab", self.vocab,
+                  "use an integer K, 'all', 'matched:<target>' (e.g. matched:fine) or "
+                  "'random:K' (e.g. random:16)")
         check(self.resample in RESAMPLES, "data.resample", self.resample,
               f"use one of {', '.join(RESAMPLES)}")
         check(0.0 <= self.label_noise < 1.0, "data.label_noise", self.label_noise,

@@ -52,6 +52,7 @@ from contract.errors import ConfigError, RunError
 from contract.world_config import world_fields
 from data.imageio import canonical_spelling, canonical_tags, decode_image, load_synonyms
 from data.pretrain import PretrainSet, finish_tags, vocab_filter
+from data.vocab import parse_random_vocab, random_vocab
 
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp", "ppm", "bmp", "tif", "tiff", "gif")
 SCHEMA_VERSION = versions.DATASET  # contract/versions.py
@@ -252,7 +253,8 @@ def _tag_table(root: Path, names_per_record: list[list[str]]) -> tuple[list[str]
     return tags, np.array([counts[t] for t in tags], dtype=np.float64)
 
 
-def _resolve_real_vocab(root: Path, tags: list[str], freq: np.ndarray, vocab) -> np.ndarray:
+def _resolve_real_vocab(root: Path, tags: list[str], freq: np.ndarray, vocab,
+                        seed: int = 0) -> np.ndarray:
     order = np.lexsort((np.arange(len(freq)), -freq))          # by -freq, then id
     if isinstance(vocab, (int, np.integer)) and not isinstance(vocab, bool):
         if vocab > len(order):  # clipping would train K=all under another name and hash
@@ -262,6 +264,9 @@ def _resolve_real_vocab(root: Path, tags: list[str], freq: np.ndarray, vocab) ->
         return order[: int(vocab)]
     if vocab == "all":
         return order
+    k = parse_random_vocab(vocab)
+    if k is not None:
+        return random_vocab(order, k, seed, vocab, f"the first {len(tags)} records carry")
     target = str(vocab).split(":", 1)[1]
     path = root / "classes" / f"{target}.txt"
     if not path.is_file():
@@ -310,7 +315,7 @@ def build_real_pretrain_set(data_cfg: DataConfig, image_size: int) -> PretrainSe
                        "truncated or undecodable images or malformed tags): the "
                        f"{data_cfg.source} files are corrupt: repair or replace them")
     tags, freq = _tag_table(root, names)
-    vocab = _resolve_real_vocab(root, tags, freq, data_cfg.vocab)
+    vocab = _resolve_real_vocab(root, tags, freq, data_cfg.vocab, data_cfg.seed)
     id_of = {t: i for i, t in enumerate(tags)}
     offsets = np.zeros(len(names) + 1, dtype=np.int64)
     np.cumsum([len(n) for n in names], out=offsets[1:])

@@ -51,3 +51,39 @@ def test_real_source_refuses_a_vocab_larger_than_its_tags(tmp_path):
     assert build_pretrain_set(DataConfig(**dict(real, vocab=tags)), 16).num_classes == tags
     with pytest.raises(ValueError, match=f"carry only {tags} canonical tags: use at most {tags}"):
         build_pretrain_set(DataConfig(**dict(real, vocab=tags + 1)), 16)
+
+
+def test_random_vocab_is_one_fixed_draw_per_world_and_not_the_most_frequent():
+    """`random:K` (finding 3's size control): K tags of the whole ranking, the same draw for
+    every N of a world, another draw on another world, in rank order."""
+    from contract.world_config import WorldConfig
+    from data.vocab import resolve_vocab
+    from data.world import SyntheticWorld
+
+    world = SyntheticWorld(WorldConfig(), seed=0, image_size=16)
+    again = SyntheticWorld(WorldConfig(), seed=0, image_size=16)
+    other = SyntheticWorld(WorldConfig(), seed=1, image_size=16)
+    picked = resolve_vocab(world, "random:16")
+    ranking = list(resolve_vocab(world, "all"))
+    assert len(set(picked)) == 16
+    assert list(picked) == list(resolve_vocab(again, "random:16"))
+    assert list(picked) != list(resolve_vocab(other, "random:16"))
+    assert list(picked) != list(resolve_vocab(world, 16))
+    assert [ranking.index(t) for t in picked] == sorted(ranking.index(t) for t in picked)
+    assert max(ranking.index(t) for t in picked) > 100  # reaches the tail, not only the head
+
+
+@pytest.mark.parametrize("vocab", ["random:0", "random:x", "random:"])
+def test_a_bad_random_vocab_is_one_line_with_the_fix(vocab):
+    from contract.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data.vocab=.* use an integer K, .*'random:K' "
+                       r"\(e.g. random:16\)"):
+        DataConfig(vocab=vocab)
+    DataConfig(vocab="random:16")  # the fix it names is accepted
+
+
+def test_random_vocab_larger_than_the_tags_is_refused(tmp_path, capsys):
+    sweep_file = write_sweep_file(tmp_path, axes={"data.vocab": ["random:100000"]})
+    code, _, line = cli(capsys, "sweep", sweep_file, "--root", tmp_path / "sweeps")
+    assert code == 2 and "use random:K with K at most" in line, line

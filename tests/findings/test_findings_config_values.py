@@ -24,11 +24,11 @@ TYPOS = [
     ("resampling:\n  schemes: [sqrtt]\n", "resampling.schemes='sqrtt' is invalid: use one of "
      "natural, sqrt, uniform: did you mean 'sqrt'?", ("sqrtt", "sqrt")),
     ("baseline:\n  vocab: al\n", "baseline.vocab='al' is invalid: use all, a vocabulary size "
-     "K or matched:<target>: did you mean 'all'?", ("vocab: al", "vocab: all")),
+     "K or matched:<target>, random:K: did you mean 'all'?", ("vocab: al", "vocab: all")),
     ("finetune:\n  better: fine-tune\n", "finetune.better='fine-tune' is invalid: use one of "
      "linear, finetune, fewshot: did you mean 'finetune'?", ("fine-tune", "finetune")),
     ("vocabulary:\n  large: larges\n", "vocabulary.large='larges' is invalid: use all, "
-     "largest, a vocabulary size K or matched:<target>: did you mean 'largest'?",
+     "largest, a vocabulary size K or matched:<target>, random:K: did you mean 'largest'?",
      ("larges", "largest")),
     ("n_boot: 2000000000\n", "n_boot=2000000000 is invalid: use 100 to 100000 replicates",
      ("2000000000", "2000")),

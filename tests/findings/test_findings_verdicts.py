@@ -170,7 +170,72 @@ def test_a_width_with_too_few_sizes_is_shown_but_not_judged():
     assert result.verdicts[1] == HOLDS
     assert [(p.label.split(",")[0], p.rule) for p in result[1].parts] == [
         ("b (width 4)", "lower bound > 0"), ("b (width 8)", ""),
-        ("b (width 16)", "lower bound > 0")]
+        ("b (width 16)", "lower bound > 0"), ("c (width 4)", ""), ("c (width 16)", "")]
+
+
+def _curved(bend: float) -> pd.DataFrame:
+    """Four sizes over two decades; top1 gains `bend` x u^2 on top of the line."""
+    df = table(sizes=(250, 1000, 5000, 25000), seeds=(0, 1, 2, 3))
+    u = np.log10(df["dataset_images"] / 1000.0)
+    grid = df["vocab"].eq("all") & df["resample"].eq("natural") & df["label_noise"].eq(0)
+    df.loc[grid & df.target.eq("fine"), "top1"] += bend * u ** 2
+    return df
+
+
+def test_curvature_is_measured_beside_the_slope_and_not_judged():
+    straight, bent = findings(_curved(0.0), FAST)[1], findings(_curved(-4.0), FAST)[1]
+    curv = {f: [p for p in r.parts if p.label.startswith("c (")] for f, r in
+            (("straight", straight), ("bent", bent))}
+    assert [p.rule for p in curv["bent"]] == ["", ""]         # shown, never the verdict
+    for p in curv["straight"]:
+        assert p.lo < 0 < p.hi, p
+    for p in curv["bent"]:                                     # -4 per (10x)^2 is found
+        assert p.hi < 0 and p.effect == pytest.approx(-4.0, abs=1.0), p
+    assert "no curvature is detected" in straight.meaning
+    assert "Not quite log-linear" in bent.meaning and "flattening" in bent.meaning
+
+
+def _with_control(random_gain: float, all_gain: float) -> pd.DataFrame:
+    """Vocabularies 16 (most frequent), random:16 and all on fine, 3 seeds."""
+    df = table()
+    w, n = 16, 4000
+    base = df[(df.width == w) & (df.dataset_images == n) & df.vocab.eq("all")
+              & df.target.eq("fine") & df["resample"].eq("natural") & df.label_noise.eq(0)]
+    extra = [base.assign(vocab="16", top1=base.top1 - all_gain),
+             base.assign(vocab="random:16", top1=base.top1 - all_gain + random_gain)]
+    return pd.concat([df[~df.vocab.eq("100")], *extra], ignore_index=True)
+
+
+def test_the_random_vocabulary_control_separates_more_tags_from_which_tags():
+    # All of the gain over the 16 most frequent tags is "which tags": a random 16 does as
+    # well as all of them, so "more tags" does not hold; the same gain with a random 16 no
+    # better than the top 16 holds.
+    which = findings(_with_control(random_gain=6.0, all_gain=6.0), FAST)[3]
+    more = findings(_with_control(random_gain=0.0, all_gain=6.0), FAST)[3]
+    assert more.verdict == HOLDS and which.verdict == FAILS
+    assert which.parts[0].label.startswith("top1(vocab all) - top1(vocab random:16)")
+    shown = {p.label.split(" on ")[0]: p for p in which.parts}
+    assert shown["top1(vocab random:16) - top1(vocab 16)"].effect == pytest.approx(6, abs=1)
+    assert shown["top1(vocab random:16) - top1(vocab 16)"].rule == ""
+    assert "beat the 16 most frequent" in which.meaning
+    # without the control in the config, the old rule (all - 16) is judged
+    old = findings(_with_control(random_gain=6.0, all_gain=6.0),
+                   {**FAST, "vocabulary": {"control": "none"}})[3]
+    assert old.verdict == HOLDS and old.parts[0].label.startswith("top1(vocab all) - "
+                                                                  "top1(vocab 16)")
+
+
+def test_finetune_gain_is_shown_on_every_target_and_compared_from_the_numbers():
+    df = table(finetune_gain=5.0)
+    novel = df[df.target.eq("novel")]
+    fine = novel.assign(target="fine", top1=novel.top1 + 10
+                        + np.where(novel.protocol.eq("finetune"), 2.0, 0.0))
+    result = findings(pd.concat([df, fine], ignore_index=True), FAST)[6]
+    assert result.verdict == HOLDS and result.parts[0].label.endswith("on novel")
+    other = result.parts[1]
+    assert other.label == "top1(finetune) - top1(linear) on fine" and other.rule == ""
+    assert other.effect == pytest.approx(7.0, abs=0.6)  # 5 + 2
+    assert "2.0 points more than on novel" in result.meaning
 
 
 def test_finding_one_fails_when_any_width_fails_even_if_another_lacks_seeds():
@@ -178,7 +243,8 @@ def test_finding_one_fails_when_any_width_fails_even_if_another_lacks_seeds():
     df = df[~((df.width == 32) & (df.seed > 0))]
     result = findings(df, FAST)
     assert result.verdicts[1] == FAILS
-    assert [p.passed for p in result[1].parts] == [False, True, None]
+    assert [p.passed for p in result[1].parts if p.rule or p.label.startswith("b (")] == [
+        False, True, None]
 
 
 # --------------------------------------------------------------------------- the bootstrap
@@ -295,7 +361,8 @@ def test_slopes_are_fitted_on_the_sizes_every_width_shares():
     assert result.verdicts[2] == HOLDS
     # with one width there is nothing to compare: all its sizes are fitted
     alone = findings(pd.concat([df[df.width == 16], pd.DataFrame(extra)]), FAST)
-    assert alone[1].parts[0].effect < base[1].parts[-1].effect - 1.0
+    slope16 = next(p for p in base[1].parts if p.label.startswith("b (width 16)"))
+    assert alone[1].parts[0].effect < slope16.effect - 1.0
 
 
 def test_a_seed_without_every_size_does_not_count_toward_the_slopes():
