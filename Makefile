@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 help:
 	@echo "make demo       create $(VENV) if missing, install, run the demo study, print the report path"
-	@echo "make paper-mini create $(VENV) if missing, install, run configs/paper-mini.yaml (3-6 seeds,"
+	@echo "make paper-mini create $(VENV) if missing, install, run configs/paper-mini.yaml (3 worlds,"
 	@echo "                the six findings' axes) two runs at a time, print the report path"
 	@echo "make install    create $(VENV) if missing and install (uv from PyPI where it works, else"
 	@echo "                pip; INSTALLER=pip asks for pip), DeepSpeed's CPU comm op built in"
