@@ -24,7 +24,7 @@ from contract.errors import ConfigError
 from contract.target_spec import SYNTHETIC
 
 SCHEMA_VERSION = versions.FINDINGS_CONFIG  # contract/versions.py
-DEFAULT_PATH = Path(__file__).resolve().parents[1] / "configs" / "findings.yaml"
+DEFAULT_PATH = (Path(__file__).parent / "findings.yaml").resolve()  # -> configs/findings.yaml
 """The shipped config (a checkout's ``configs/findings.yaml``); absent in a bare install,
 where the dataclass defaults below (the same values, a test checks it) are used."""
 

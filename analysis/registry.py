@@ -35,7 +35,7 @@ from contract.config import config_hash, load_run_config
 from contract.errors import ConfigError
 from contract.world_config import GENERATOR_VERSION, WorldConfig
 
-DEFAULT_REGISTRY = Path(__file__).resolve().parents[1] / "records" / "registry.yaml"
+DEFAULT_REGISTRY = (Path(__file__).parent / "registry.yaml").resolve()  # -> records/
 """The repository's registry (absent in a bare install: every report is exploratory)."""
 
 HASHES = ("findings", "design", "generator")

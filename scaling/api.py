@@ -13,6 +13,8 @@ from typing import Optional, Union
 from contract.config import RunConfig, load_run_config
 
 REPO = Path(__file__).resolve().parent.parent
+DEMO_SWEEP = (Path(__file__).parent / "configs" / "demo.yaml").resolve()
+"""The demo's sweep file, shipped in the package (scaling/configs links to configs/)."""
 
 
 def _as_config(config: Union[RunConfig, str, Path]) -> tuple[RunConfig, Optional[Path]]:
@@ -367,7 +369,7 @@ def demo(root: str = "sweeps", parallel: int = 2, sweep_file: Optional[str] = No
     import time
 
     start = time.perf_counter()
-    sweep_dir = sweep(sweep_file or str(REPO / "configs" / "demo.yaml"), root, parallel)
+    sweep_dir = sweep(sweep_file or str(DEMO_SWEEP), root, parallel)
     run(str(sweep_dir), local=True, parallel=parallel)
     path = report(str(sweep_dir))
     print(f"demo finished in {time.perf_counter() - start:.0f} s")
