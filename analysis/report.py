@@ -43,7 +43,8 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
            timeout_s: int = 600, budget_hours: float | None = None, n_boot: int = 200,
            n_boot_nonlinear: int = 50, holdout: int = 1,
            findings_config: str | os.PathLike | None = None,
-           registry: str | os.PathLike | None = None) -> Path:
+           registry: str | os.PathLike | None = None,
+           calibration: str | os.PathLike | None = None) -> Path:
     """Write ``<sweep>/report/report.html`` (or under ``out``) and return its path.
 
     Collects the sweep first (writing ``results.parquet``), then executes the template with
@@ -55,7 +56,9 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     ``configs/findings.yaml``; it is validated here, before any cell runs), ``registry``
     the registry of studies the Findings header checks the sweep against (None: the
     repository's ``records/registry.yaml`` when it exists, else none: exploratory;
-    `analysis.registry`, validated here too). With
+    `analysis.registry`, validated here too), ``calibration`` the breaker-pair CSV whose
+    hit and false-alarm rates the Findings section shows (None: the shipped
+    ``analysis/data/calibration.csv``; a missing file gives one line there). With
     ``execute=False`` only the parameterised, unexecuted ``report.ipynb`` is written (to
     run or edit by hand) and its path is returned. A failing cell raises `ReportError`
     after the partial notebook and HTML are written, so the traceback can be read there.
@@ -74,6 +77,8 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     load_registry(registry)  # a malformed registry fails here, in one line
     if registry is not None:
         registry = str(Path(registry).resolve())
+    if calibration is not None:
+        calibration = str(Path(calibration).resolve())
     out = Path(out).resolve() if out else sweep / "report"
     out.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
@@ -87,7 +92,8 @@ def report(sweep_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     notebook = out / "report.ipynb"
     parameters = {"sweep_dir": str(sweep), "out_dir": str(out), "budget_hours": budget_hours,
                   "n_boot": n_boot, "n_boot_nonlinear": n_boot_nonlinear, "holdout": holdout,
-                  "findings_config": findings_config, "registry": registry}
+                  "findings_config": findings_config, "registry": registry,
+                  "calibration": calibration}
     if not execute:
         with atomic_path(notebook, suffix=".tmp.ipynb") as tmp:
             papermill.execute_notebook(_literal(template), _literal(tmp),
