@@ -45,3 +45,41 @@ def write_sampling(run_dir: Path, config: RunConfig, pset=None,
         return None
     write_json(path, sampling_payload(config, pset))
     return path
+
+
+def _run_folders(path: Path) -> list[Path]:
+    """A run folder (holds config.yaml) as itself; a sweep folder as its run folders."""
+    from contract.errors import ConfigError
+    from contract.runfolder import SWEEP_MARKER, list_runs, require_sweep
+
+    if (path / SWEEP_MARKER).is_file():
+        return [r.path for r in list_runs(require_sweep(path)) if not r.missing]
+    if (path / "config.yaml").is_file():
+        return [path]
+    raise ConfigError(f"{path} is neither a run folder (no config.yaml) nor a sweep folder "
+                      f"(no {SWEEP_MARKER}): give a run folder or a folder made by "
+                      "`scaling sweep`")
+
+
+def backfill(paths: list[Path], overwrite: bool = False) -> dict[str, list[Path]]:
+    """sampling.json for every run under `paths` (run or sweep folders) that lacks it (all
+    of them with `overwrite`); {"written": [...], "kept": [...]} run folders. Runs sharing
+    a data section and stream length share one computation."""
+    from contract.config import load_run_config
+
+    runs = [run for p in paths for run in _run_folders(Path(p))]
+    done: dict[tuple, dict] = {}
+    out: dict[str, list[Path]] = {"written": [], "kept": []}
+    for run in runs:
+        path = run / SAMPLING_FILE
+        if path.is_file() and not overwrite:
+            out["kept"].append(run)
+            continue
+        config = load_run_config(run / "config.yaml")
+        key = (repr(config.data), config.model.image_size, stream_draws(config),
+               config.optim.images_seen, config.optim.global_batch)
+        if key not in done:
+            done[key] = sampling_payload(config)
+        write_json(path, done[key])
+        out["written"].append(run)
+    return out

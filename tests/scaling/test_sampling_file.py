@@ -10,7 +10,9 @@ import pytest
 from contract.config import load_run_config, read_run_config
 from contract.runfolder import SAMPLING_FILE
 from scaling.sampling import sampling_payload, stream_draws, write_sampling
+from tests.helpers.console import main, one_error_line
 from tests.helpers.engine import TINY, make_run, train
+from tests.helpers.slurm_runs import write_sweep
 
 
 @pytest.mark.integration
@@ -46,3 +48,34 @@ def test_an_existing_file_is_kept_unless_forced(tmp_path):
     assert json.loads(path.read_text()) == {"kept": True}
     assert write_sampling(tmp_path, config, force=True) == path
     assert json.loads(path.read_text())["resample"] == "natural"
+
+
+def test_backfill_writes_the_runs_that_lack_it(tmp_path, capsys):
+    """`scaling data sampling SWEEP RUN`: every run of the sweep without the file gets it
+    (the same figures the Trainer writes), a run that has one keeps it."""
+    sweep = write_sweep(tmp_path, "s", {"nat": {}, "uni": {"data.resample": "uniform"},
+                                        "had": {"data.resample": "sqrt"}})
+    (sweep / "runs" / "had" / SAMPLING_FILE).write_text('{"first": true}\n')
+    lone = make_run(tmp_path, "lone", data__resample="uniform", optim__images_seen=640)
+    proc = main(capsys, "data", "sampling", sweep, lone)
+    assert proc.returncode == 0, proc.stderr
+    assert "3 written, 1 kept" in proc.stdout
+    assert json.loads((sweep / "runs" / "had" / SAMPLING_FILE).read_text()) == {"first": True}
+    for run in (sweep / "runs" / "nat", sweep / "runs" / "uni", lone):
+        got = json.loads((run / SAMPLING_FILE).read_text())
+        got.pop("schema_version")
+        assert got == pytest.approx(sampling_payload(load_run_config(run / "config.yaml")))
+    uni = json.loads((sweep / "runs" / "uni" / SAMPLING_FILE).read_text())
+    assert json.loads((lone / SAMPLING_FILE).read_text())["draws"] == 2 * uni["draws"]
+    # --overwrite rewrites the kept one
+    assert main(capsys, "data", "sampling", sweep, "--overwrite").returncode == 0
+    assert json.loads((sweep / "runs" / "had" / SAMPLING_FILE).read_text())["resample"] \
+        == "sqrt"
+
+
+def test_backfill_of_a_foreign_folder_is_one_line_and_writes_nothing(tmp_path, capsys):
+    run = make_run(tmp_path, "run")
+    proc = main(capsys, "data", "sampling", run, tmp_path / "nope")
+    assert proc.returncode == 2
+    assert "nope is neither a run folder" in one_error_line(proc)
+    assert not (run / SAMPLING_FILE).exists()
