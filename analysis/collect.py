@@ -84,12 +84,19 @@ COLUMNS = {
     "num_classes": "Int64", "l2": "float64", "feature_dim": "Int64",
     "transfer_wall_s": "float64", "supervised": "text",
     "precision": "text",   # what training ran in (state.json): `auto` resolves per host
+    # runs/<id>/sampling.json: what the resampling shows (expected; NaN without the file)
+    "sampling_draws": "Int64", "sampling_distinct": "float64",
+    "sampling_repeats": "float64", "sampling_tail_images": "Int64",
+    "sampling_tail_share": "float64", "sampling_tail_distinct": "float64",
+    "sampling_tail_repeats": "float64",
 }
 _TEXT = pd.Series(["text"]).dtype  # pandas' own string dtype ('str' in pandas 3, else object)
 _METRICS = ("top1", "top5", "floor_top1", "floor_top5", "top1_dedup", "n_duplicates",
             "n_train", "n_test", "num_classes", "l2", "feature_dim")
 _RENAMED = {"transfer_wall_s": "wall_s"}   # results column -> transfer file field
 _MANIFEST_VALUES = ("params", "flops_per_image", "pretrain_flops")
+SAMPLING_COLUMNS = tuple(c for c in COLUMNS if c.startswith("sampling_"))
+"""results columns from sampling.json: `sampling_<field>` holds the file's <field>."""
 
 
 class SchemaVersionError(ConfigError):
@@ -234,6 +241,11 @@ def _run_rows(sweep_name: str, run: RunEntry, axes: list[str]) -> list[dict]:
     state, state_problem = read_json(run.path / "state.json")
     provenance, _ = read_json(run.path / "provenance.json")
     problems = [p for p in (config_problem, state_problem) if p]
+    sampling, sampling_problem = read_json(run.path / runfolder.SAMPLING_FILE)
+    if sampling_problem:  # derived figures, not a result: a warning and NaN, row kept
+        warnings.warn(f"{sweep_name}/{run.run_id}: {sampling_problem} (rewrite it with "
+                      f"`scaling data sampling --overwrite {run.path}`)", CollectWarning,
+                      stacklevel=3)
 
     train = transfer = None
     if run.missing:
@@ -254,6 +266,10 @@ def _run_rows(sweep_name: str, run: RunEntry, axes: list[str]) -> list[dict]:
     for column in _MANIFEST_VALUES:
         base[column] = run.manifest.get(column)
     base["precision"] = _precision_ran(config, state)
+    for column in SAMPLING_COLUMNS:
+        value = (sampling or {}).get(column[len("sampling_"):])
+        base[column] = value if isinstance(value, (int, float)) and \
+            not isinstance(value, bool) else None
     for field in axes:
         value = _dotted(config, field)
         base[field] = run.manifest.get(field) if value is None else value

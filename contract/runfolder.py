@@ -42,6 +42,12 @@ def check_run_id(run_id: Any, where: str = "") -> str:
     return run_id
 
 
+SAMPLING_FILE = "sampling.json"
+"""A run's expected resampling figures (data/sampling_stats.py): written once at train
+start (scaling/sampling.py), or by `scaling data sampling` for a run that lacks it; derived
+from the run's config, so no part of the config or its hash."""
+
+
 def now_iso() -> str:
     """The time format of every timestamp in the run folder (heartbeats included)."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -221,6 +221,25 @@ def dedup(run_config: str, out_dir: str, target: str = "fine",
     return path
 
 
+def sampling(paths: list[str], overwrite: bool = False) -> dict:
+    """Write sampling.json (what the resampling shows: distinct images, repeats, tail
+    share) for the runs of PATHS (run or sweep folders) that lack it.
+
+    Args:
+        paths: run folders (holding config.yaml) or sweep folders, one or more.
+        overwrite: rewrite the file of runs that already have one.
+    """
+    from scaling.sampling import backfill
+
+    out = backfill([Path(p) for p in ([paths] if isinstance(paths, str) else paths)],
+                   overwrite=overwrite)
+    for run in out["written"]:
+        print(f"wrote {run / 'sampling.json'}")
+    print(f"sampling.json: {len(out['written'])} written, {len(out['kept'])} kept "
+          "(already there)")
+    return out
+
+
 def _sweep_list(sweep_dirs: Union[str, Path, list[Union[str, Path]]]) -> list[Path]:
     """One folder (str or Path) or a list of them; a str is one path, never its letters."""
     if isinstance(sweep_dirs, (str, Path)):

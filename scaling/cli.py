@@ -76,17 +76,30 @@ def _data_parser() -> _JsonArgParser:
     """Parent of `scaling data <action>`; its actions are attached once it has a parent
     (jsonargparse adds nested subcommands in level order)."""
     return ArgumentParser(description="Data tools: materialize real-format copies, find "
-                          "near-duplicates of target test images.")
+                          "near-duplicates of target test images, write runs' "
+                          "sampling.json.")
+
+
+def _sampling_parser() -> _JsonArgParser:
+    """`scaling data sampling PATH...`: several positional folders, as `collect` takes."""
+    parser = ArgumentParser(description=(api.sampling.__doc__ or "").strip().splitlines()[0])
+    parser.add_argument("--config", action=ActionConfigFile)
+    parser.add_argument("paths", nargs="+", help="run folders or sweep folders")
+    parser.add_argument("--overwrite", type=bool, default=False,
+                        help="rewrite the file of runs that already have one")
+    return parser
 
 
 def _attach_data_actions(parser: _JsonArgParser) -> None:
     sub = parser.add_subcommands(required=True, dest="action")
     for name, fn in DATA_ACTIONS.items():
-        sub.add_subcommand(name, _function_parser(fn),
+        sub.add_subcommand(name, _sampling_parser() if name == "sampling" else
+                           _function_parser(fn),
                            help=(fn.__doc__ or "").strip().splitlines()[0])
 
 
-DATA_ACTIONS: dict[str, Callable] = {"materialize": api.materialize, "dedup": api.dedup}
+DATA_ACTIONS: dict[str, Callable] = {"materialize": api.materialize, "dedup": api.dedup,
+                                     "sampling": api.sampling}
 COMMANDS_HELP = {"train": "Pretrain one run (what each array task runs).",
                  "transfer": "Probe a finished run's trunk on its targets."}
 

@@ -30,6 +30,7 @@ from scaling import checkpoint, dist, logs, precision, recipe
 from scaling.allocator import pin_heap
 from scaling.final import export_final, exported
 from scaling.phase import run_phase
+from scaling.sampling import write_sampling
 from scaling.signals import PREEMPT, SignalFlags, requeue_self
 from scaling.strategies import get_strategy, policy
 from scaling.strategies.base import Strategy, autocast
@@ -64,6 +65,16 @@ def train(config: RunConfig, run_dir) -> str:
                      nothing="done", prepare=prepare)
 
 
+def _write_sampling(run_dir: Path, config: RunConfig, pset) -> None:
+    """sampling.json once per run (a resumed run keeps it); a failure is a warning, not a
+    failed run: `scaling data sampling` can write it later."""
+    try:
+        write_sampling(run_dir, config, pset)
+    except (ValueError, OSError) as exc:
+        log.warning("%s: sampling.json not written (%s); write it later with `scaling data "
+                    "sampling %s`", run_dir.name, exc, run_dir)
+
+
 def _finished(run_dir: Path) -> bool:
     """Done and exported: a done run whose final/ was removed (a refused trunk's advice)
     resumes from its final checkpoint, where the loop has no step left, and exports."""
@@ -79,9 +90,9 @@ class Trainer:
     (scaling/finetune.py) gives what differs, the labelled set (`dataset`), the model with
     its new head (`model`), the optim section (in `config.optim`), where checkpoints go
     (`ckpt_root`), and `records=False` (the run's train-phase files: state.json,
-    metrics.jsonl, memory.json, provenance.json and final/ are pretraining's), so both get
-    the same verified collective resume, fp16 skip limit, per-step divergence check and
-    finite-weight check before every checkpoint.
+    metrics.jsonl, memory.json, provenance.json, sampling.json and final/ are
+    pretraining's), so both get the same verified collective resume, fp16 skip limit,
+    per-step divergence check and finite-weight check before every checkpoint.
 
     Tests and benchmarks build a Trainer and call the same `train_step` that `fit` calls;
     `state_dict`/`load_state_dict` hold everything a checkpoint adds to the strategy's own
@@ -123,6 +134,7 @@ class Trainer:
                 log.info("warning: %d of %d records of %s are missing or undecodable (skipped; "
                          "data.max_corrupt_frac=%s)", pset.corrupt, config.data.images,
                          config.data.path, config.data.max_corrupt_frac)
+            _write_sampling(self.run_dir, config, pset)
         config = _resolve_strategy(config, env, self.pset.num_classes,
                                    self._started_in(config))
         if env.is_main and self.records and self.run_dir is not None:

@@ -28,7 +28,11 @@ CONTRACT = ["sweep", "run_id", "status", "train_status", "transfer_status", "arc
             "floor_top5", "git_sha",
             # the transfer files' fields added with the protocols (issue 12)
             "top1_dedup", "n_duplicates", "n_train", "n_test", "num_classes", "l2",
-            "feature_dim", "transfer_wall_s", "supervised", "precision"]
+            "feature_dim", "transfer_wall_s", "supervised", "precision",
+            # runs/<id>/sampling.json (what the resampling shows)
+            "sampling_draws", "sampling_distinct", "sampling_repeats",
+            "sampling_tail_images", "sampling_tail_share", "sampling_tail_distinct",
+            "sampling_tail_repeats"]
 
 
 def _collect(*dirs, **kw):
