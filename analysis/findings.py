@@ -532,10 +532,11 @@ def _finding_vocabulary(df, config, curves: _Curves) -> Finding:
         meaning = "Not enough runs: " + "; ".join(
             f"{p.label}: {p.note}" for p in parts if p.passed is None) + "."
     if which is not None and which.seeds and not math.isnan(which.effect):
-        meaning += (f" At the same size, a random {small} tags "
-                    + ("beat" if which.lo > 0 else "lose to" if which.hi < 0 else "match")
-                    + f" the {small} most frequent ones ({_fmt(which)}): which tags a "
-                    "vocabulary holds matters too.")
+        side = "beat" if which.lo > 0 else "lose to" if which.hi < 0 else None
+        meaning += (f" At the same size, {small} tags drawn at random {side} the {small} most "
+                    f"frequent ones ({_fmt(which)}): which tags a vocabulary holds matters "
+                    "too." if side else f" At the same size, {small} tags drawn at random and "
+                    f"the {small} most frequent ones are not told apart ({_fmt(which)}).")
     return Finding(3, TITLES[3], verdict, parts, meaning)
 
 

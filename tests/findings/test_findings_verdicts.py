@@ -217,7 +217,8 @@ def test_the_random_vocabulary_control_separates_more_tags_from_which_tags():
     shown = {p.label.split(" on ")[0]: p for p in which.parts}
     assert shown["top1(vocab random:16) - top1(vocab 16)"].effect == pytest.approx(6, abs=1)
     assert shown["top1(vocab random:16) - top1(vocab 16)"].rule == ""
-    assert "beat the 16 most frequent" in which.meaning
+    assert "random beat the 16 most frequent" in which.meaning
+    assert "are not told apart" in findings(_with_control(0.0, 6.0), FAST)[3].meaning
     # without the control in the config, the old rule (all - 16) is judged
     old = findings(_with_control(random_gain=6.0, all_gain=6.0),
                    {**FAST, "vocabulary": {"control": "none"}})[3]
