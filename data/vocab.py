@@ -31,7 +31,7 @@ def parse_random_vocab(vocab) -> int | None:
     return int(text)
 
 
-def random_vocab(order: np.ndarray, k: int, seed: int, vocab: str, where: str) -> np.ndarray:
+def random_vocab(order: np.ndarray, k: int, seed: int, vocab: object, where: str) -> np.ndarray:
     """K of the ranked tags `order`, drawn uniformly without replacement by (seed, K) and
     kept in rank order: the same tags for every N and run of one world."""
     if k > len(order):

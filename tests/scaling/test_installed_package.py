@@ -26,9 +26,8 @@ print(json.dumps({"paths": [str(p) for p in paths], "exist": [p.is_file() for p 
 
 def test_a_wheel_ships_the_demo_sweep_the_findings_rules_and_the_registry(tmp_path):
     import json
-    from pathlib import Path
-
     import shutil
+    from pathlib import Path
 
     # a copy without build/ or *.egg-info: a stale build folder would ship old files
     repo = tmp_path / "src"
