@@ -109,3 +109,18 @@ def test_without_files_or_without_a_varied_scheme_the_text_says_so(tmp_path, abl
                        seeds=(0,), targets=("fine",), problems=False)
     assert sampling_table(_collect(plain)).empty
     assert "does not vary resampling" in sampling_text(sampling_table(_collect(plain)))
+
+
+@pytest.mark.integration
+def test_the_report_shows_the_table_and_the_words(ablated, monkeypatch):
+    from analysis.report import report
+    from tests.helpers.slurm_runs import _jupyter_path
+
+    for key, value in _jupyter_path().items():  # nbconvert's templates from a layered venv
+        monkeypatch.setenv(key, value)
+    sweep, _ = ablated
+    text = report(sweep, n_boot=5, n_boot_nonlinear=2, budget_hours=5.0).read_text()
+    assert "What resampling shows the model" in text and "Traceback" not in text
+    assert "450 distinct images against natural&#x27;s 900 (0.50x)" in text or \
+        "450 distinct images against natural's 900 (0.50x)" in text
+    assert "tail_repeats" in text  # the table
