@@ -551,15 +551,29 @@ def _finding_resampling(df, config, curves: _Curves) -> Finding:
     verdict = _combine(parts, rule="any")
     if verdict == HOLDS:
         best = next(p for p in parts if p.passed)
-        meaning = (f"On {c.target}, {best.label} is {_fmt(best)}: flattening the Zipfian tag "
-                   "distribution helps a target that spreads over the popularity ranks.")
+        meaning = f"On {c.target}, {best.label} is {_fmt(best)}."
     elif verdict == FAILS:
         meaning = (f"On {c.target}, no scheme beats {c.baseline} sampling: "
                    + "; ".join(f"{p.label} {_fmt(p)}" for p in parts if p.seeds) + ".")
     else:
         meaning = (f"Needs {', '.join(c.schemes)} and {c.baseline} runs paired by seed on "
                    f"{c.target}: " + "; ".join(f"{p.label}: {p.note}" for p in parts) + ".")
-    return Finding(4, TITLES[4], verdict, parts, meaning)
+    return Finding(4, TITLES[4], verdict, parts, meaning + _mechanism_text(df, c.baseline))
+
+
+def _mechanism_text(df: pd.DataFrame, baseline: str) -> str:
+    """What the schemes did to the stream (sampling.json's figures), when the runs have
+    them: the explanation is the measured mechanism, not an assumed one."""
+    from analysis.sampling import sampling_table, sampling_text
+
+    if "sampling_distinct" not in df.columns:
+        return ""
+    try:
+        text = sampling_text(sampling_table(df), baseline=baseline)
+    except (KeyError, ValueError):  # a table without the design columns the ablation uses
+        return ""
+    lines = [line.lstrip("- ").replace("**", "") for line in text.splitlines() if line.strip()]
+    return "".join(f" {line}" for line in lines)
 
 
 def pct(p: float) -> str:

@@ -440,3 +440,18 @@ def test_other_vocabularies_are_shown_against_the_largest_but_not_judged():
                                                                                      abs=0.5)
     assert shown["top1(vocab all) - top1(vocab matched:coarse) on fine"].effect == \
         pytest.approx(-2.0, abs=0.5)
+
+
+def test_resampling_is_explained_by_the_measured_stream_when_runs_have_it():
+    df = table()
+    plain = findings(df, FAST)[4].meaning
+    figures = {"natural": (900.0, 2.0, 0.06, 100.0, 2.0), "sqrt": (600.0, 3.0, 0.2, 98.0, 6.0),
+               "uniform": (400.0, 4.5, 0.5, 95.0, 16.0)}
+    for column, k in (("sampling_distinct", 0), ("sampling_repeats", 1),
+                      ("sampling_tail_share", 2), ("sampling_tail_distinct", 3),
+                      ("sampling_tail_repeats", 4)):
+        df[column] = df["resample"].map(lambda r, k=k: figures[r][k])
+    df["sampling_draws"], df["sampling_tail_images"] = 1800.0, 100.0
+    explained = findings(df, FAST)[4].meaning
+    assert explained.startswith(plain) and explained != plain
+    assert "uniform shows 400 distinct images against natural's 900" in explained, explained
