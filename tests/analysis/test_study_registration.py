@@ -138,8 +138,9 @@ def test_one_world_and_no_registry_are_said_in_the_header(tmp_path):
         warnings.simplefilter("ignore")
         df = collect(sweep, write=False)
     assert world_line(df) == "data seed 43"
-    assert registration(sweep, None, None).line == (  # the repository's: no entries yet
-        f"exploratory (not registered: {R.DEFAULT_REGISTRY} has no entries)")
+    # the repository's registry: an unregistered sweep names the entry whose hash differs
+    assert registration(sweep, None, None).line.startswith(
+        "exploratory (not registered: design hash differs from entry 'paper-mini-r3-")
 
 
 def test_findings_json_carries_the_registration_and_its_hashes(tmp_path):
@@ -201,6 +202,21 @@ def test_a_damaged_run_config_leaves_the_report_exploratory_not_broken(tmp_path)
     assert "depht" in reg.line and "\n" not in reg.line
 
 
-def test_the_repository_registry_is_valid_and_empty():
-    assert R.DEFAULT_REGISTRY.is_file()
-    assert load_registry() == []
+@pytest.mark.slow
+def test_the_shipped_paper_mini_is_its_newest_registered_study(tmp_path):
+    """configs/paper-mini.yaml, configs/findings.yaml and the generator hash to the newest
+    registry entry of that sweep file: a change to any of them (or to how run configs are
+    hashed) makes `make paper-mini` exploratory, and must come with a new entry."""
+    import subprocess
+    import sys
+
+    entries = [e for e in load_registry() if e["sweep"] == "configs/paper-mini.yaml"]
+    assert entries, "no registered paper-mini study"
+    repo = R.DEFAULT_REGISTRY.parents[1]
+    subprocess.run([sys.executable, "-m", "scaling.cli", "sweep",
+                    str(repo / "configs" / "paper-mini.yaml"), "--root", str(tmp_path)],
+                   check=True, capture_output=True, timeout=600)
+    sweep = tmp_path / "paper-mini"
+    assert R.hashes(sweep) == entries[-1]["sha256"]
+    assert R.sweep_worlds(sweep) == entries[-1]["worlds"]
+    assert registration(sweep, None, None).line.startswith(f"registered {entries[-1]['id']}")
