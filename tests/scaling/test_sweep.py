@@ -135,49 +135,36 @@ def test_world_seed_and_list_axes_get_readable_run_ids(tmp_path):
     assert [r["run_id"] for r in rows] == ["world5-tfine-coarse-s0"]
 
 
-def test_paper_mini_runs_the_finding_grids_on_an_untuned_world(tmp_path, repo_root):
+def test_paper_mini_runs_the_finding_grids_on_untuned_worlds(tmp_path, repo_root):
     rows = manifest(expand_sweep(repo_root / "configs" / "paper-mini.yaml", tmp_path))
     configs = [load_run_config(tmp_path / "paper-mini" / "runs" / r["run_id"] / "config.yaml")
                for r in rows]
-    assert {c.data.seed for c in configs} == {43}  # 0 tuned it, 1 checked, 5-41 were used
+    # replicate r: world 100 + r (never used by an earlier record), init seed r
+    assert {(c.data.seed, c.seed) for c in configs} == {(100, 0), (101, 1), (102, 2)}
     assert {c.precision for c in configs} == {"auto"}  # bf16 only where it is native
     assert {c.model.width_per_group for c in configs} == {4, 16}
-    assert {str(c.data.vocab) for c in configs} == {"16", "all", "matched:coarse"}
+    assert {str(c.data.vocab) for c in configs} == {"16", "random:16", "all", "matched:coarse"}
     assert {c.data.resample for c in configs} == {"natural", "uniform"}
     assert {c.data.label_noise for c in configs} == {0.0, 0.1, 0.25}
     assert all("fine" in c.transfer.targets for c in configs)
-    # finding 6 fine-tunes 3 of the width x size grid's width-16 16k trunks, probed on novel
+    # finding 6 fine-tunes the width-16 25k trunks, probed on novel and fine
     finetuned = [c for c in configs if "finetune" in c.transfer.protocols]
     assert len(finetuned) == 3 and all("linear" in c.transfer.protocols for c in finetuned)
-    assert {(c.model.width_per_group, c.data.images, c.data.label_noise, str(c.data.vocab),
-             tuple(c.transfer.targets)) for c in finetuned} == {(16, 16000, 0.0, "all",
-                                                                 ("fine", "novel"))}
-    # the vocabulary grid trains longer: 192k images seen twice
-    vocab = [c for c in configs if str(c.data.vocab) != "all"]
-    assert {(c.data.images, c.optim.images_seen) for c in vocab} == {(192000, 384000)}
-    # at least 3 seeds at every point, counted over the runs that give a fine linear probe
-    # (the width x size grid's 16k point takes seeds from two grids); 6 on the width x size,
-    # resampling and 10% noise grids
-    seeds: dict = {}
+    assert {(c.model.width_per_group, c.data.images, tuple(c.transfer.targets))
+            for c in finetuned} == {(16, 25000, ("fine", "novel"))}
+    # the vocabulary and resampling grid: a 96k set seen twice
+    vocab = [c for c in configs if str(c.data.vocab) != "all" or c.data.resample != "natural"]
+    assert {(c.data.images, c.optim.images_seen) for c in vocab} == {(96000, 192000)}
+    points: dict = {}
     for c in configs:
         point = (c.model.width_per_group, c.data.images, c.optim.images_seen, str(c.data.vocab),
                  c.data.resample, c.data.label_noise)
-        seeds.setdefault(point, set()).add(c.seed)
-    assert min(len(s) for s in seeds.values()) >= 3
-    for width in (4, 16):
-        for images in (250, 2000, 16000):
-            assert seeds[width, images, 192000, "all", "natural", 0.0] == set(range(6))
-    # label noise pairs with the width x size grid's clean runs at 2k (shared, not rerun);
-    # 25% only has to cost more than 10% on the seeds that have both
-    assert seeds[16, 2000, 192000, "all", "natural", 0.1] == set(range(6))
-    assert seeds[16, 2000, 192000, "all", "natural", 0.25] == set(range(4))
-    for scheme in ("natural", "uniform"):
-        assert len(seeds[16, 192000, 192000, "all", scheme, 0.0]) == 6
-    for vocab in ("16", "all", "matched:coarse"):
-        assert len(seeds[16, 192000, 384000, vocab, "natural", 0.0]) == 3
-    assert {tuple(c.transfer.targets) for c in configs if c.optim.images_seen == 384000} == {
-        ("fine", "coarse")}
-    assert len(configs) == 67
+        points.setdefault(point, set()).add(c.seed)
+    assert all(s == {0, 1, 2} for s in points.values()), points  # 3 replicates everywhere
+    for width in (4, 16):  # four sizes over two decades for finding 1's curvature
+        assert {n for (w, n, seen, *_rest) in points if w == width and seen == 96000
+                } == {250, 1000, 5000, 25000}
+    assert len(configs) == 45
 
 
 def test_replicates_tie_each_world_to_its_init_seed(tmp_path):
