@@ -215,8 +215,13 @@ class FinetuneConfig(OptimConfig):
     schedule: str = "cosine"
     images_seen: int = 40_000
     """About 13 passes over transfer.train_images=3000."""
+    freeze_trunk: bool = False
+    """Train the new head only: the trunk's weights and batch-norm statistics stay as
+    pretrained (finding 6's breaker: fine-tuning without the trunk's adaptation; ddp only)."""
 
     def __post_init__(self) -> None:
+        check(isinstance(self.freeze_trunk, bool), "transfer.finetune.freeze_trunk",
+              self.freeze_trunk, "use true or false")
         try:
             super().__post_init__()
         except ConfigError as exc:
@@ -495,6 +500,10 @@ class RunConfig:
             check(ft.global_batch % world == 0, "transfer.finetune.global_batch",
                   ft.global_batch, f"use a multiple of the world size {world} (fine-tuning "
                   "runs on the run's ranks)")
+            check(not ft.freeze_trunk or self.shard.strategy == "ddp",
+                  "transfer.finetune.freeze_trunk", ft.freeze_trunk,
+                  f"a frozen trunk is fine-tuned under ddp only, not shard.strategy="
+                  f"{self.shard.strategy!r}: set shard.strategy: ddp or freeze_trunk: false")
             if ft.micro_batch is not None:
                 check((ft.global_batch // world) % ft.micro_batch == 0,
                       "transfer.finetune.micro_batch", ft.micro_batch,
@@ -601,9 +610,24 @@ def check_field_path(dotted: str) -> None:
         raise ConfigError(f"unknown field {dotted!r}: did you mean {closest(dotted, paths)!r}?")
 
 
+HASHED_ONLY_WHEN_SET: dict[tuple[str, ...], Any] = {
+    ("transfer", "finetune", "freeze_trunk"): False,
+}
+"""Fields added after runs and registered studies were hashed, with the value that does what
+the runs before them did: left out of `config_hash` at that value, so every earlier run
+folder and registered design (records/registry.yaml) keeps its hash; set, they count."""
+
+
 def config_hash(config: RunConfig) -> str:
     """Stable hash of everything that changes a run's results (`name` excluded)."""
     payload = to_dict(config)
+    for path, default in HASHED_ONLY_WHEN_SET.items():
+        *parents, leaf = path
+        section = payload
+        for key in parents:
+            section = section.get(key, {})
+        if leaf in section and section[leaf] == default:
+            del section[leaf]
     payload.pop("name", None)
     payload.pop("resources", None)  # where it runs does not change what it computes
     payload.pop("logging", None)

@@ -27,6 +27,8 @@ class Trunk(Protocol):
 
     def is_trunk_key(self, key: str) -> bool: ...
 
+    def freeze_trunk(self) -> nn.Module: ...
+
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 

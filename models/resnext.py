@@ -98,6 +98,23 @@ class ResNeXt(ResNet):
         """A state-dict key of the trunk, not of the classifier `fc`."""
         return not key.startswith("fc.")
 
+    def freeze_trunk(self) -> ResNeXt:
+        """Only `fc` trains from now on: the trunk's weights take no gradient and its
+        batch-norm layers stay in eval mode (their statistics stay the pretrained ones)
+        whatever `train()` is called with, as a frozen feature extractor must."""
+        self._trunk_frozen = True
+        for name, param in self.named_parameters():
+            param.requires_grad_(not self.is_trunk_key(name))
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> ResNeXt:
+        super().train(mode)
+        if getattr(self, "_trunk_frozen", False):
+            for name, child in self.named_children():
+                if name != "fc":
+                    child.eval()
+        return self
+
 
 def _build(num_classes: int, depth: int, stages: int, **kwargs) -> ResNeXt:
     return ResNeXt(stage_layers(depth, stages), num_classes=num_classes, **kwargs)

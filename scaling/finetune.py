@@ -1,7 +1,8 @@
 """The `finetune` protocol: the paper's full fine-tuning of a pretrained trunk on a target.
 
-The hashtag head is replaced by one for the target's classes and every weight trains, with
-the schedule of `transfer.finetune` (the recipe fields of `optim`), under the run's own
+The hashtag head is replaced by one for the target's classes and every weight trains (the
+head alone with `transfer.finetune.freeze_trunk`), with the schedule of `transfer.finetune`
+(the recipe fields of `optim`), under the run's own
 sharding strategy and precision, in the pretraining engine's one loop
 (`scaling.engine.Trainer`, given the labelled set, the model, the schedule and the
 checkpoint folder `transfer/finetune/<target>/checkpoints/`): a killed fine-tune resumes
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from contract.config import RunConfig
+from models.registry import Trunk
 from scaling import dist, recipe
 from scaling.probe import topk
 from scaling.strategies.base import Strategy, autocast
@@ -78,9 +80,12 @@ def finetune(config: RunConfig, run_dir: Path, env: dist.DistEnv, target: str, t
     cfg = finetune_config(config)
     classes = len(train.classes)
     root = run_dir / "transfer" / "finetune" / target / "checkpoints"
+    model = load_trunk(run_dir, seed=cfg.seed + 1, num_classes=classes)
+    if config.transfer.finetune.freeze_trunk:
+        model = cast(Trunk, model).freeze_trunk()
     trainer = Trainer(cfg, env, run_dir,
                       dataset=LabelledSet(train.images, train.labels, classes),
-                      model=load_trunk(run_dir, seed=cfg.seed + 1, num_classes=classes).train(),
+                      model=model.train(),
                       ckpt_root=root, records=False, optim_field="transfer.finetune")
     phase = trainer.fit()
     if phase != "done":
