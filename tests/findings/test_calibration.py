@@ -85,3 +85,19 @@ def test_the_report_template_shows_the_table_from_the_file(tmp_path):
     C.write_calibration(_rows(0, {"control": True, "breaker": False}), path)
     assert "| 1/1 | 0/1 |" in _run_cell(path)
     assert _run_cell(tmp_path / "gone.csv").startswith("_Calibration not shown:")
+
+
+def test_the_shipped_file_pairs_every_finding_on_worlds_it_was_not_tuned_on():
+    """analysis/data/calibration.csv (what `scaling report` shows by default) is the breaker
+    test's own output: both arms of all six findings on each world, none on world 0 (the
+    world the pairs were designed on), and the report renders it as a table."""
+    table = C.read_calibration(C.CALIBRATION)
+    assert set(table["source"]) == {"tests/findings/test_breakers.py"}
+    worlds = sorted(set(table["world"].astype(int)))
+    assert worlds and 0 not in worlds
+    for world in worlds:
+        rows = table[table["world"].astype(int) == world]
+        assert sorted(zip(rows["finding"].astype(int), rows["arm"])) == sorted(
+            (n, arm) for n in range(1, 7) for arm in C.ARMS), world
+    text = C.calibration_markdown()
+    assert "Calibration not shown" not in text and text.count("\n|") >= 8
