@@ -17,20 +17,9 @@ import scaling.transfer as T
 from contract.config import load_run_config
 from contract.errors import RunError
 from contract.runfolder import read_state
-from tests.helpers.engine import make_run
-from tests.scaling.test_transfer import FT, SMALL_WORLD, _train, clone
+from tests.scaling.test_transfer import FT, clone
 
 STEPS = 20  # 640 images at a global batch of 32
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One tiny pretrained trunk, as test_transfer.py's (its helpers are reused)."""
-    torch.set_num_threads(1)
-    run = make_run(tmp_path_factory.mktemp("trunk"), "trunk", data__world=SMALL_WORLD,
-                   optim__images_seen=160)
-    _train(run)
-    return run
 
 
 def _finetune_run(trained, tmp_path, precision: str = "fp32", every: int = 2, **finetune):

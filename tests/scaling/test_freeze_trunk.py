@@ -16,8 +16,7 @@ from contract.config import RunConfig, config_hash, load_run_config, read_run_co
 from contract.errors import ConfigError
 from models import create_model
 from scaling.checkpoint import load_tensors
-from tests.helpers.engine import make_run
-from tests.scaling.test_transfer import FT, SMALL_WORLD, _train, clone
+from tests.scaling.test_transfer import FT, clone
 
 
 def test_a_frozen_trunk_keeps_batch_norm_in_eval_mode_and_trains_the_head_only():
@@ -30,15 +29,6 @@ def test_a_frozen_trunk_keeps_batch_norm_in_eval_mode_and_trains_the_head_only()
     assert model.fc.training and model.training
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {"fc.weight", "fc.bias"}
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    torch.set_num_threads(1)
-    run = make_run(tmp_path_factory.mktemp("trunk"), "trunk", data__world=SMALL_WORLD,
-                   optim__images_seen=160)
-    _train(run)
-    return run
 
 
 def _fine_tuned_weights(trained, tmp_path, monkeypatch, **finetune) -> dict:

@@ -38,16 +38,6 @@ def _train(run_dir: Path) -> None:
     assert train(load_run_config(run_dir / "config.yaml"), run_dir) == "done"
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """One tiny pretrained trunk (8 novel classes), reused through `clone`."""
-    torch.set_num_threads(1)
-    run = make_run(tmp_path_factory.mktemp("trunk"), "trunk", data__world=SMALL_WORLD,
-                   optim__images_seen=160)
-    _train(run)
-    return run
-
-
 def clone(trained: Path, tmp_path: Path, name: str = "run", **transfer) -> Path:
     """A run folder holding `trained`'s finished trunk with another transfer section."""
     config = yaml.safe_load((trained / "config.yaml").read_text())
