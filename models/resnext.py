@@ -43,6 +43,7 @@ class ResNeXt(ResNet):
                  width_per_group: int = 4, base_width: int = 64, stem: str = "imagenet",
                  zero_init_residual: bool = True) -> None:
         nn.Module.__init__(self)
+        self._trunk_frozen = False  # freeze_trunk() sets it; train() then keeps BN in eval
         if stem not in ("imagenet", "small"):
             raise ConfigError(f"model.stem={stem!r} is invalid: use 'imagenet' or 'small'")
         if len(layers) not in (3, 4):
@@ -109,7 +110,7 @@ class ResNeXt(ResNet):
 
     def train(self, mode: bool = True) -> ResNeXt:
         super().train(mode)
-        if getattr(self, "_trunk_frozen", False):
+        if self._trunk_frozen:
             for name, child in self.named_children():
                 if name != "fc":
                     child.eval()

@@ -6,9 +6,10 @@ whose advice works, and the flag at its default leaves every earlier config hash
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
-import yaml
 
 import scaling.finetune as F
 import scaling.transfer as T
@@ -16,6 +17,7 @@ from contract.config import RunConfig, config_hash, load_run_config, read_run_co
 from contract.errors import ConfigError
 from models import create_model
 from scaling.checkpoint import load_tensors
+from scaling.final import load_trunk
 from tests.scaling.test_transfer import FT, clone
 
 
@@ -31,8 +33,9 @@ def test_a_frozen_trunk_keeps_batch_norm_in_eval_mode_and_trains_the_head_only()
     assert trainable == {"fc.weight", "fc.bias"}
 
 
-def _fine_tuned_weights(trained, tmp_path, monkeypatch, **finetune) -> dict:
-    """The network's state at the end of fine-tuning (read where it is evaluated)."""
+def _fine_tuned_weights(trained, tmp_path, monkeypatch, **finetune) -> tuple[Path, dict]:
+    """The run folder and the network's state at the end of fine-tuning (read where it is
+    evaluated)."""
     seen: dict = {}
     evaluate = F.evaluate
 
@@ -46,25 +49,25 @@ def _fine_tuned_weights(trained, tmp_path, monkeypatch, **finetune) -> dict:
                 finetune={**FT, "images_seen": 320, **finetune})
     T.transfer(load_run_config(run / "config.yaml"), run)
     assert (run / "transfer" / "novel__finetune.json").is_file()
-    return seen
+    return run, seen
 
 
 @pytest.mark.parametrize("frozen", [True, False])
 def test_fine_tuning_moves_the_trunk_only_when_it_is_not_frozen(trained, tmp_path,
                                                                  monkeypatch, frozen):
     pretrained = load_tensors(trained / "final" / "trunk.pt", map_location="cpu")
-    after = _fine_tuned_weights(trained, tmp_path, monkeypatch, freeze_trunk=frozen)
+    run, after = _fine_tuned_weights(trained, tmp_path, monkeypatch, freeze_trunk=frozen)
     moved = [k for k, v in pretrained.items() if not torch.equal(v, after[k])]
     stats = [k for k in moved if k.endswith(("running_mean", "running_var"))]
     if frozen:
         assert moved == [], moved[:5]
     else:  # the control: the same fine-tune without the flag moves weights and statistics
         assert len(moved) > len(pretrained) // 2 and stats, moved[:5]
-    head = create_model("resnext", num_classes=after["fc.weight"].shape[0],
-                        **yaml.safe_load((trained / "final" / "model.json").read_text())
-                        ["kwargs"]).state_dict()["fc.weight"]
-    assert head.shape == after["fc.weight"].shape
-    assert not torch.equal(head, after["fc.weight"])  # the head trained either way
+    # the head fine-tuning started from (finetune() seeds it with the run's seed + 1)
+    config = load_run_config(run / "config.yaml")
+    start = load_trunk(run, seed=config.seed + 1,
+                       num_classes=after["fc.weight"].shape[0]).state_dict()["fc.weight"]
+    assert not torch.equal(start, after["fc.weight"])  # the head trained either way
 
 
 def _config(**shard) -> dict:
