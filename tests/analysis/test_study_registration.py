@@ -207,15 +207,12 @@ def test_the_shipped_paper_mini_is_its_newest_registered_study(tmp_path):
     """configs/paper-mini.yaml, configs/findings.yaml and the generator hash to the newest
     registry entry of that sweep file: a change to any of them (or to how run configs are
     hashed) makes `make paper-mini` exploratory, and must come with a new entry."""
-    import subprocess
-    import sys
+    from tests.helpers.slurm_runs import scaling
 
     entries = [e for e in load_registry() if e["sweep"] == "configs/paper-mini.yaml"]
     assert entries, "no registered paper-mini study"
     repo = R.DEFAULT_REGISTRY.parents[1]
-    subprocess.run([sys.executable, "-m", "scaling.cli", "sweep",
-                    str(repo / "configs" / "paper-mini.yaml"), "--root", str(tmp_path)],
-                   check=True, capture_output=True, timeout=600)
+    scaling("sweep", repo / "configs" / "paper-mini.yaml", "--root", tmp_path, timeout=600)
     sweep = tmp_path / "paper-mini"
     assert R.hashes(sweep) == entries[-1]["sha256"]
     assert R.sweep_worlds(sweep) == entries[-1]["worlds"]

@@ -53,8 +53,6 @@ from __future__ import annotations
 import datetime
 import math
 import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -65,6 +63,8 @@ import yaml
 
 from analysis import CollectWarning, collect
 from analysis.findings import FAILS, HOLDS, NOT_ENOUGH, findings
+from contract.world_config import WorldConfig
+from tests.helpers.slurm_runs import scaling
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -125,13 +125,6 @@ FLIPPED = sorted(set(range(1, 7)) - set(SCALE_LIMITED))
 """The pairs whose flip, holds -> does not hold, the tiny scale shows: 1 and 6."""
 
 
-def scaling(*args, cwd):
-    proc = subprocess.run([sys.executable, "-m", "scaling.cli", *args], capture_output=True,
-                          text=True, timeout=3600, cwd=cwd)
-    assert proc.returncode == 0, f"scaling {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc
-
-
 def _grids() -> list[dict]:
     scaling_grid = [{"axes": {"data.images": [n], "optim.images_seen": [EPOCHS * n],
                               **(COARSE_TOO if n == MIDDLE and not extra else {}), **extra}}
@@ -167,10 +160,14 @@ def _is(df, column, default, value) -> pd.Series:
     return got.astype(str).eq(str(value))
 
 
+WORLD_DEFAULTS = WorldConfig()
+"""Where a run left a world knob at the generator's default, its column is empty."""
+
+
 def blocks(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The sweep's rows by block: which world and which design each run belongs to."""
-    no_fine = _is(df, "data.world.p_fine_tag", 0.7, 0.0)
-    shared = _is(df, "data.world.tail_private", 0.5, 0.0)
+    no_fine = _is(df, "data.world.p_fine_tag", WORLD_DEFAULTS.p_fine_tag, 0.0)
+    shared = _is(df, "data.world.tail_private", WORLD_DEFAULTS.tail_private, 0.0)
     default_world = ~no_fine & ~shared
     width = pd.to_numeric(df["width"], errors="coerce")
     finetune = df["run_id"].isin(df.loc[df["protocol"].eq("finetune"), "run_id"])
@@ -231,9 +228,10 @@ def breaker_sweep(tmp_path_factory, repo_root):
     name = f"breakers-w{WORLD}"
     (root / "breakers.yaml").write_text(yaml.safe_dump({
         "name": name, "base": "base.yaml", "seeds": [0, 1, 2], "grids": _grids()}))
-    scaling("sweep", "breakers.yaml", "--root", "sweeps", cwd=root)
+    scaling("sweep", "breakers.yaml", "--root", "sweeps", cwd=root, timeout=3600)
     sweep = root / "sweeps" / name
-    scaling("run", str(sweep), "--local", "--parallel", "2", "--progress", "false", cwd=root)
+    scaling("run", str(sweep), "--local", "--parallel", "2", "--progress", "false", cwd=root,
+            timeout=3600)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CollectWarning)
         df = collect(sweep, write=False)
